@@ -1,0 +1,238 @@
+//! Writing the MIME message and its envelope (R-MSG-1, R-MSG-3, R-MSG-6).
+
+use crate::merge::Urls;
+use crate::{
+    CompiledTemplate, Error, Mailbox, MergeValues, MessageRef, Part, Platform, Result,
+    SenderIdentity, Tracker, check_header_value,
+};
+use chrono::{DateTime, Utc};
+use mail_builder::MessageBuilder;
+use mail_builder::headers::HeaderType;
+use mail_builder::headers::raw::Raw;
+use serde::{Deserialize, Serialize};
+
+/// Individual email, or mass email (a newsletter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SendKind {
+    /// One email to one person.
+    Individual,
+    /// A newsletter: carries `List-Unsubscribe` and `List-Unsubscribe-Post`.
+    Mass,
+}
+
+impl SendKind {
+    fn feedback_type(self) -> &'static str {
+        match self {
+            SendKind::Individual => "individual",
+            SendKind::Mass => "mass",
+        }
+    }
+}
+
+/// A file sent with the message; with a `content_id` it is an inline part that
+/// the HTML refers to as `cid:<content_id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// File name shown to the recipient.
+    pub filename: String,
+    /// MIME type, e.g. `application/pdf`.
+    pub content_type: String,
+    /// The bytes.
+    pub data: Vec<u8>,
+    /// For inline parts (images in the HTML), the Content-ID without brackets.
+    pub content_id: Option<String>,
+}
+
+impl Attachment {
+    fn check(&self) -> Result<()> {
+        check_header_value("attachment filename", &self.filename)?;
+        let valid_token = |t: &str| {
+            !t.is_empty()
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c))
+        };
+        match self.content_type.split_once('/') {
+            Some((a, b)) if valid_token(a) && valid_token(b) => {}
+            _ => {
+                return Err(Error::Invalid {
+                    field: "attachment content_type",
+                    rule: format!("`{}` is not a MIME type (type/subtype)", self.content_type),
+                });
+            }
+        }
+        if let Some(cid) = &self.content_id {
+            if cid.is_empty() || cid.contains(['<', '>', ' ']) || cid.chars().any(char::is_control)
+            {
+                return Err(Error::Invalid {
+                    field: "attachment content_id",
+                    rule: "must be non-empty, without spaces, `<`, `>` or control characters"
+                        .into(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Everything about one message except its content.
+#[derive(Debug, Clone, Copy)]
+pub struct BuildParams<'a> {
+    /// The platform sending on the user's behalf.
+    pub platform: &'a Platform,
+    /// The CRM user the message is from.
+    pub sender: &'a SenderIdentity,
+    /// The recipient.
+    pub to: &'a Mailbox,
+    /// Where replies go, if not to `From`.
+    pub reply_to: Option<&'a Mailbox>,
+    /// Individual or mass.
+    pub kind: SendKind,
+    /// The message's number, from which tokens and the Message-ID derive.
+    pub message: MessageRef,
+    /// The campaign's number, for `Feedback-ID`.
+    pub campaign: Option<u64>,
+    /// The `Date:` of the message.
+    pub date: DateTime<Utc>,
+    /// Files to attach.
+    pub attachments: &'a [Attachment],
+}
+
+/// SMTP envelope: who bounces go to, and who receives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// `MAIL FROM`: the VERP address on the platform's bounce domain.
+    pub mail_from: String,
+    /// `RCPT TO`.
+    pub rcpt_to: String,
+}
+
+/// A built message, ready to be DKIM-signed and delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    /// The SMTP envelope.
+    pub envelope: Envelope,
+    /// The Message-ID, without angle brackets.
+    pub message_id: String,
+    /// The RFC 5322 message, CRLF line endings.
+    pub message: Vec<u8>,
+}
+
+struct MessageUrls<'a> {
+    tracker: &'a Tracker,
+    message: MessageRef,
+}
+
+impl Urls for MessageUrls<'_> {
+    fn link(&self, index: u16) -> String {
+        self.tracker.click_url(self.message, index)
+    }
+    fn open(&self) -> String {
+        self.tracker.open_url(self.message)
+    }
+    fn unsubscribe(&self) -> String {
+        self.tracker.unsubscribe_url(self.message)
+    }
+}
+
+impl CompiledTemplate {
+    /// Renders this template with one recipient's `values` and writes the
+    /// message: headers per R-MSG-1 (`Sender:` while the domain is unverified),
+    /// R-MSG-3 (every header value checked) and R-MSG-6 (unsubscribe headers for
+    /// mass mail), multipart/alternative bodies, attachments and inline parts.
+    pub fn build(
+        &self,
+        values: &MergeValues,
+        params: &BuildParams<'_>,
+        tracker: &Tracker,
+    ) -> Result<OutgoingEmail> {
+        let urls = MessageUrls {
+            tracker,
+            message: params.message,
+        };
+        let subject = self
+            .render_part(Part::Subject, values, &urls)
+            .unwrap_or_default();
+        check_header_value("Subject", &subject)?;
+        for (field, mailbox) in [
+            ("From", Some(&params.sender.user)),
+            ("To", Some(params.to)),
+            ("Reply-To", params.reply_to),
+            ("Sender", Some(&params.platform.sender)),
+        ] {
+            if let Some(name) = mailbox.and_then(|m| m.name.as_deref()) {
+                check_header_value(field, name)?;
+            }
+        }
+        if params.kind == SendKind::Mass && !self.has_unsubscribe_link() {
+            return Err(Error::Invalid {
+                field: "template",
+                rule: "a mass email needs an unsubscribe link: add {{links.unsubscribe}} or compile with TrackingOptions::unsubscribe_link".into(),
+            });
+        }
+        let message_id = tracker.message_id(params.message, &params.platform.message_id_domain);
+        let mut builder = MessageBuilder::new()
+            .from(params.sender.user.to_builder())
+            .to(params.to.to_builder())
+            .subject(subject)
+            .date(mail_builder::headers::date::Date::new(
+                params.date.timestamp(),
+            ))
+            .message_id(message_id.clone());
+        if !params.sender.domain_verified {
+            builder = builder.sender(params.platform.sender.to_builder());
+        }
+        if let Some(reply_to) = params.reply_to {
+            builder = builder.reply_to(reply_to.to_builder());
+        }
+        if params.kind == SendKind::Mass {
+            builder = builder
+                .header(
+                    "List-Unsubscribe",
+                    HeaderType::Raw(Raw::new(format!("<{}>", urls.unsubscribe()))),
+                )
+                .header(
+                    "List-Unsubscribe-Post",
+                    HeaderType::Raw(Raw::new("List-Unsubscribe=One-Click")),
+                );
+        }
+        builder = builder.header(
+            "Feedback-ID",
+            HeaderType::Raw(Raw::new(format!(
+                "{}:{}:{}:{}",
+                params.campaign.unwrap_or(0),
+                params.message.account,
+                params.kind.feedback_type(),
+                params.platform.feedback_sender
+            ))),
+        );
+        if let Some(text) = self.render_part(Part::Text, values, &urls) {
+            builder = builder.text_body(text);
+        }
+        if let Some(html) = self.render_part(Part::Html, values, &urls) {
+            builder = builder.html_body(html);
+        }
+        for a in params.attachments {
+            a.check()?;
+            builder = match &a.content_id {
+                Some(cid) => {
+                    builder.inline(a.content_type.as_str(), cid.as_str(), a.data.as_slice())
+                }
+                None => builder.attachment(
+                    a.content_type.as_str(),
+                    a.filename.as_str(),
+                    a.data.as_slice(),
+                ),
+            };
+        }
+        let mut message = Vec::new();
+        builder.serialize(&mut message);
+        Ok(OutgoingEmail {
+            envelope: Envelope {
+                mail_from: tracker.verp_address(params.message, &params.platform.bounce_domain),
+                rcpt_to: params.to.address.as_str().to_owned(),
+            },
+            message_id,
+            message,
+        })
+    }
+}
