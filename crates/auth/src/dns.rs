@@ -1,0 +1,103 @@
+//! The DNS resolver (R-AUTH-5): hickory-resolver, pointed at the name server
+//! the configuration names.
+
+use crate::{Error, Result};
+use mail_auth::MessageAuthenticator;
+use mail_auth::hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use mail_auth::hickory_resolver::proto::rr::{Name, RData};
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Where DNS questions go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsConfig {
+    /// The name server (UDP and TCP on this address). `None` reads the
+    /// system's `/etc/resolv.conf` when the resolver is built.
+    pub nameserver: Option<SocketAddr>,
+    /// How long one query may take.
+    pub timeout: Duration,
+    /// How many times a query is tried.
+    pub attempts: usize,
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig { nameserver: None, timeout: Duration::from_secs(5), attempts: 2 }
+    }
+}
+
+/// The answer to one DNS question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup<T> {
+    /// Records were found.
+    Found(T),
+    /// The name does not exist or has no record of that type (NXDOMAIN/NODATA).
+    NotFound,
+    /// No answer could be had now (timeout, SERVFAIL, network): try later.
+    TempError(String),
+}
+
+/// A resolver, shared by the domain checks and mail-auth's SPF evaluation.
+pub struct Dns {
+    auth: MessageAuthenticator,
+}
+
+impl std::fmt::Debug for Dns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dns").finish_non_exhaustive()
+    }
+}
+
+impl Dns {
+    /// Builds the resolver. Must be called within a Tokio runtime's context.
+    pub fn new(config: &DnsConfig) -> Result<Self> {
+        let mut opts = ResolverOpts::default();
+        opts.timeout = config.timeout;
+        opts.attempts = config.attempts;
+        opts.cache_size = 0;
+        let auth = match config.nameserver {
+            Some(addr) => {
+                let mut udp = ConnectionConfig::udp();
+                udp.port = addr.port();
+                let mut tcp = ConnectionConfig::tcp();
+                tcp.port = addr.port();
+                let ns = NameServerConfig::new(addr.ip(), true, vec![udp, tcp]);
+                MessageAuthenticator::new(ResolverConfig::from_name_servers(vec![ns]), opts)
+            }
+            None => MessageAuthenticator::new_system_conf(),
+        }
+        .map_err(|e| Error::Resolver(e.to_string()))?;
+        Ok(Dns { auth })
+    }
+
+    pub(crate) fn authenticator(&self) -> &MessageAuthenticator {
+        &self.auth
+    }
+
+    /// The TXT records at `name`, each record's strings joined.
+    pub async fn txt(&self, name: &str) -> Lookup<Vec<String>> {
+        let fqdn = if name.ends_with('.') { name.to_owned() } else { format!("{name}.") };
+        let name = match Name::from_str(&fqdn) {
+            Ok(n) => n,
+            Err(e) => return Lookup::TempError(format!("`{fqdn}` is not a DNS name: {e}")),
+        };
+        match self.auth.resolver().txt_lookup(name).await {
+            Ok(lookup) => {
+                let records: Vec<String> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::TXT(txt) => Some(
+                            txt.txt_data.iter().map(|part| String::from_utf8_lossy(part)).collect::<String>(),
+                        ),
+                        _ => None,
+                    })
+                    .collect();
+                if records.is_empty() { Lookup::NotFound } else { Lookup::Found(records) }
+            }
+            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Lookup::NotFound,
+            Err(e) => Lookup::TempError(e.to_string()),
+        }
+    }
+}
