@@ -162,13 +162,22 @@ impl DomainChecker {
         match self.dns.txt(domain).await {
             Lookup::Found(txts) => {
                 let spf: Vec<String> = txts.into_iter().filter(|t| SpfRecord::is_spf(t)).collect();
-                if spf.is_empty() { Lookup::NotFound } else { Lookup::Found(spf) }
+                if spf.is_empty() {
+                    Lookup::NotFound
+                } else {
+                    Lookup::Found(spf)
+                }
             }
             other => other,
         }
     }
 
-    fn walk<'a>(&'a self, record: SpfRecord, path: Vec<String>, walk: &'a mut Walk) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+    fn walk<'a>(
+        &'a self,
+        record: SpfRecord,
+        path: Vec<String>,
+        walk: &'a mut Walk,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
         Box::pin(async move {
             for term in record.querying_terms() {
                 walk.lookups += 1;
@@ -178,19 +187,33 @@ impl DomainChecker {
                 };
                 let mut here = path.clone();
                 here.push(target.clone());
-                if target.eq_ignore_ascii_case(&self.platform.spf_include) && walk.platform_path.is_none() {
+                if target.eq_ignore_ascii_case(&self.platform.spf_include)
+                    && walk.platform_path.is_none()
+                {
                     walk.platform_path = Some(here.clone());
                 }
-                if walk.lookups > LOOKUP_LIMIT || target.contains('%') || !walk.visited.insert(target.to_ascii_lowercase()) {
+                if walk.lookups > LOOKUP_LIMIT
+                    || target.contains('%')
+                    || !walk.visited.insert(target.to_ascii_lowercase())
+                {
                     continue;
                 }
                 match self.spf_records(&target).await {
-                    Lookup::Found(records) if records.len() == 1 => match SpfRecord::parse(&records[0]) {
-                        Ok(r) => self.walk(r, here, walk).await,
-                        Err(why) => walk.problems.push(format!("the record of {target} is invalid: {why}")),
-                    },
-                    Lookup::Found(records) => walk.problems.push(format!("{target} has {} SPF records (permerror)", records.len())),
-                    Lookup::NotFound => walk.problems.push(format!("{target} has no SPF record (permerror)")),
+                    Lookup::Found(records) if records.len() == 1 => {
+                        match SpfRecord::parse(&records[0]) {
+                            Ok(r) => self.walk(r, here, walk).await,
+                            Err(why) => walk
+                                .problems
+                                .push(format!("the record of {target} is invalid: {why}")),
+                        }
+                    }
+                    Lookup::Found(records) => walk.problems.push(format!(
+                        "{target} has {} SPF records (permerror)",
+                        records.len()
+                    )),
+                    Lookup::NotFound => walk
+                        .problems
+                        .push(format!("{target} has no SPF record (permerror)")),
                     Lookup::TempError(e) => walk.temp = Some(format!("looking up {target}: {e}")),
                 }
             }
@@ -218,13 +241,18 @@ impl DomainChecker {
                 return report;
             }
             Lookup::TempError(e) => {
-                report.verdict = Verdict::TempError(format!("DNS gave no answer for {domain}: {e}"));
+                report.verdict =
+                    Verdict::TempError(format!("DNS gave no answer for {domain}: {e}"));
                 return report;
             }
         };
         if records.len() > 1 {
-            if let Ok(first) = SpfRecord::parse(&records[0]) {
-                report.record_to_publish = first.with_include(include);
+            let parsed: Vec<SpfRecord> = records
+                .iter()
+                .filter_map(|r| SpfRecord::parse(r).ok())
+                .collect();
+            if !parsed.is_empty() {
+                report.record_to_publish = SpfRecord::merged_with_include(&parsed, include);
             }
             report.verdict = Verdict::Fail(format!(
                 "{domain} has {} SPF records; more than one is a permerror (RFC 7208 §4.5): merge them into the one record below",
@@ -236,7 +264,8 @@ impl DomainChecker {
         let record = match SpfRecord::parse(&records[0]) {
             Ok(r) => r,
             Err(why) => {
-                report.verdict = Verdict::Fail(format!("the SPF record of {domain} is invalid: {why}"));
+                report.verdict =
+                    Verdict::Fail(format!("the SPF record of {domain} is invalid: {why}"));
                 return report;
             }
         };
@@ -256,11 +285,20 @@ impl DomainChecker {
                 walk.lookups
             ));
         }
+        if walk.platform_path.is_some() {
+            // Already authorised through nested includes: keep the record as it is.
+            report.record_to_publish = records[0].trim().to_owned();
+        }
         let via = match &walk.platform_path {
             Some(path) if path.len() == 1 => format!("includes {include} directly"),
-            Some(path) => format!("includes {include} through {}", path[..path.len() - 1].join(" → ")),
+            Some(path) => format!(
+                "includes {include} through {}",
+                path[..path.len() - 1].join(" → ")
+            ),
             None => {
-                fails.push(format!("does not include {include}, directly or through its includes"));
+                fails.push(format!(
+                    "does not include {include}, directly or through its includes"
+                ));
                 String::new()
             }
         };
@@ -271,14 +309,26 @@ impl DomainChecker {
             let out = self
                 .dns
                 .authenticator()
-                .verify_spf(SpfParameters::verify_mail_from(*ip, domain, &self.platform.bounce_domain, sender))
+                .verify_spf(SpfParameters::verify_mail_from(
+                    *ip,
+                    domain,
+                    &self.platform.bounce_domain,
+                    sender,
+                ))
                 .await;
             let result = out.result();
-            report.ip_results.push((*ip, spf_result_name(result).to_owned()));
+            report
+                .ip_results
+                .push((*ip, spf_result_name(result).to_owned()));
             match result {
                 SpfResult::Pass => {}
-                SpfResult::TempError => temp = Some(format!("check_host({ip}, {sender}) = temperror")),
-                other => fails.push(format!("check_host({ip}, {sender}) = {}, not pass", spf_result_name(other))),
+                SpfResult::TempError => {
+                    temp = Some(format!("check_host({ip}, {sender}) = temperror"))
+                }
+                other => fails.push(format!(
+                    "check_host({ip}, {sender}) = {}, not pass",
+                    spf_result_name(other)
+                )),
             }
         }
         report.verdict = if let Some(t) = temp {
@@ -287,9 +337,20 @@ impl DomainChecker {
             let ips = if report.ip_results.is_empty() {
                 String::new()
             } else {
-                format!("; check_host passes for {}", report.ip_results.iter().map(|(ip, _)| ip.to_string()).collect::<Vec<_>>().join(", "))
+                format!(
+                    "; check_host passes for {}",
+                    report
+                        .ip_results
+                        .iter()
+                        .map(|(ip, _)| ip.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             };
-            Verdict::Pass(format!("one valid SPF record with {} DNS-querying terms; {via}{ips}", walk.lookups))
+            Verdict::Pass(format!(
+                "one valid SPF record with {} DNS-querying terms; {via}{ips}",
+                walk.lookups
+            ))
         } else {
             Verdict::Fail(fails.join("; "))
         };
@@ -298,7 +359,12 @@ impl DomainChecker {
 
     /// The DKIM check: a key is published at `<selector>._domainkey.<domain>`
     /// and, when `ours` is given, it is that key.
-    pub async fn check_dkim(&self, domain: &str, selector: &str, ours: Option<&DkimPublicKey>) -> DkimReport {
+    pub async fn check_dkim(
+        &self,
+        domain: &str,
+        selector: &str,
+        ours: Option<&DkimPublicKey>,
+    ) -> DkimReport {
         let dns_name = format!("{selector}._domainkey.{domain}");
         let mut report = DkimReport {
             verdict: Verdict::Pass(String::new()),
@@ -313,7 +379,8 @@ impl DomainChecker {
                 return report;
             }
             Lookup::TempError(e) => {
-                report.verdict = Verdict::TempError(format!("DNS gave no answer for {dns_name}: {e}"));
+                report.verdict =
+                    Verdict::TempError(format!("DNS gave no answer for {dns_name}: {e}"));
                 return report;
             }
         };
@@ -323,30 +390,50 @@ impl DomainChecker {
                 .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
                 .collect()
         };
-        let Some((text, tags)) = records.iter().map(|r| (r, tags(r))).find(|(_, t)| t.iter().any(|(k, _)| k == "p")) else {
-            report.verdict = Verdict::Fail(format!("the TXT record at {dns_name} is not a DKIM key (no p= tag)"));
+        let Some((text, tags)) = records
+            .iter()
+            .map(|r| (r, tags(r)))
+            .find(|(_, t)| t.iter().any(|(k, _)| k == "p"))
+        else {
+            report.verdict = Verdict::Fail(format!(
+                "the TXT record at {dns_name} is not a DKIM key (no p= tag)"
+            ));
             return report;
         };
         report.published = Some(text.clone());
-        let p = tags.iter().find(|(k, _)| k == "p").map(|(_, v)| v.as_str()).unwrap_or("");
-        let k = tags.iter().find(|(k, _)| k == "k").map_or("rsa", |(_, v)| v.as_str()).to_ascii_lowercase();
+        let p = tags
+            .iter()
+            .find(|(k, _)| k == "p")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        let k = tags
+            .iter()
+            .find(|(k, _)| k == "k")
+            .map_or("rsa", |(_, v)| v.as_str())
+            .to_ascii_lowercase();
         if p.is_empty() {
             report.verdict = Verdict::Fail(format!("the key at {dns_name} is revoked (empty p=)"));
             return report;
         }
         report.verdict = match ours {
-            None => Verdict::Pass(format!("a k={k} key is published at {dns_name} (not compared: no key given)")),
+            None => Verdict::Pass(format!(
+                "a k={k} key is published at {dns_name} (not compared: no key given)"
+            )),
             Some(ours) => {
                 let our_k = match ours.algorithm {
                     KeyAlgorithm::Rsa2048 => "rsa",
                     KeyAlgorithm::Ed25519 => "ed25519",
                 };
                 if k != our_k {
-                    Verdict::Fail(format!("the key at {dns_name} is k={k}, Herald's is k={our_k}: publish the record below"))
+                    Verdict::Fail(format!(
+                        "the key at {dns_name} is k={k}, Herald's is k={our_k}: publish the record below"
+                    ))
                 } else if ours.matches_published(p) {
                     Verdict::Pass(format!("the key at {dns_name} is Herald's key"))
                 } else {
-                    Verdict::Fail(format!("the key at {dns_name} does not match Herald's key: publish the record below"))
+                    Verdict::Fail(format!(
+                        "the key at {dns_name} does not match Herald's key: publish the record below"
+                    ))
                 }
             }
         };
@@ -380,24 +467,32 @@ impl DomainChecker {
                 }
                 Lookup::NotFound => {}
                 Lookup::TempError(e) => {
-                    report.verdict = Verdict::TempError(format!("DNS gave no answer for {name}: {e}"));
+                    report.verdict =
+                        Verdict::TempError(format!("DNS gave no answer for {name}: {e}"));
                     return report;
                 }
             }
         }
         let Some((text, inherited)) = found else {
-            report.verdict = Verdict::Pass(format!("{domain} publishes no DMARC policy; receivers apply none"));
+            report.verdict = Verdict::Pass(format!(
+                "{domain} publishes no DMARC policy; receivers apply none"
+            ));
             return report;
         };
         report.record = Some(text.clone());
         let record = match DmarcRecord::parse(&text) {
             Ok(r) => r,
             Err(why) => {
-                report.verdict = Verdict::Fail(format!("the DMARC record of {domain} is invalid: {why}"));
+                report.verdict =
+                    Verdict::Fail(format!("the DMARC record of {domain} is invalid: {why}"));
                 return report;
             }
         };
-        let policy = if inherited { record.subdomain_policy.unwrap_or(record.policy) } else { record.policy };
+        let policy = if inherited {
+            record.subdomain_policy.unwrap_or(record.policy)
+        } else {
+            record.policy
+        };
         report.policy = Some(policy);
         report.dkim_aligned = aligned(dkim_domain, domain, record.dkim_alignment);
         report.spf_aligned = aligned(&self.platform.bounce_domain, domain, record.spf_alignment);
@@ -407,10 +502,16 @@ impl DomainChecker {
             DmarcPolicy::Reject => "reject",
         };
         report.verdict = if report.dkim_aligned || report.spf_aligned {
-            let how = if report.dkim_aligned { format!("DKIM (d={dkim_domain})") } else { format!("SPF ({})", self.platform.bounce_domain) };
+            let how = if report.dkim_aligned {
+                format!("DKIM (d={dkim_domain})")
+            } else {
+                format!("SPF ({})", self.platform.bounce_domain)
+            };
             Verdict::Pass(format!("p={p}; Herald's mail aligns through {how}"))
         } else if policy == DmarcPolicy::None {
-            Verdict::Pass(format!("p=none: receivers only report; Herald's mail (d={dkim_domain}) does not align yet"))
+            Verdict::Pass(format!(
+                "p=none: receivers only report; Herald's mail (d={dkim_domain}) does not align yet"
+            ))
         } else {
             Verdict::Fail(format!(
                 "p={p} and Herald's mail does not align (DKIM d={dkim_domain}, envelope {}): receivers would {p} it; verify the domain so mail is signed with d={domain}",
@@ -422,7 +523,13 @@ impl DomainChecker {
 
     /// All three checks; DMARC alignment is judged for mail signed with the
     /// domain's own key (`d=<domain>`), as it is once the domain is verified.
-    pub async fn check_domain(&self, domain: &str, selector: &str, ours: Option<&DkimPublicKey>, mail_from: Option<&str>) -> DomainReport {
+    pub async fn check_domain(
+        &self,
+        domain: &str,
+        selector: &str,
+        ours: Option<&DkimPublicKey>,
+        mail_from: Option<&str>,
+    ) -> DomainReport {
         DomainReport {
             domain: domain.to_owned(),
             spf: self.check_spf(domain, mail_from).await,

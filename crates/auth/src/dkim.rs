@@ -152,13 +152,23 @@ impl DkimKey {
     pub fn from_pem(pem: &str) -> Result<Self> {
         let (label, der) = pem_decode(pem)?;
         match label.as_str() {
-            "RSA PRIVATE KEY" => Self::rsa(RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs1(der.into()))),
+            "RSA PRIVATE KEY" => Self::rsa(RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs1(
+                der.into(),
+            ))),
             "PRIVATE KEY" => {
                 if let Ok(key) = Ed25519Key::from_pkcs8_maybe_unchecked_der(&der) {
-                    let public = DkimPublicKey { algorithm: KeyAlgorithm::Ed25519, bytes: key.public_key() };
-                    return Ok(DkimKey { inner: MaDkimKey::Ed25519(key), public });
+                    let public = DkimPublicKey {
+                        algorithm: KeyAlgorithm::Ed25519,
+                        bytes: key.public_key(),
+                    };
+                    return Ok(DkimKey {
+                        inner: MaDkimKey::Ed25519(key),
+                        public,
+                    });
                 }
-                Self::rsa(RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(der.into())))
+                Self::rsa(RsaKey::<Sha256>::from_key_der(PrivateKeyDer::Pkcs8(
+                    der.into(),
+                )))
             }
             other => Err(Error::Key(format!(
                 "PEM block `{other}` is not a private key; expected `RSA PRIVATE KEY` (PKCS#1) or `PRIVATE KEY` (PKCS#8)"
@@ -167,9 +177,16 @@ impl DkimKey {
     }
 
     fn rsa(key: mail_auth::Result<RsaKey<Sha256>>) -> Result<Self> {
-        let key = key.map_err(|e| Error::Key(format!("not a valid RSA or Ed25519 private key: {e}")))?;
-        let public = DkimPublicKey { algorithm: KeyAlgorithm::Rsa2048, bytes: key.public_key() };
-        Ok(DkimKey { inner: MaDkimKey::Rsa(key), public })
+        let key =
+            key.map_err(|e| Error::Key(format!("not a valid RSA or Ed25519 private key: {e}")))?;
+        let public = DkimPublicKey {
+            algorithm: KeyAlgorithm::Rsa2048,
+            bytes: key.public_key(),
+        };
+        Ok(DkimKey {
+            inner: MaDkimKey::Rsa(key),
+            public,
+        })
     }
 
     /// The key's algorithm.
@@ -220,7 +237,10 @@ fn check_name(field: &'static str, value: &str) -> Result<()> {
     if valid_dns_name(value) {
         Ok(())
     } else {
-        Err(Error::Invalid { field, rule: format!("`{value}` is not a valid DNS name") })
+        Err(Error::Invalid {
+            field,
+            rule: format!("`{value}` is not a valid DNS name"),
+        })
     }
 }
 
@@ -255,7 +275,12 @@ impl DkimSigner {
             .headers(SIGNED_HEADERS.iter().copied())
             .header_canonicalization(Canonicalization::Relaxed)
             .body_canonicalization(Canonicalization::Relaxed);
-        Ok(DkimSigner { signer, domain: domain.to_owned(), selector: selector.to_owned(), public })
+        Ok(DkimSigner {
+            signer,
+            domain: domain.to_owned(),
+            selector: selector.to_owned(),
+            public,
+        })
     }
 
     /// The signing domain (`d=`).
@@ -277,7 +302,10 @@ impl DkimSigner {
     /// ending in CRLF, to put in front of it. The `t=` tag is the system time
     /// (mail-auth reads it; nothing else here does).
     pub fn sign(&self, message: &[u8]) -> Result<String> {
-        let signature = self.signer.sign(message).map_err(|e| Error::Sign(e.to_string()))?;
+        let signature = self
+            .signer
+            .sign(message)
+            .map_err(|e| Error::Sign(e.to_string()))?;
         Ok(signature.to_header())
     }
 
@@ -297,7 +325,10 @@ mod tests {
 
     #[test]
     fn rsa_spki_wraps_pkcs1() {
-        let key = DkimPublicKey { algorithm: KeyAlgorithm::Rsa2048, bytes: vec![0x30, 0x03, 0x02, 0x01, 0x05] };
+        let key = DkimPublicKey {
+            algorithm: KeyAlgorithm::Rsa2048,
+            bytes: vec![0x30, 0x03, 0x02, 0x01, 0x05],
+        };
         let spki = key.p_bytes();
         assert_eq!(&spki[..2], &[0x30, 0x17]);
         assert!(spki.ends_with(&[0x03, 0x06, 0x00, 0x30, 0x03, 0x02, 0x01, 0x05]));
@@ -307,9 +338,18 @@ mod tests {
     fn garbage_keys_get_clear_errors() {
         for (pem, needle) in [
             ("hello", "no `-----BEGIN`"),
-            ("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", "not a private key"),
-            ("-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n", "not base64"),
-            ("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "not a valid"),
+            (
+                "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                "not a private key",
+            ),
+            (
+                "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----\n",
+                "not base64",
+            ),
+            (
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                "not a valid",
+            ),
             ("-----BEGIN RSA PRIVATE KEY-----\nMAA=\n", "no `-----END"),
         ] {
             let err = DkimKey::from_pem(pem).unwrap_err();
@@ -319,8 +359,20 @@ mod tests {
 
     #[test]
     fn bad_domains_and_selectors_are_refused() {
-        assert!(matches!(generate_key("bad domain", "s", KeyAlgorithm::Ed25519), Err(Error::Invalid { field: "domain", .. })));
-        assert!(matches!(generate_key("ok.example", "s;x", KeyAlgorithm::Ed25519), Err(Error::Invalid { field: "selector", .. })));
+        assert!(matches!(
+            generate_key("bad domain", "s", KeyAlgorithm::Ed25519),
+            Err(Error::Invalid {
+                field: "domain",
+                ..
+            })
+        ));
+        assert!(matches!(
+            generate_key("ok.example", "s;x", KeyAlgorithm::Ed25519),
+            Err(Error::Invalid {
+                field: "selector",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -42,7 +42,9 @@ fn policy(v: &str) -> Result<DmarcPolicy, String> {
         "none" => Ok(DmarcPolicy::None),
         "quarantine" => Ok(DmarcPolicy::Quarantine),
         "reject" => Ok(DmarcPolicy::Reject),
-        other => Err(format!("`{other}` is not a DMARC policy (none, quarantine, reject)")),
+        other => Err(format!(
+            "`{other}` is not a DMARC policy (none, quarantine, reject)"
+        )),
     }
 }
 
@@ -58,7 +60,8 @@ impl DmarcRecord {
     /// Whether a TXT record is a DMARC record.
     pub fn is_dmarc(txt: &str) -> bool {
         let t = txt.trim_start();
-        t.get(..8).is_some_and(|v| v.eq_ignore_ascii_case("v=DMARC1"))
+        t.get(..8)
+            .is_some_and(|v| v.eq_ignore_ascii_case("v=DMARC1"))
             && t[8..].trim_start().chars().next().is_none_or(|c| c == ';')
     }
 
@@ -75,8 +78,15 @@ impl DmarcRecord {
             percent: 100,
         };
         let mut has_p = false;
-        for tag in text.split(';').skip(1).map(str::trim).filter(|t| !t.is_empty()) {
-            let (name, value) = tag.split_once('=').ok_or_else(|| format!("`{tag}` is not a tag=value pair"))?;
+        for tag in text
+            .split(';')
+            .skip(1)
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+        {
+            let (name, value) = tag
+                .split_once('=')
+                .ok_or_else(|| format!("`{tag}` is not a tag=value pair"))?;
             let value = value.trim();
             match name.trim().to_ascii_lowercase().as_str() {
                 "p" => {
@@ -87,7 +97,10 @@ impl DmarcRecord {
                 "adkim" => record.dkim_alignment = alignment("adkim", value)?,
                 "aspf" => record.spf_alignment = alignment("aspf", value)?,
                 "pct" => {
-                    record.percent = value.parse().ok().filter(|p| *p <= 100)
+                    record.percent = value
+                        .parse()
+                        .ok()
+                        .filter(|p| *p <= 100)
                         .ok_or_else(|| format!("`pct={value}` must be 0 to 100"))?;
                 }
                 _ => {}
@@ -121,14 +134,25 @@ mod tests {
 
     #[test]
     fn parses_records() {
-        let r = DmarcRecord::parse("v=DMARC1; p=reject; sp=quarantine; adkim=s; pct=50; rua=mailto:x@y.z").expect("valid");
+        let r = DmarcRecord::parse(
+            "v=DMARC1; p=reject; sp=quarantine; adkim=s; pct=50; rua=mailto:x@y.z",
+        )
+        .expect("valid");
         assert_eq!(r.policy, DmarcPolicy::Reject);
         assert_eq!(r.subdomain_policy, Some(DmarcPolicy::Quarantine));
         assert_eq!(r.dkim_alignment, Alignment::Strict);
         assert_eq!(r.spf_alignment, Alignment::Relaxed);
         assert_eq!(r.percent, 50);
-        assert!(DmarcRecord::parse("v=DMARC1; rua=mailto:x@y.z").unwrap_err().contains("p="));
-        assert!(DmarcRecord::parse("v=DMARC1; p=maybe").unwrap_err().contains("maybe"));
+        assert!(
+            DmarcRecord::parse("v=DMARC1; rua=mailto:x@y.z")
+                .unwrap_err()
+                .contains("p=")
+        );
+        assert!(
+            DmarcRecord::parse("v=DMARC1; p=maybe")
+                .unwrap_err()
+                .contains("maybe")
+        );
     }
 
     #[test]

@@ -3,7 +3,9 @@
 
 use crate::{Error, Result};
 use mail_auth::MessageAuthenticator;
-use mail_auth::hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
+use mail_auth::hickory_resolver::config::{
+    ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
+};
 use mail_auth::hickory_resolver::proto::rr::{Name, RData};
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -23,7 +25,11 @@ pub struct DnsConfig {
 
 impl Default for DnsConfig {
     fn default() -> Self {
-        DnsConfig { nameserver: None, timeout: Duration::from_secs(5), attempts: 2 }
+        DnsConfig {
+            nameserver: None,
+            timeout: Duration::from_secs(5),
+            attempts: 2,
+        }
     }
 }
 
@@ -71,13 +77,19 @@ impl Dns {
         Ok(Dns { auth })
     }
 
-    pub(crate) fn authenticator(&self) -> &MessageAuthenticator {
+    /// The mail-auth authenticator on this resolver, for verifying mail
+    /// (DKIM, SPF, DMARC, ARF) with the same name server.
+    pub fn authenticator(&self) -> &MessageAuthenticator {
         &self.auth
     }
 
     /// The TXT records at `name`, each record's strings joined.
     pub async fn txt(&self, name: &str) -> Lookup<Vec<String>> {
-        let fqdn = if name.ends_with('.') { name.to_owned() } else { format!("{name}.") };
+        let fqdn = if name.ends_with('.') {
+            name.to_owned()
+        } else {
+            format!("{name}.")
+        };
         let name = match Name::from_str(&fqdn) {
             Ok(n) => n,
             Err(e) => return Lookup::TempError(format!("`{fqdn}` is not a DNS name: {e}")),
@@ -89,12 +101,19 @@ impl Dns {
                     .iter()
                     .filter_map(|r| match &r.data {
                         RData::TXT(txt) => Some(
-                            txt.txt_data.iter().map(|part| String::from_utf8_lossy(part)).collect::<String>(),
+                            txt.txt_data
+                                .iter()
+                                .map(|part| String::from_utf8_lossy(part))
+                                .collect::<String>(),
                         ),
                         _ => None,
                     })
                     .collect();
-                if records.is_empty() { Lookup::NotFound } else { Lookup::Found(records) }
+                if records.is_empty() {
+                    Lookup::NotFound
+                } else {
+                    Lookup::Found(records)
+                }
             }
             Err(e) if e.is_no_records_found() || e.is_nx_domain() => Lookup::NotFound,
             Err(e) => Lookup::TempError(e.to_string()),

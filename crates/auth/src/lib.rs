@@ -29,8 +29,12 @@ mod dmarc;
 mod dns;
 mod spf;
 
-pub use check::{DkimReport, DmarcReport, DomainChecker, DomainReport, PlatformAuth, SpfReport, Verdict};
-pub use dkim::{DkimKey, DkimPublicKey, DkimSigner, GeneratedKey, KeyAlgorithm, SIGNED_HEADERS, generate_key};
+pub use check::{
+    DkimReport, DmarcReport, DomainChecker, DomainReport, PlatformAuth, SpfReport, Verdict,
+};
+pub use dkim::{
+    DkimKey, DkimPublicKey, DkimSigner, GeneratedKey, KeyAlgorithm, SIGNED_HEADERS, generate_key,
+};
 pub use dmarc::{Alignment, DmarcPolicy, DmarcRecord};
 pub use dns::{Dns, DnsConfig, Lookup};
 pub use spf::SpfRecord;
@@ -71,7 +75,9 @@ pub(crate) fn valid_dns_name(domain: &str) -> bool {
         && domain.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })

@@ -35,30 +35,48 @@ impl SpfRecord {
         if !Self::is_spf(text) {
             return Err("the record does not start with `v=spf1`".into());
         }
-        let terms: Vec<String> = text.split_ascii_whitespace().skip(1).map(str::to_owned).collect();
+        let terms: Vec<String> = text
+            .split_ascii_whitespace()
+            .skip(1)
+            .map(str::to_owned)
+            .collect();
         for term in &terms {
             validate_term(term).map_err(|why| format!("term `{term}` is not valid SPF: {why}"))?;
         }
-        let redirects = terms.iter().filter(|t| t.to_ascii_lowercase().starts_with("redirect=")).count();
+        let redirects = terms
+            .iter()
+            .filter(|t| t.to_ascii_lowercase().starts_with("redirect="))
+            .count();
         if redirects > 1 {
             return Err("more than one `redirect=` modifier".into());
         }
-        Ok(SpfRecord { text: text.to_owned(), terms })
+        Ok(SpfRecord {
+            text: text.to_owned(),
+            terms,
+        })
     }
 
     pub(crate) fn querying_terms(&self) -> Vec<Querying> {
         self.terms
             .iter()
             .filter_map(|term| {
-                let t = term.trim_start_matches(['+', '-', '~', '?']).to_ascii_lowercase();
+                let t = term
+                    .trim_start_matches(['+', '-', '~', '?'])
+                    .to_ascii_lowercase();
                 let orig = term.trim_start_matches(['+', '-', '~', '?']);
                 if t.starts_with("include:") {
                     Some(Querying::Include(orig[8..].to_owned()))
                 } else if t.starts_with("redirect=") {
                     Some(Querying::Redirect(orig[9..].to_owned()))
-                } else if t == "a" || t.starts_with("a:") || t.starts_with("a/")
-                    || t == "mx" || t.starts_with("mx:") || t.starts_with("mx/")
-                    || t == "ptr" || t.starts_with("ptr:") || t.starts_with("exists:")
+                } else if t == "a"
+                    || t.starts_with("a:")
+                    || t.starts_with("a/")
+                    || t == "mx"
+                    || t.starts_with("mx:")
+                    || t.starts_with("mx/")
+                    || t == "ptr"
+                    || t.starts_with("ptr:")
+                    || t.starts_with("exists:")
                 {
                     Some(Querying::Other)
                 } else {
@@ -70,7 +88,37 @@ impl SpfRecord {
 
     /// Whether the record has `include:<domain>` itself.
     pub fn includes(&self, domain: &str) -> bool {
-        self.querying_terms().iter().any(|q| matches!(q, Querying::Include(d) if d.eq_ignore_ascii_case(domain)))
+        self.querying_terms()
+            .iter()
+            .any(|q| matches!(q, Querying::Include(d) if d.eq_ignore_ascii_case(domain)))
+    }
+
+    /// One record with the terms of all `records` (in sorted order, duplicates
+    /// and extra `all`/`redirect=` terms dropped) and `include:<domain>`: what a
+    /// domain with several SPF records should publish instead.
+    pub fn merged_with_include(records: &[SpfRecord], domain: &str) -> String {
+        let mut sorted: Vec<&SpfRecord> = records.iter().collect();
+        sorted.sort_by(|a, b| a.text.cmp(&b.text));
+        let mut terms: Vec<String> = Vec::new();
+        let mut last: Option<String> = None;
+        for r in sorted {
+            for t in &r.terms {
+                let l = t
+                    .trim_start_matches(['+', '-', '~', '?'])
+                    .to_ascii_lowercase();
+                if l == "all" || l.starts_with("redirect=") {
+                    last.get_or_insert_with(|| t.clone());
+                } else if !terms.iter().any(|x| x.eq_ignore_ascii_case(t)) {
+                    terms.push(t.clone());
+                }
+            }
+        }
+        terms.extend(last);
+        SpfRecord {
+            text: format!("v=spf1 {}", terms.join(" ")),
+            terms,
+        }
+        .with_include(domain)
     }
 
     /// This record with `include:<domain>` added before its `all` (or
@@ -83,7 +131,9 @@ impl SpfRecord {
         let pos = terms
             .iter()
             .position(|t| {
-                let l = t.trim_start_matches(['+', '-', '~', '?']).to_ascii_lowercase();
+                let l = t
+                    .trim_start_matches(['+', '-', '~', '?'])
+                    .to_ascii_lowercase();
                 l == "all" || l.starts_with("redirect=")
             })
             .unwrap_or(terms.len());
@@ -115,7 +165,12 @@ fn validate_term(term: &str) -> Result<(), String> {
     let lower = body.to_ascii_lowercase();
     // Modifiers: name=value.
     if let Some((name, value)) = lower.split_once('=') {
-        if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && !name.contains(':') {
+        if !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && !name.contains(':')
+        {
             if body.len() != term.len() {
                 return Err("a modifier takes no qualifier".into());
             }
@@ -133,13 +188,19 @@ fn validate_term(term: &str) -> Result<(), String> {
         ("all", None) => Ok(()),
         ("include" | "exists", Some(a)) if a.starts_with(':') => domain_spec(&a[1..]),
         ("ip4", Some(a)) if a.starts_with(':') => {
-            let (ip, len) = a[1..].split_once('/').map_or((&a[1..], None), |(i, l)| (i, Some(l)));
-            ip.parse::<Ipv4Addr>().map_err(|_| format!("`{ip}` is not an IPv4 address"))?;
+            let (ip, len) = a[1..]
+                .split_once('/')
+                .map_or((&a[1..], None), |(i, l)| (i, Some(l)));
+            ip.parse::<Ipv4Addr>()
+                .map_err(|_| format!("`{ip}` is not an IPv4 address"))?;
             len.map_or(Ok(()), |l| cidr(l, 32))
         }
         ("ip6", Some(a)) if a.starts_with(':') => {
-            let (ip, len) = a[1..].split_once('/').map_or((&a[1..], None), |(i, l)| (i, Some(l)));
-            ip.parse::<Ipv6Addr>().map_err(|_| format!("`{ip}` is not an IPv6 address"))?;
+            let (ip, len) = a[1..]
+                .split_once('/')
+                .map_or((&a[1..], None), |(i, l)| (i, Some(l)));
+            ip.parse::<Ipv6Addr>()
+                .map_err(|_| format!("`{ip}` is not an IPv6 address"))?;
             len.map_or(Ok(()), |l| cidr(l, 128))
         }
         ("a" | "mx", None) => Ok(()),
@@ -196,7 +257,10 @@ mod tests {
             ("v=spf1 ip4:1.2.3.4/33 -all", "prefix length"),
             ("v=spf1 include -all", "unknown mechanism"),
             ("v=spf1 foo:bar -all", "unknown mechanism"),
-            ("v=spf1 redirect=a.example redirect=b.example", "more than one"),
+            (
+                "v=spf1 redirect=a.example redirect=b.example",
+                "more than one",
+            ),
         ] {
             let err = SpfRecord::parse(bad).unwrap_err();
             assert!(err.contains(needle), "{bad}: {err}");
@@ -205,7 +269,10 @@ mod tests {
 
     #[test]
     fn counts_querying_terms() {
-        let r = SpfRecord::parse("v=spf1 a mx ptr exists:x.example include:y.example ip4:1.2.3.4 redirect=z.example").expect("valid");
+        let r = SpfRecord::parse(
+            "v=spf1 a mx ptr exists:x.example include:y.example ip4:1.2.3.4 redirect=z.example",
+        )
+        .expect("valid");
         let q = r.querying_terms();
         assert_eq!(q.len(), 6);
         assert_eq!(q[4], Querying::Include("y.example".into()));
@@ -215,10 +282,19 @@ mod tests {
     #[test]
     fn adds_the_include_before_all() {
         let r = SpfRecord::parse("v=spf1 ip4:192.0.2.1 ~all").expect("valid");
-        assert_eq!(r.with_include("spf.herald.example"), "v=spf1 ip4:192.0.2.1 include:spf.herald.example ~all");
+        assert_eq!(
+            r.with_include("spf.herald.example"),
+            "v=spf1 ip4:192.0.2.1 include:spf.herald.example ~all"
+        );
         let r = SpfRecord::parse("v=spf1 include:spf.herald.example -all").expect("valid");
-        assert_eq!(r.with_include("spf.herald.example"), "v=spf1 include:spf.herald.example -all");
+        assert_eq!(
+            r.with_include("spf.herald.example"),
+            "v=spf1 include:spf.herald.example -all"
+        );
         let r = SpfRecord::parse("v=spf1 redirect=_spf.x.example").expect("valid");
-        assert_eq!(r.with_include("h.example"), "v=spf1 include:h.example redirect=_spf.x.example");
+        assert_eq!(
+            r.with_include("h.example"),
+            "v=spf1 include:h.example redirect=_spf.x.example"
+        );
     }
 }
