@@ -164,21 +164,19 @@ fn validate_term(term: &str) -> Result<(), String> {
     let body = term.strip_prefix(['+', '-', '~', '?']).unwrap_or(term);
     let lower = body.to_ascii_lowercase();
     // Modifiers: name=value.
-    if let Some((name, value)) = lower.split_once('=') {
-        if !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-            && !name.contains(':')
-        {
-            if body.len() != term.len() {
-                return Err("a modifier takes no qualifier".into());
-            }
-            return match name {
-                "redirect" | "exp" => domain_spec(value),
-                _ => Ok(()),
-            };
+    if let Some((name, value)) = lower.split_once('=')
+        && !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        if body.len() != term.len() {
+            return Err("a modifier takes no qualifier".into());
         }
+        return match name {
+            "redirect" | "exp" => domain_spec(value),
+            _ => Ok(()),
+        };
     }
     let (name, arg) = match lower.find([':', '/']) {
         Some(i) => (&lower[..i], Some(&lower[i..])),

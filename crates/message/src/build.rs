@@ -60,15 +60,15 @@ impl Attachment {
                 });
             }
         }
-        if let Some(cid) = &self.content_id {
-            if cid.is_empty() || cid.contains(['<', '>', ' ']) || cid.chars().any(char::is_control)
-            {
-                return Err(Error::Invalid {
-                    field: "attachment content_id",
-                    rule: "must be non-empty, without spaces, `<`, `>` or control characters"
-                        .into(),
-                });
-            }
+        if let Some(cid) = &self.content_id
+            && (cid.is_empty()
+                || cid.contains(['<', '>', ' '])
+                || cid.chars().any(char::is_control))
+        {
+            return Err(Error::Invalid {
+                field: "attachment content_id",
+                rule: "must be non-empty, without spaces, `<`, `>` or control characters".into(),
+            });
         }
         Ok(())
     }

@@ -301,16 +301,16 @@ impl Template {
 /// Puts `footer` before the last `</body>` literal, or at the end.
 fn insert_before_body_end(html: &mut Vec<Segment>, footer: Vec<Segment>) {
     for i in (0..html.len()).rev() {
-        if let Segment::Literal(lit) = &html[i] {
-            if let Some(pos) = lit.to_ascii_lowercase().rfind("</body") {
-                let (before, after) = lit.split_at(pos);
-                let (before, after) = (before.to_owned(), after.to_owned());
-                let mut tail = vec![Segment::Literal(before)];
-                tail.extend(footer);
-                tail.push(Segment::Literal(after));
-                html.splice(i..=i, tail);
-                return;
-            }
+        if let Segment::Literal(lit) = &html[i]
+            && let Some(pos) = lit.to_ascii_lowercase().rfind("</body")
+        {
+            let (before, after) = lit.split_at(pos);
+            let (before, after) = (before.to_owned(), after.to_owned());
+            let mut tail = vec![Segment::Literal(before)];
+            tail.extend(footer);
+            tail.push(Segment::Literal(after));
+            html.splice(i..=i, tail);
+            return;
         }
     }
     html.extend(footer);

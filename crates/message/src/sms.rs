@@ -88,10 +88,10 @@ impl SmsTemplate {
     pub fn resolve(&self, data: &MergeData) -> MergeValues {
         let mut values = MergeValues::default();
         for seg in &self.segments {
-            if let Segment::Field { path, .. } = seg {
-                if let Some(v) = data.get(path).filter(|v| !v.is_empty()) {
-                    values.0.insert(path.clone(), v.to_owned());
-                }
+            if let Segment::Field { path, .. } = seg
+                && let Some(v) = data.get(path).filter(|v| !v.is_empty())
+            {
+                values.0.insert(path.clone(), v.to_owned());
             }
         }
         values

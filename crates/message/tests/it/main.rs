@@ -1,6 +1,8 @@
 //! Integration tests of herald-message: whole messages built, parsed back with
 //! mail-parser, and checked header by header.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
 use chrono::TimeZone;
 use herald_message::*;
 use mail_parser::{MessageParser, MimeHeaders};
