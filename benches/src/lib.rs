@@ -1,0 +1,109 @@
+//! Fixtures shared by Herald's benchmarks: the 10 KB newsletter with 20 links
+//! that the performance targets are stated for.
+
+use herald::message::{
+    BuildParams, CompiledTemplate, FieldSchema, Mailbox, MergeData, MessageRef, Platform, SendKind,
+    SenderIdentity, Template, Tracker, TrackingOptions,
+};
+
+/// A newsletter of about 10 KB of HTML with 20 tracked links and merge fields.
+pub fn newsletter() -> Template {
+    let mut html = String::from(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>News</title></head><body>\
+         <h1>Hello {{person.first_name | \"there\"}}</h1>",
+    );
+    let mut i = 0;
+    while html.len() < 10_000 {
+        if i < 20 {
+            html.push_str(&format!(
+                "<p>Offer {i} for {{{{organisation.name}}}}: <a href=\"https://shop.example/offer/{i}?utm_source=news&amp;utm_medium=email\">see offer {i}</a>. "
+            ));
+        } else {
+            html.push_str("<p>");
+        }
+        html.push_str("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua.</p>\n");
+        i += 1;
+    }
+    assert!(i >= 20, "the template must hold 20 links");
+    html.push_str("</body></html>");
+    Template {
+        subject: "News for {{person.first_name}} at {{organisation.name}}".into(),
+        text: "Hello {{person.first_name}}, see https://shop.example/offers\n".repeat(20),
+        html,
+    }
+}
+
+/// Options used by the benchmarks: links and opens tracked, unsubscribe footer.
+pub fn options() -> TrackingOptions {
+    TrackingOptions {
+        unsubscribe_link: true,
+        ..TrackingOptions::default()
+    }
+}
+
+/// Compiles [`newsletter`].
+pub fn compiled() -> CompiledTemplate {
+    newsletter()
+        .compile(&FieldSchema::standard(), &options())
+        .unwrap_or_else(|e| panic!("the benchmark template compiles: {e}"))
+}
+
+/// One recipient's data.
+pub fn person(n: u64) -> MergeData {
+    let mut d = MergeData::default();
+    d.person
+        .insert("first_name".into(), format!("Person {n} <b>&"));
+    d.organisation.insert("name".into(), "Acme & Söhne".into());
+    d
+}
+
+/// The platform, sender, recipient and tracker of the benchmarks.
+pub struct Context {
+    /// Platform identity.
+    pub platform: Platform,
+    /// The CRM user.
+    pub sender: SenderIdentity,
+    /// The recipient.
+    pub to: Mailbox,
+    /// Token minting.
+    pub tracker: Tracker,
+}
+
+impl Context {
+    /// Builds the fixed context.
+    pub fn new() -> Result<Self, herald::message::Error> {
+        Ok(Context {
+            platform: Platform::new(
+                "Herald",
+                "mailer@herald.example",
+                "herald.example",
+                "bounces.herald.example",
+                "herald",
+            )?,
+            sender: SenderIdentity {
+                user: Mailbox::new(Some("Søren"), "soren@shop.example")?,
+                domain_verified: false,
+            },
+            to: Mailbox::new(Some("Ada"), "ada@example.org")?,
+            tracker: Tracker::new(&[9; 32], "https://t.herald.example")?,
+        })
+    }
+
+    /// Build parameters for message `n`.
+    pub fn params(&self, n: u64) -> BuildParams<'_> {
+        BuildParams {
+            platform: &self.platform,
+            sender: &self.sender,
+            to: &self.to,
+            reply_to: None,
+            kind: SendKind::Mass,
+            message: MessageRef {
+                account: 1,
+                message: n,
+            },
+            campaign: Some(1),
+            date: chrono::DateTime::UNIX_EPOCH,
+            attachments: &[],
+        }
+    }
+}
