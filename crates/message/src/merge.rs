@@ -398,7 +398,8 @@ impl CompiledTemplate {
     }
 }
 
-struct NoUrls;
+/// URLs for rendering without a message: every placeholder renders empty.
+pub(crate) struct NoUrls;
 impl Urls for NoUrls {
     fn link(&self, _: u16) -> String {
         String::new()

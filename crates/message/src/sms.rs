@@ -6,7 +6,7 @@
 //! take two septets). Any other character makes the whole text UCS-2: 70 UTF-16
 //! units in one segment, 67 per segment when split.
 
-use crate::merge::{Escape, Segment, parse, render_into};
+use crate::merge::{Escape, NoUrls, Segment, parse, render_into};
 use crate::{FieldSchema, MergeData, MergeValues, Part, Result};
 use serde::{Deserialize, Serialize};
 
@@ -99,18 +99,6 @@ impl SmsTemplate {
 
     /// The merged text and its length.
     pub fn render(&self, values: &MergeValues) -> (String, SmsLength) {
-        struct NoUrls;
-        impl crate::merge::Urls for NoUrls {
-            fn link(&self, _: u16) -> String {
-                String::new()
-            }
-            fn open(&self) -> String {
-                String::new()
-            }
-            fn unsubscribe(&self) -> String {
-                String::new()
-            }
-        }
         let mut out = String::new();
         render_into(&mut out, &self.segments, values, Escape::None, &NoUrls);
         let len = length(&out);

@@ -256,34 +256,28 @@ impl Tracker {
         })
     }
 
+    fn url(&self, path: &str, kind: TokenKind, message: MessageRef, link: Option<u16>) -> String {
+        let token = Token {
+            kind,
+            message,
+            link,
+        };
+        format!("{}/{path}/{}", self.base_url, self.encode(&token))
+    }
+
     /// The click URL of link `link` of a message.
     pub fn click_url(&self, message: MessageRef, link: u16) -> String {
-        let token = Token {
-            kind: TokenKind::Click,
-            message,
-            link: Some(link),
-        };
-        format!("{}/c/{}", self.base_url, self.encode(&token))
+        self.url("c", TokenKind::Click, message, Some(link))
     }
 
     /// The open pixel URL of a message.
     pub fn open_url(&self, message: MessageRef) -> String {
-        let token = Token {
-            kind: TokenKind::Open,
-            message,
-            link: None,
-        };
-        format!("{}/o/{}", self.base_url, self.encode(&token))
+        self.url("o", TokenKind::Open, message, None)
     }
 
     /// The unsubscribe page URL of a message (also the RFC 8058 one-click target).
     pub fn unsubscribe_url(&self, message: MessageRef) -> String {
-        let token = Token {
-            kind: TokenKind::Unsubscribe,
-            message,
-            link: None,
-        };
-        format!("{}/u/{}", self.base_url, self.encode(&token))
+        self.url("u", TokenKind::Unsubscribe, message, None)
     }
 
     /// The VERP envelope sender of a message: `b-<base32 token>@<bounce_domain>`.
