@@ -36,7 +36,7 @@ enum Command {
         /// Envelope sender for check_host (default postmaster@DOMAIN).
         #[arg(long)]
         mail_from: Option<String>,
-        /// Name server to ask, IP[:PORT] (default: the system's resolver).
+        /// Name server to ask, IP or IP:PORT (default: the system's resolver).
         #[arg(long, value_parser = parse_nameserver)]
         nameserver: Option<SocketAddr>,
         /// The platform's SPF domain that customers include.

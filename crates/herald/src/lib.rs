@@ -7,6 +7,28 @@
 //! - [`message`]: merge fields, tracked links, MIME building, attachment routing, SMS.
 //! - [`auth`]: DKIM signing and keys, SPF/DKIM/DMARC domain checks.
 //! - [`domains`]: the domain check as an operator runs it, with its report.
+//!
+//! ```no_run
+//! use herald::auth::{DnsConfig, PlatformAuth};
+//! use herald::domains::{self, DomainCheck};
+//!
+//! # async fn run() -> Result<(), herald::domains::Error> {
+//! let report = domains::check(DomainCheck {
+//!     domain: "shop.example",
+//!     selector: "herald",
+//!     key: None,
+//!     mail_from: None,
+//!     platform: PlatformAuth {
+//!         spf_include: "spf.herald.example".into(),
+//!         sending_ips: vec!["192.0.2.10".parse().expect("an IP")],
+//!         bounce_domain: "bounces.herald.example".into(),
+//!     },
+//!     dns: DnsConfig { nameserver: Some("127.0.0.1:5353".parse().expect("an address")), ..DnsConfig::default() },
+//! })
+//! .await?;
+//! print!("{}", domains::render(&report));
+//! # Ok(()) }
+//! ```
 
 pub use herald_auth as auth;
 pub use herald_message as message;
