@@ -17,10 +17,12 @@
 //! assert!(rules.check(now, 101, When::At(now + Duration::minutes(10))).is_ok());
 //! ```
 
+mod delivery;
 mod outbox;
 mod rules;
 mod throttle;
 
+pub use delivery::{Attempt, RetryPolicy, enhanced_code, outcome, permanent_class};
 pub use outbox::{
     Accepted, Backend, BounceClass, Claimed, NewRecipient, NewSend, NoSuppression, Outbox, Outcome,
     ScheduledSend, SkipReason, State, StateCounts, StaticSuppression, StoredSend, Suppression,

@@ -519,3 +519,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn html_that_trips_lol_html_s_internal_check_is_an_error_not_a_panic() {
+    // Found by the link_rewriter fuzz target: lol_html reports an internal
+    // error on it (and debug-asserts first), which must surface as Error::Html.
+    let path = format!(
+        "{}/tests/data/lol_html-internal-error.html",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let html = String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
+    let t = Template {
+        subject: "s".into(),
+        html,
+        text: String::new(),
+    };
+    match t.compile(
+        &FieldSchema::standard(),
+        &TrackingOptions {
+            unsubscribe_link: true,
+            ..TrackingOptions::default()
+        },
+    ) {
+        Ok(_) => panic!("lol_html accepted the input; if it was fixed upstream, this test can go"),
+        Err(Error::Html(message)) => {
+            assert!(message.contains("Tag should be a start tag"), "{message}")
+        }
+        Err(other) => panic!("unexpected error {other}"),
+    }
+}
