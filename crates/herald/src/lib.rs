@@ -6,6 +6,8 @@
 //!
 //! - [`message`]: merge fields, tracked links, MIME building, attachment routing, SMS.
 //! - [`auth`]: DKIM signing and keys, SPF/DKIM/DMARC domain checks.
+//! - [`schedule`]: sending rules, throttle, the durable outbox.
+//! - [`config`], [`Herald`], [`worker`], [`transport`]: the service and its delivery loop.
 //! - [`domains`]: the domain check as an operator runs it, with its report.
 //!
 //! ```no_run
@@ -32,5 +34,13 @@
 
 pub use herald_auth as auth;
 pub use herald_message as message;
+pub use herald_schedule as schedule;
 
+pub mod clock;
+pub mod config;
 pub mod domains;
+mod service;
+pub mod transport;
+pub mod worker;
+
+pub use service::{Error, Herald, Signers};

@@ -1,0 +1,293 @@
+//! Herald's configuration (R-OPS-3): a TOML file, then environment overrides,
+//! validated when the service is built, with errors that name the field.
+
+use crate::transport::TransportConfig;
+use herald_schedule::{RetryPolicy, SendingRules, ThrottleConfig};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://herald.db?mode=rwc` (default) or `postgres://…`.
+    #[serde(default = "default_db")]
+    pub database_url: String,
+    /// The platform's identity.
+    pub platform: PlatformConfig,
+    /// Tracking URLs and their key.
+    pub tracking: TrackingConfig,
+    /// DKIM keys.
+    pub dkim: DkimConfig,
+    /// Where mail goes.
+    pub transport: TransportConfig,
+    /// Each account's own relay, for mail over the attachment limit (R-MSG-7).
+    #[serde(default)]
+    pub fallback_transport: Option<TransportConfig>,
+    /// Rates.
+    #[serde(default)]
+    pub throttle: ThrottleConfig,
+    /// Sending rules.
+    #[serde(default)]
+    pub rules: SendingRules,
+    /// Retries.
+    #[serde(default)]
+    pub retry: RetryPolicy,
+    /// The delivery loop.
+    #[serde(default)]
+    pub worker: WorkerOptions,
+}
+
+fn default_db() -> String {
+    "sqlite://herald.db?mode=rwc".into()
+}
+
+/// The platform's identity (R-MSG-1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformConfig {
+    /// Display name of the `Sender:`.
+    pub name: String,
+    /// Address of the `Sender:`.
+    pub sender: String,
+    /// Domain of Message-IDs.
+    pub message_id_domain: String,
+    /// Domain of the VERP envelope senders.
+    pub bounce_domain: String,
+    /// `Feedback-ID` sender id.
+    #[serde(default = "default_feedback")]
+    pub feedback_sender: String,
+}
+
+fn default_feedback() -> String {
+    "herald".into()
+}
+
+/// Tracking URLs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrackingConfig {
+    /// Public origin of the tracking endpoints.
+    pub base_url: String,
+    /// HMAC secret, at least 32 bytes (or set `HERALD_TRACKING_SECRET`).
+    pub secret: String,
+}
+
+/// One signing key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimKeyConfig {
+    /// `d=`.
+    pub domain: String,
+    /// `s=`.
+    pub selector: String,
+    /// PEM file (PKCS#1 or PKCS#8).
+    pub key_file: PathBuf,
+}
+
+/// DKIM keys: the platform's, and verified customer domains'.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimConfig {
+    /// The platform's key, for mail from unverified domains.
+    pub platform: DkimKeyConfig,
+    /// Keys of verified customer domains.
+    #[serde(default)]
+    pub domains: Vec<DkimKeyConfig>,
+}
+
+/// The delivery loop's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkerOptions {
+    /// This worker's name in claims. Default `worker-<pid>`.
+    pub id: String,
+    /// Messages in flight at once, per lane. Default 16.
+    pub concurrency: usize,
+    /// Seconds a claim lasts before another worker may take the message. Default 300.
+    pub lease_secs: i64,
+    /// Milliseconds between polls of an empty outbox. Default 500.
+    pub poll_ms: u64,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        WorkerOptions {
+            id: format!("worker-{}", std::process::id()),
+            concurrency: 16,
+            lease_secs: 300,
+            poll_ms: 500,
+        }
+    }
+}
+
+/// A configuration that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("config {path}: {error}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The TOML does not fit (the message names the key).
+    #[error("config: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// An environment override with a bad value.
+    #[error("environment {name}: {problem}")]
+    Env {
+        /// The variable.
+        name: String,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+impl Config {
+    /// Parses a TOML document.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Applies environment overrides, given as `(name, value)` pairs:
+    /// `HERALD_DATABASE_URL`, `HERALD_TRACKING_SECRET`, `HERALD_TRACKING_BASE_URL`,
+    /// `HERALD_SMTP_HOST`, `HERALD_SMTP_PORT`, `HERALD_SMTP_USERNAME`,
+    /// `HERALD_SMTP_PASSWORD`, `HERALD_WORKER_ID`, `HERALD_WORKER_CONCURRENCY`,
+    /// `HERALD_THROTTLE_PER_ACCOUNT`, `HERALD_THROTTLE_GLOBAL`.
+    pub fn apply_env(
+        mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        for (name, value) in vars {
+            let bad = |problem: String| ConfigError::Env {
+                name: name.clone(),
+                problem,
+            };
+            match name.as_str() {
+                "HERALD_DATABASE_URL" => self.database_url = value,
+                "HERALD_TRACKING_SECRET" => self.tracking.secret = value,
+                "HERALD_TRACKING_BASE_URL" => self.tracking.base_url = value,
+                "HERALD_WORKER_ID" => self.worker.id = value,
+                "HERALD_WORKER_CONCURRENCY" => {
+                    self.worker.concurrency = value
+                        .parse()
+                        .map_err(|_| bad("must be a whole number".into()))?
+                }
+                "HERALD_THROTTLE_PER_ACCOUNT" => {
+                    self.throttle.per_account = Some(
+                        value
+                            .parse()
+                            .map_err(|e: herald_schedule::RateError| bad(e.to_string()))?,
+                    )
+                }
+                "HERALD_THROTTLE_GLOBAL" => {
+                    self.throttle.global = Some(
+                        value
+                            .parse()
+                            .map_err(|e: herald_schedule::RateError| bad(e.to_string()))?,
+                    )
+                }
+                "HERALD_SMTP_HOST"
+                | "HERALD_SMTP_PORT"
+                | "HERALD_SMTP_USERNAME"
+                | "HERALD_SMTP_PASSWORD" => {
+                    let TransportConfig::Smtp(smtp) = &mut self.transport else {
+                        return Err(bad("the transport is not smtp".into()));
+                    };
+                    match name.as_str() {
+                        "HERALD_SMTP_HOST" => smtp.host = value,
+                        "HERALD_SMTP_PORT" => {
+                            smtp.port = value
+                                .parse()
+                                .map_err(|_| bad("must be a port number".into()))?
+                        }
+                        "HERALD_SMTP_USERNAME" => smtp.username = Some(value),
+                        _ => smtp.password = Some(value),
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(self)
+    }
+
+    /// Reads `path` and applies the process environment's overrides.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_owned(),
+            error,
+        })?;
+        Self::from_toml(&text)?.apply_env(std::env::vars())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [platform]
+        name = "Herald"
+        sender = "mailer@herald.test"
+        message_id_domain = "herald.test"
+        bounce_domain = "bounces.herald.test"
+        [tracking]
+        base_url = "https://t.herald.test"
+        secret = "0123456789abcdef0123456789abcdef"
+        [dkim.platform]
+        domain = "herald.test"
+        selector = "s1"
+        key_file = "key.pem"
+        [transport]
+        kind = "smtp"
+        host = "127.0.0.1"
+        port = 2525
+        tls = "none"
+        [throttle]
+        per_account = "600/1m"
+    "#;
+
+    #[test]
+    fn parses_with_defaults_and_overrides() {
+        let c = Config::from_toml(MINIMAL).expect("parses");
+        assert_eq!(c.database_url, "sqlite://herald.db?mode=rwc");
+        assert_eq!(c.rules, SendingRules::default());
+        assert_eq!(
+            c.throttle.per_account.map(|r| r.to_string()),
+            Some("600/1m".into())
+        );
+        let c = c
+            .apply_env([
+                (
+                    "HERALD_DATABASE_URL".to_owned(),
+                    "postgres://x/y".to_owned(),
+                ),
+                ("HERALD_SMTP_PORT".to_owned(), "2626".to_owned()),
+            ])
+            .expect("overrides");
+        assert_eq!(c.database_url, "postgres://x/y");
+        assert!(matches!(c.transport, TransportConfig::Smtp(ref s) if s.port == 2626));
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let err = Config::from_toml(
+            &MINIMAL.replace("per_account = \"600/1m\"", "per_account = \"600 a minute\""),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("per_account"), "{err}");
+        let err =
+            Config::from_toml(&MINIMAL.replace("tls = \"none\"", "tls = \"maybe\"")).unwrap_err();
+        assert!(err.to_string().contains("tls"), "{err}");
+        let err = Config::from_toml(MINIMAL)
+            .expect("ok")
+            .apply_env([("HERALD_SMTP_PORT".into(), "x".into())])
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "environment HERALD_SMTP_PORT: must be a port number"
+        );
+    }
+}

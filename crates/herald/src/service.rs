@@ -1,0 +1,153 @@
+//! The Herald service: the parts built from a validated [`Config`].
+
+use crate::clock::Clock;
+use crate::config::{Config, DkimKeyConfig};
+use crate::transport::{Transport, TransportError};
+use herald_auth::{DkimKey, DkimSigner};
+use herald_message::{Platform, Tracker};
+use herald_schedule::{Outbox, RetryPolicy, Throttle};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Errors building or running the service.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// From herald-message.
+    #[error(transparent)]
+    Message(#[from] herald_message::Error),
+    /// From herald-auth.
+    #[error(transparent)]
+    Auth(#[from] herald_auth::Error),
+    /// From herald-schedule.
+    #[error(transparent)]
+    Schedule(#[from] herald_schedule::Error),
+    /// The configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A transport.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// A delivery task panicked or was cancelled.
+    #[error("delivery task: {0}")]
+    Task(String),
+    /// A key file.
+    #[error("dkim key_file {path}: {error}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// Why.
+        error: String,
+    },
+}
+
+/// DKIM signers: the platform's, and verified customer domains' by domain.
+#[derive(Debug)]
+pub struct Signers {
+    /// Signs mail from unverified domains (`d=` the platform).
+    pub platform: DkimSigner,
+    /// Signs mail from verified domains with their own key.
+    pub domains: HashMap<String, DkimSigner>,
+}
+
+impl Signers {
+    /// The signer for mail from `from_domain`: the domain's own when it is
+    /// verified and Herald has its key, else the platform's (R-MSG-1).
+    pub fn for_sender(&self, from_domain: &str, verified: bool) -> &DkimSigner {
+        if verified && let Some(s) = self.domains.get(&from_domain.to_ascii_lowercase()) {
+            return s;
+        }
+        &self.platform
+    }
+}
+
+/// Everything the binaries need, built once.
+pub struct Herald {
+    /// The outbox.
+    pub outbox: Outbox,
+    /// Token minting and checking.
+    pub tracker: Tracker,
+    /// The platform's identity.
+    pub platform: Platform,
+    /// DKIM signers.
+    pub signers: Signers,
+    /// Where mail goes.
+    pub transport: Transport,
+    /// Where mail over the attachment limit goes, if anywhere.
+    pub fallback: Option<Transport>,
+    /// Rates.
+    pub throttle: Throttle,
+    /// Retries.
+    pub retry: RetryPolicy,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// The configuration it was built from.
+    pub config: Config,
+}
+
+impl std::fmt::Debug for Herald {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Herald")
+            .field("database_url", &self.config.database_url)
+            .finish_non_exhaustive()
+    }
+}
+
+fn load_signer(k: &DkimKeyConfig) -> Result<DkimSigner, Error> {
+    let pem = std::fs::read_to_string(&k.key_file).map_err(|e| Error::KeyFile {
+        path: k.key_file.display().to_string(),
+        error: e.to_string(),
+    })?;
+    let key = DkimKey::from_pem(&pem).map_err(|e| Error::KeyFile {
+        path: k.key_file.display().to_string(),
+        error: e.to_string(),
+    })?;
+    Ok(DkimSigner::new(&k.domain, &k.selector, key)?)
+}
+
+impl Herald {
+    /// Builds the service: validates every part of `config`, reads the key
+    /// files, connects to the database and runs the migrations.
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        let p = &config.platform;
+        let platform = Platform::new(
+            &p.name,
+            &p.sender,
+            &p.message_id_domain,
+            &p.bounce_domain,
+            &p.feedback_sender,
+        )?;
+        let tracker = Tracker::new(config.tracking.secret.as_bytes(), &config.tracking.base_url)?;
+        let signers = Signers {
+            platform: load_signer(&config.dkim.platform)?,
+            domains: config
+                .dkim
+                .domains
+                .iter()
+                .map(|k| Ok((k.domain.to_ascii_lowercase(), load_signer(k)?)))
+                .collect::<Result<_, Error>>()?,
+        };
+        let transport = Transport::new(&config.transport)?;
+        let fallback = config
+            .fallback_transport
+            .as_ref()
+            .map(Transport::new)
+            .transpose()?;
+        let max_connections =
+            u32::try_from(config.worker.concurrency.saturating_mul(2).clamp(4, 64)).unwrap_or(16);
+        let outbox = Outbox::connect(&config.database_url, max_connections, config.rules).await?;
+        outbox.migrate().await?;
+        Ok(Herald {
+            outbox,
+            tracker,
+            platform,
+            signers,
+            transport,
+            fallback,
+            throttle: Throttle::new(&config.throttle),
+            retry: config.retry,
+            clock,
+            config,
+        })
+    }
+}

@@ -1,0 +1,191 @@
+//! The delivery loop (R-SND-4, R-SND-6): claim due messages, render them from
+//! the stored template and merged values, DKIM-sign, deliver, record the
+//! outcome. Each lane (individual, mass) has its own slots, so individual mail
+//! never waits behind a newsletter's throttle.
+
+use crate::service::{Error, Herald};
+use herald_message::{BuildParams, MessageRef};
+use herald_schedule::{Claimed, Lane, Outcome, StoredSend, outcome};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::task::JoinSet;
+
+/// What a worker did, counted.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Delivered (2xx).
+    pub delivered: AtomicU64,
+    /// Deferred for a retry.
+    pub deferred: AtomicU64,
+    /// Bounced (hard, soft or blocked).
+    pub bounced: AtomicU64,
+    /// Failed to build or sign.
+    pub failed: AtomicU64,
+    /// Outcomes not recorded because the claim was lost.
+    pub lost_claims: AtomicU64,
+}
+
+impl Stats {
+    /// Messages with a recorded outcome.
+    pub fn done(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+            + self.deferred.load(Ordering::Relaxed)
+            + self.bounced.load(Ordering::Relaxed)
+            + self.failed.load(Ordering::Relaxed)
+    }
+}
+
+/// Renders, signs and sends one claimed message; returns its outcome.
+async fn attempt(herald: &Herald, send: &StoredSend, m: &Claimed) -> Outcome {
+    let now = herald.clock.now();
+    let message = MessageRef {
+        account: m.account,
+        message: u64::try_from(m.id).unwrap_or(0),
+    };
+    let params = BuildParams {
+        platform: &herald.platform,
+        sender: &send.sender,
+        to: &m.to,
+        reply_to: None,
+        kind: send.kind,
+        message,
+        campaign: send.campaign,
+        date: now,
+        attachments: &[],
+    };
+    let email = match send.template.build(&m.values, &params, &herald.tracker) {
+        Ok(e) => e,
+        Err(e) => {
+            return Outcome::Failed {
+                reason: format!("building the message: {e}"),
+            };
+        }
+    };
+    let signer = herald.signers.for_sender(
+        send.sender.user.address.domain(),
+        send.sender.domain_verified,
+    );
+    let signed = match signer.sign_message(&email.message) {
+        Ok(s) => s,
+        Err(e) => {
+            return Outcome::Failed {
+                reason: format!("signing: {e}"),
+            };
+        }
+    };
+    if m.lane == Lane::Mass || herald.config.throttle.global.is_some() {
+        herald.throttle.until_ready(m.account, m.lane).await;
+    }
+    let result = herald
+        .transport
+        .send(&email.envelope, &email.message_id, &signed)
+        .await;
+    outcome(
+        &result,
+        m.attempts,
+        m.first_attempt_at,
+        herald.clock.now(),
+        &herald.retry,
+    )
+}
+
+async fn process(
+    herald: Arc<Herald>,
+    send: Arc<StoredSend>,
+    m: Claimed,
+    stats: Arc<Stats>,
+) -> Result<(), Error> {
+    let result = attempt(&herald, &send, &m).await;
+    let counter = match &result {
+        Outcome::Delivered { .. } => &stats.delivered,
+        Outcome::Deferred { .. } => &stats.deferred,
+        Outcome::Bounced { .. } => &stats.bounced,
+        Outcome::Failed { .. } => &stats.failed,
+    };
+    let worker = &herald.config.worker.id;
+    if herald
+        .outbox
+        .record(worker, m.id, &result, herald.clock.now())
+        .await?
+    {
+        counter.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(message = m.id, send = m.send_id, outcome = ?result, "recorded");
+    } else {
+        stats.lost_claims.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(message = m.id, "claim lost before the outcome was recorded");
+    }
+    Ok(())
+}
+
+/// Runs the delivery loop until `shutdown` completes; then finishes what is in
+/// flight and returns. Database errors end the loop with the error.
+pub async fn run(
+    herald: Arc<Herald>,
+    shutdown: impl Future<Output = ()>,
+    stats: Arc<Stats>,
+) -> Result<(), Error> {
+    let options = herald.config.worker.clone();
+    let slots = options.concurrency.max(1);
+    let lease = chrono::Duration::seconds(options.lease_secs.max(1));
+    let poll = std::time::Duration::from_millis(options.poll_ms.max(1));
+    let mut lanes: HashMap<Lane, JoinSet<Result<(), Error>>> = HashMap::from([
+        (Lane::Individual, JoinSet::new()),
+        (Lane::Mass, JoinSet::new()),
+    ]);
+    let mut sends: HashMap<i64, Arc<StoredSend>> = HashMap::new();
+    tokio::pin!(shutdown);
+    tracing::info!(worker = %options.id, concurrency = slots, "delivery loop started");
+    loop {
+        let mut claimed_any = false;
+        for lane in [Lane::Individual, Lane::Mass] {
+            let set = lanes.entry(lane).or_default();
+            while let Some(done) = set.try_join_next() {
+                done.map_err(|e| Error::Task(e.to_string()))??;
+            }
+            let free = slots.saturating_sub(set.len());
+            if free == 0 {
+                continue;
+            }
+            let claimed = herald
+                .outbox
+                .claim(&options.id, lane, free, lease, herald.clock.now())
+                .await?;
+            claimed_any |= !claimed.is_empty();
+            for m in claimed {
+                let send = match sends.get(&m.send_id) {
+                    Some(s) => Arc::clone(s),
+                    None => {
+                        let s = Arc::new(herald.outbox.send(m.send_id).await?);
+                        sends.insert(m.send_id, Arc::clone(&s));
+                        s
+                    }
+                };
+                set.spawn(process(Arc::clone(&herald), send, m, Arc::clone(&stats)));
+            }
+        }
+        if !claimed_any {
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(poll) => {}
+            }
+        } else if tokio::time::timeout(std::time::Duration::ZERO, &mut shutdown)
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        if sends.len() > 10_000 {
+            sends.clear();
+        }
+    }
+    tracing::info!("shutting down: finishing messages in flight");
+    for (_, mut set) in lanes {
+        while let Some(done) = set.join_next().await {
+            done.map_err(|e| Error::Task(e.to_string()))??;
+        }
+    }
+    tracing::info!(done = stats.done(), "delivery loop stopped");
+    Ok(())
+}
