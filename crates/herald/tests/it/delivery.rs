@@ -1,0 +1,464 @@
+//! Newsletters and faults through the delivery loop to smtp-sink (R-SND-4, R-SND-6).
+
+use crate::db::{Kind, TestDb};
+use crate::sink::{Sink, free_port};
+use chrono::{DateTime, Duration, Utc};
+use herald::Herald;
+use herald::auth::DkimKey;
+use herald::clock::ManualClock;
+use herald::config::Config;
+use herald::message::{
+    FieldSchema, Mailbox, MergeData, SendKind, SenderIdentity, Template, TrackingOptions,
+};
+use herald::schedule::{NewRecipient, NewSend, NoSuppression, RetryPolicy, State, When};
+use herald::worker::{self, Stats};
+use mail_parser::MessageParser;
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+const KEY: &str = "../auth/tests/data/rsa-pkcs1.pem";
+
+fn key_path() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(KEY)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "herald-{name}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn config(db: &TestDb, port: u16, retry: RetryPolicy) -> Config {
+    let toml = format!(
+        r#"
+        database_url = "{db}"
+        [platform]
+        name = "Herald"
+        sender = "mailer@herald.test"
+        message_id_domain = "herald.test"
+        bounce_domain = "bounces.herald.test"
+        [tracking]
+        base_url = "https://t.herald.test"
+        secret = "0123456789abcdef0123456789abcdef"
+        [dkim.platform]
+        domain = "herald.test"
+        selector = "s1"
+        key_file = "{key}"
+        [transport]
+        kind = "smtp"
+        host = "127.0.0.1"
+        port = {port}
+        tls = "none"
+        pool_size = 4
+        timeout_secs = 5
+        [throttle]
+        [worker]
+        id = "test-worker"
+        concurrency = 8
+        lease_secs = 60
+        poll_ms = 20
+        "#,
+        db = db.url,
+        key = key_path().display(),
+    );
+    let mut c = Config::from_toml(&toml).unwrap();
+    c.retry = retry;
+    c
+}
+
+fn start() -> DateTime<Utc> {
+    Utc::now()
+}
+
+async fn herald(
+    db: &TestDb,
+    port: u16,
+    clock: Arc<ManualClock>,
+    retry: RetryPolicy,
+) -> Arc<Herald> {
+    Arc::new(Herald::build(config(db, port, retry), clock).await.unwrap())
+}
+
+async fn enqueue(herald: &Herald, kind: SendKind, n: usize, when: When, now: DateTime<Utc>) -> i64 {
+    let template = Template {
+        subject: "Hi {{person.first_name}}".into(),
+        html: "<p>Dear {{person.first_name}}, <a href=\"https://shop.test/sale\">sale</a></p>"
+            .into(),
+        text: "Dear {{person.first_name}}".into(),
+    };
+    let compiled = template
+        .compile(
+            &FieldSchema::standard(),
+            &TrackingOptions {
+                unsubscribe_link: kind == SendKind::Mass,
+                ..TrackingOptions::default()
+            },
+        )
+        .unwrap();
+    let recipients = (0..n)
+        .map(|i| {
+            let mut d = MergeData::default();
+            d.person.insert("first_name".into(), format!("Person{i}"));
+            NewRecipient {
+                to: Mailbox::new(Some(&format!("Person {i}")), &format!("p{i}@example.test"))
+                    .unwrap(),
+                values: compiled.resolve(&d).unwrap(),
+            }
+        })
+        .collect();
+    let send = NewSend {
+        account: 1,
+        kind,
+        template: compiled,
+        sender: SenderIdentity {
+            user: Mailbox::new(Some("Ulla Ørsted"), "ulla@shop.test").unwrap(),
+            domain_verified: false,
+        },
+        campaign: Some(1),
+        when,
+        subject: "Hi {{person.first_name}}".into(),
+    };
+    herald
+        .outbox
+        .enqueue(send, recipients, &NoSuppression, now)
+        .await
+        .unwrap()
+        .send_id
+}
+
+/// Runs the loop until `done` holds (or 60 s pass), then shuts it down.
+async fn run_until(herald: &Arc<Herald>, stats: &Arc<Stats>, done: impl Fn(&Stats) -> bool) {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(worker::run(
+        Arc::clone(herald),
+        async move {
+            let _ = rx.await;
+        },
+        Arc::clone(stats),
+    ));
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while !done(stats) && Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+    assert!(
+        done(stats),
+        "the condition was not reached in 60 s: delivered {}, deferred {}, bounced {}",
+        stats.delivered.load(Ordering::Relaxed),
+        stats.deferred.load(Ordering::Relaxed),
+        stats.bounced.load(Ordering::Relaxed)
+    );
+}
+
+fn dkimpy_verifies_all(files: &[PathBuf]) -> String {
+    let key = DkimKey::from_pem(&std::fs::read_to_string(key_path()).unwrap()).unwrap();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/dkimpy_verify_all.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg("s1._domainkey.herald.test")
+        .arg(key.public_key().txt_record())
+        .args(files)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "dkimpy: {text}");
+    text
+}
+
+async fn newsletter_of_250(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let port = free_port();
+    let sink = Sink::start(port, &scratch("sink"), &[]);
+    let now = start();
+    let clock = Arc::new(ManualClock::new(now));
+    let herald = herald(&db, port, Arc::clone(&clock), RetryPolicy::default()).await;
+    let at = now + Duration::minutes(10);
+    let send_id = enqueue(&herald, SendKind::Mass, 250, When::At(at), now).await;
+
+    // Not early: a worker running at 09:59 sends nothing.
+    clock.set(at - Duration::seconds(1));
+    let stats = Arc::new(Stats::default());
+    run_until(&herald, &stats, |_| true).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(sink.count(), 0, "nothing is sent before its time");
+
+    clock.set(at);
+    run_until(&herald, &stats, |s| s.done() >= 250).await;
+    assert_eq!(stats.delivered.load(Ordering::Relaxed), 250);
+    assert_eq!(
+        herald
+            .outbox
+            .counts(send_id)
+            .await
+            .unwrap()
+            .get(&State::Delivered),
+        Some(&250)
+    );
+
+    let messages = sink.messages();
+    assert_eq!(messages.len(), 250, "one message per recipient");
+    let mut seen = HashSet::new();
+    let verify_dir = scratch("verify");
+    let mut files = Vec::new();
+    for (i, (rcpts, raw)) in messages.iter().enumerate() {
+        assert_eq!(rcpts.len(), 1);
+        assert!(
+            seen.insert(rcpts[0].clone()),
+            "{} got two messages",
+            rcpts[0]
+        );
+        let n: usize = rcpts[0]
+            .trim_start_matches('p')
+            .split('@')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let msg = MessageParser::default().parse(raw).unwrap();
+        assert_eq!(
+            msg.subject(),
+            Some(format!("Hi Person{n}").as_str()),
+            "its own merged values"
+        );
+        assert_eq!(
+            msg.to().and_then(|a| a.first()).and_then(|a| a.address()),
+            Some(rcpts[0].as_str())
+        );
+        assert_eq!(
+            msg.sender()
+                .and_then(|a| a.first())
+                .and_then(|a| a.address()),
+            Some("mailer@herald.test")
+        );
+        assert!(
+            msg.header_raw("List-Unsubscribe").is_some()
+                && msg.header_raw("List-Unsubscribe-Post").is_some()
+        );
+        assert!(
+            msg.message_id()
+                .is_some_and(|id| id.ends_with("@herald.test"))
+        );
+        assert!(
+            msg.header_raw("DKIM-Signature")
+                .is_some_and(|h| h.contains("d=herald.test"))
+        );
+        let f = verify_dir.join(format!("{i}.eml"));
+        std::fs::write(&f, raw).unwrap();
+        files.push(f);
+    }
+    assert_eq!(seen.len(), 250);
+    let verdict = dkimpy_verifies_all(&files);
+    assert!(verdict.contains("verified 250 of 250"), "{verdict}");
+}
+
+#[tokio::test]
+async fn newsletter_of_250_sqlite() {
+    newsletter_of_250(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn newsletter_of_250_postgres() {
+    newsletter_of_250(Kind::Postgres).await;
+}
+
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        initial_secs: 60,
+        max_secs: 120,
+        give_up_secs: 600,
+    }
+}
+
+async fn hard_bounce_is_recorded_and_not_retried(kind: Kind) {
+    let db = TestDb::new(kind).await;
+    let port = free_port();
+    let _sink = Sink::start(
+        port,
+        &scratch("sink5xx"),
+        &["-f", "rcpt", "-B", "550 5.1.1 No such user here"],
+    );
+    let now = start();
+    let clock = Arc::new(ManualClock::new(now));
+    let herald = herald(&db, port, Arc::clone(&clock), fast_retry()).await;
+    let send_id = enqueue(&herald, SendKind::Individual, 3, When::Now, now).await;
+    let stats = Arc::new(Stats::default());
+    run_until(&herald, &stats, |s| s.done() >= 3).await;
+    assert_eq!(stats.bounced.load(Ordering::Relaxed), 3);
+    let counts = herald.outbox.counts(send_id).await.unwrap();
+    assert_eq!(counts.get(&State::Bounced), Some(&3));
+    let (class, reply): (String, String) =
+        sqlx::query_as("SELECT bounce_class, reply FROM herald_outbox LIMIT 1")
+            .fetch_one(herald.outbox.pool())
+            .await
+            .unwrap();
+    assert_eq!(class, "hard");
+    assert!(reply.contains("5.1.1"), "{reply}");
+    // Not retried, however late it gets.
+    clock.set(now + Duration::days(10));
+    assert!(
+        herald
+            .outbox
+            .claim(
+                "x",
+                herald::schedule::Lane::Individual,
+                10,
+                Duration::seconds(60),
+                herald::clock::Clock::now(clock.as_ref())
+            )
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn hard_bounce_sqlite() {
+    hard_bounce_is_recorded_and_not_retried(Kind::Sqlite).await;
+}
+
+#[tokio::test]
+async fn hard_bounce_postgres() {
+    hard_bounce_is_recorded_and_not_retried(Kind::Postgres).await;
+}
+
+/// 4xx (or a dropped connection) first, then the server recovers: retried and
+/// delivered once, nothing lost.
+async fn temporary_failure_then_delivery(kind: Kind, fault: &[&str]) {
+    let db = TestDb::new(kind).await;
+    let port = free_port();
+    let sink = Sink::start(port, &scratch("sink4xx"), fault);
+    let now = start();
+    let clock = Arc::new(ManualClock::new(now));
+    let herald = herald(&db, port, Arc::clone(&clock), fast_retry()).await;
+    let send_id = enqueue(&herald, SendKind::Individual, 5, When::Now, now).await;
+    let stats = Arc::new(Stats::default());
+    run_until(&herald, &stats, |s| s.deferred.load(Ordering::Relaxed) >= 5).await;
+    assert_eq!(
+        herald
+            .outbox
+            .counts(send_id)
+            .await
+            .unwrap()
+            .get(&State::Deferred),
+        Some(&5)
+    );
+    let dir = sink.dir.clone();
+    drop(sink);
+    for f in std::fs::read_dir(&dir).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let sink = Sink::start(port, &dir, &[]);
+    // Too early for the retry: nothing moves.
+    clock.set(now + Duration::seconds(59));
+    run_until(&herald, &stats, |_| true).await;
+    assert_eq!(sink.count(), 0);
+    // After the retry delay, each is delivered; a stale pooled connection may
+    // cost one more deferral, so move the clock on until all are delivered.
+    let mut t = now;
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while stats.delivered.load(Ordering::Relaxed) < 5 && Instant::now() < deadline {
+        t += Duration::seconds(121);
+        clock.set(t);
+        let before = stats.done();
+        run_until(&herald, &stats, move |s| {
+            s.done() > before || s.delivered.load(Ordering::Relaxed) >= 5
+        })
+        .await;
+    }
+    assert_eq!(
+        herald
+            .outbox
+            .counts(send_id)
+            .await
+            .unwrap()
+            .get(&State::Delivered),
+        Some(&5)
+    );
+    let rcpts: Vec<String> = sink.messages().into_iter().flat_map(|(r, _)| r).collect();
+    let unique: HashSet<&String> = rcpts.iter().collect();
+    assert_eq!(
+        (rcpts.len(), unique.len()),
+        (5, 5),
+        "each recipient exactly once"
+    );
+}
+
+#[tokio::test]
+async fn soft_reply_then_delivered_sqlite() {
+    temporary_failure_then_delivery(
+        Kind::Sqlite,
+        &["-r", "rcpt", "-b", "451 4.3.0 Try again later"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn soft_reply_then_delivered_postgres() {
+    temporary_failure_then_delivery(
+        Kind::Postgres,
+        &["-r", "rcpt", "-b", "451 4.3.0 Try again later"],
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dropped_connection_then_delivered_sqlite() {
+    temporary_failure_then_delivery(Kind::Sqlite, &["-q", "data"]).await;
+}
+
+#[tokio::test]
+async fn dropped_connection_then_delivered_postgres() {
+    temporary_failure_then_delivery(Kind::Postgres, &["-q", "data"]).await;
+}
+
+#[tokio::test]
+async fn temporary_failures_past_the_give_up_age_soft_bounce() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let port = free_port();
+    let _sink = Sink::start(
+        port,
+        &scratch("sinksoft"),
+        &["-r", "rcpt", "-b", "452 4.2.2 Mailbox full"],
+    );
+    let now = start();
+    let clock = Arc::new(ManualClock::new(now));
+    let herald = herald(&db, port, Arc::clone(&clock), fast_retry()).await;
+    let send_id = enqueue(&herald, SendKind::Individual, 2, When::Now, now).await;
+    let stats = Arc::new(Stats::default());
+    let mut t = now;
+    while stats.bounced.load(Ordering::Relaxed) < 2 && t < now + Duration::hours(1) {
+        let before = stats.done();
+        run_until(&herald, &stats, move |s| s.done() >= before + 2).await;
+        t += Duration::seconds(121);
+        clock.set(t);
+    }
+    assert_eq!(
+        herald
+            .outbox
+            .counts(send_id)
+            .await
+            .unwrap()
+            .get(&State::Bounced),
+        Some(&2)
+    );
+    let (class, reply): (String, String) =
+        sqlx::query_as("SELECT bounce_class, reply FROM herald_outbox LIMIT 1")
+            .fetch_one(herald.outbox.pool())
+            .await
+            .unwrap();
+    assert_eq!(class, "soft");
+    assert!(reply.contains("4.2.2"), "{reply}");
+}

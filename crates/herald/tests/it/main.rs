@@ -1,0 +1,10 @@
+//! The delivery loop against a real SMTP server (Postfix's smtp-sink), on
+//! SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+#[allow(dead_code)] // shared with herald-schedule's tests; not every helper is used here
+#[path = "../../../schedule/tests/it/db.rs"]
+mod db;
+mod delivery;
+mod sink;
