@@ -1,0 +1,215 @@
+//! `herald-worker` as a process: killed with SIGKILL in the middle of a
+//! 2,000-message send and started again (R-SND-4), and stopped with SIGTERM.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+#[allow(dead_code)] // shared with herald's tests; not every helper is used here
+#[path = "../../../../crates/herald/tests/it/sink.rs"]
+mod sink;
+
+use chrono::Utc;
+use herald::message::{
+    FieldSchema, Mailbox, MergeData, SendKind, SenderIdentity, Template, TrackingOptions,
+};
+use herald::schedule::{NewRecipient, NewSend, NoSuppression, Outbox, SendingRules, State, When};
+use sink::{Sink, free_port};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CONCURRENCY: usize = 8;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "herald-worker-{name}-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn write_config(dir: &Path, db_url: &str, port: u16) -> PathBuf {
+    let key =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crates/auth/tests/data/ed25519.pem");
+    let config = format!(
+        r#"
+database_url = "{db_url}"
+[platform]
+name = "Herald"
+sender = "mailer@herald.test"
+message_id_domain = "herald.test"
+bounce_domain = "bounces.herald.test"
+[tracking]
+base_url = "https://t.herald.test"
+secret = "0123456789abcdef0123456789abcdef"
+[dkim.platform]
+domain = "herald.test"
+selector = "s1"
+key_file = "{key}"
+[transport]
+kind = "smtp"
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+[throttle]
+[rules]
+mass_min_lead_minutes = 0
+[worker]
+concurrency = {CONCURRENCY}
+lease_secs = 3
+poll_ms = 20
+"#,
+        key = key.display()
+    );
+    let path = dir.join("herald.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+fn worker(config: &Path, id: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_herald-worker"))
+        .arg("--config")
+        .arg(config)
+        .env("HERALD_WORKER_ID", id)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+async fn enqueue(db_url: &str, n: usize) -> (Outbox, i64) {
+    let rules = SendingRules {
+        mass_min_lead_minutes: 0,
+        ..SendingRules::default()
+    };
+    let outbox = Outbox::connect(db_url, 2, rules).await.unwrap();
+    outbox.migrate().await.unwrap();
+    let template = Template {
+        subject: "News {{person.first_name}}".into(),
+        html: "<p>Hello {{person.first_name}}</p>".into(),
+        text: String::new(),
+    };
+    let compiled = template
+        .compile(
+            &FieldSchema::standard(),
+            &TrackingOptions {
+                unsubscribe_link: true,
+                ..TrackingOptions::default()
+            },
+        )
+        .unwrap();
+    let now = Utc::now();
+    let recipients = (0..n)
+        .map(|i| {
+            let mut d = MergeData::default();
+            d.person.insert("first_name".into(), format!("P{i}"));
+            NewRecipient {
+                to: Mailbox::new(None, &format!("r{i}@example.test")).unwrap(),
+                values: compiled.resolve(&d).unwrap(),
+            }
+        })
+        .collect();
+    let send = NewSend {
+        account: 1,
+        kind: SendKind::Mass,
+        template: compiled,
+        sender: SenderIdentity {
+            user: Mailbox::new(None, "u@shop.test").unwrap(),
+            domain_verified: false,
+        },
+        campaign: None,
+        when: When::At(now),
+        subject: "News".into(),
+    };
+    let id = outbox
+        .enqueue(send, recipients, &NoSuppression, now)
+        .await
+        .unwrap()
+        .send_id;
+    (outbox, id)
+}
+
+fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[allow(dead_code)] // shared with herald-schedule's tests; not every helper is used here
+#[path = "../../../../crates/schedule/tests/it/db.rs"]
+mod db;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_send_sqlite() {
+    let dir = scratch("crash");
+    let db_url = format!("sqlite://{}?mode=rwc", dir.join("herald.db").display());
+    crash_test(&dir, &db_url).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_mid_send_postgres() {
+    let dir = scratch("crashpg");
+    let db = db::TestDb::new(db::Kind::Postgres).await;
+    crash_test(&dir, &db.url).await;
+}
+
+/// Kills the worker with SIGKILL in the middle of a 2,000-message send and starts
+/// another: nothing is lost, and duplicates are at most the messages in flight.
+async fn crash_test(dir: &Path, db_url: &str) {
+    let db_url = db_url.to_owned();
+    let port = free_port();
+    let sink = Sink::start(port, &dir.join("sink"), &[]);
+    let config = write_config(&dir, &db_url, port);
+    let (outbox, send_id) = enqueue(&db_url, 2000).await;
+
+    let mut first = worker(&config, "w1");
+    wait_for("500 deliveries", 120, || sink.count() >= 500);
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let at_kill = sink.count();
+
+    let mut second = worker(&config, "w2");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let counts = outbox.counts(send_id).await.unwrap();
+        if counts.get(&State::Delivered) == Some(&2000) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not all delivered: {counts:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // SIGTERM: the worker finishes what is in flight and exits cleanly.
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(second.id().to_string())
+        .status()
+        .unwrap();
+    let status = second.wait().unwrap();
+    assert!(
+        status.success(),
+        "herald-worker exits 0 on SIGTERM: {status}"
+    );
+
+    let mut per_recipient: HashMap<String, usize> = HashMap::new();
+    for (rcpts, _) in sink.messages() {
+        for r in rcpts {
+            *per_recipient.entry(r).or_default() += 1;
+        }
+    }
+    let total: usize = per_recipient.values().sum();
+    let duplicates = total - per_recipient.len();
+    println!(
+        "crash test: {at_kill} messages received when the worker was killed; {total} received in all; {duplicates} duplicates (in flight at the kill: at most {CONCURRENCY})"
+    );
+    assert_eq!(per_recipient.len(), 2000, "every recipient got the message");
+    assert!(
+        duplicates <= CONCURRENCY,
+        "{duplicates} duplicates, more than the {CONCURRENCY} messages that can be in flight"
+    );
+}
