@@ -165,7 +165,7 @@ async fn crash_test(dir: &Path, db_url: &str) {
     let db_url = db_url.to_owned();
     let port = free_port();
     let sink = Sink::start(port, &dir.join("sink"), &[]);
-    let config = write_config(&dir, &db_url, port);
+    let config = write_config(dir, &db_url, port);
     let (outbox, send_id) = enqueue(&db_url, 2000).await;
 
     let mut first = worker(&config, "w1");
