@@ -25,7 +25,7 @@ fn key_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(KEY)
 }
 
-fn scratch(name: &str) -> PathBuf {
+pub fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "herald-{name}-{}-{}",
         std::process::id(),
@@ -36,7 +36,7 @@ fn scratch(name: &str) -> PathBuf {
     dir
 }
 
-fn config(db: &TestDb, port: u16, retry: RetryPolicy) -> Config {
+pub fn config(db: &TestDb, port: u16, retry: RetryPolicy) -> Config {
     let toml = format!(
         r#"
         database_url = "{db}"
@@ -87,7 +87,13 @@ async fn herald(
     Arc::new(Herald::build(config(db, port, retry), clock).await.unwrap())
 }
 
-async fn enqueue(herald: &Herald, kind: SendKind, n: usize, when: When, now: DateTime<Utc>) -> i64 {
+pub async fn enqueue(
+    herald: &Herald,
+    kind: SendKind,
+    n: usize,
+    when: When,
+    now: DateTime<Utc>,
+) -> i64 {
     let template = Template {
         subject: "Hi {{person.first_name}}".into(),
         html: "<p>Dear {{person.first_name}}, <a href=\"https://shop.test/sale\">sale</a></p>"
@@ -135,7 +141,7 @@ async fn enqueue(herald: &Herald, kind: SendKind, n: usize, when: When, now: Dat
 }
 
 /// Runs the loop until `done` holds (or 60 s pass), then shuts it down.
-async fn run_until(herald: &Arc<Herald>, stats: &Arc<Stats>, done: impl Fn(&Stats) -> bool) {
+pub async fn run_until(herald: &Arc<Herald>, stats: &Arc<Stats>, done: impl Fn(&Stats) -> bool) {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(worker::run(
         Arc::clone(herald),

@@ -8,3 +8,4 @@
 mod db;
 mod delivery;
 mod sink;
+mod throttle;

@@ -1,0 +1,71 @@
+//! The throttle measured at the SMTP server (R-SND-3).
+
+use crate::db::{Kind, TestDb};
+use crate::delivery::{config, enqueue, run_until, scratch};
+use crate::sink::{Sink, free_port};
+use chrono::Utc;
+use herald::Herald;
+use herald::clock::ManualClock;
+use herald::message::SendKind;
+use herald::schedule::{RetryPolicy, SendingRules, When};
+use herald::worker::Stats;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mass_mail_leaves_at_the_configured_rate() {
+    const PER_MINUTE: u32 = 1200; // 20 a second
+    const MESSAGES: usize = 300;
+    let db = TestDb::new(Kind::Sqlite).await;
+    let port = free_port();
+    let sink = Sink::start(port, &scratch("throttle"), &[]);
+    let mut c = config(&db, port, RetryPolicy::default());
+    c.throttle.per_account = Some(format!("{PER_MINUTE}/1m").parse().unwrap());
+    c.rules = SendingRules {
+        mass_min_lead_minutes: 0,
+        ..SendingRules::default()
+    };
+    let now = Utc::now();
+    let herald = Arc::new(
+        Herald::build(c, Arc::new(ManualClock::new(now)))
+            .await
+            .unwrap(),
+    );
+    enqueue(&herald, SendKind::Mass, MESSAGES, When::At(now), now).await;
+    let stats = Arc::new(Stats::default());
+    run_until(&herald, &stats, |s| s.done() >= MESSAGES as u64).await;
+
+    let mut times: Vec<SystemTime> = std::fs::read_dir(&sink.dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().modified().unwrap())
+        .collect();
+    times.sort();
+    assert_eq!(times.len(), MESSAGES);
+    let span = times[MESSAGES - 1]
+        .duration_since(times[0])
+        .unwrap()
+        .as_secs_f64();
+    let rate = (MESSAGES - 1) as f64 / span;
+    let target = f64::from(PER_MINUTE) / 60.0;
+    // No burst above the bucket: in any one second, at most the rate plus the burst of 1.
+    let max_in_a_second = (0..MESSAGES)
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|t| t.duration_since(times[i]).unwrap().as_secs_f64() < 1.0)
+                .count()
+        })
+        .max()
+        .unwrap();
+    println!(
+        "throttle: {MESSAGES} messages in {span:.3} s = {rate:.3}/s (target {target}/s); at most {max_in_a_second} in any one second"
+    );
+    assert!(
+        (rate - target).abs() / target <= 0.02,
+        "measured {rate:.3}/s, configured {target}/s"
+    );
+    assert!(
+        max_in_a_second <= target as usize + 1,
+        "{max_in_a_second} in one second"
+    );
+}
