@@ -3,9 +3,9 @@
 
 use herald_message::Envelope;
 use herald_schedule::Attempt;
-use lettre::transport::smtp::PoolConfig;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -69,11 +69,141 @@ pub enum TransportConfig {
     },
 }
 
+/// A pool of SMTP connections to one server: connections are reused, at most
+/// `pool_size` are open, a pooled connection is checked (NOOP) before reuse,
+/// and one that failed is dropped. Sockets have TCP_NODELAY set: lettre writes
+/// the message body and its final `.` separately, which with Nagle's algorithm
+/// and delayed ACKs would stall every message by tens of milliseconds.
+pub struct SmtpPool {
+    config: SmtpConfig,
+    idle: tokio::sync::Mutex<Vec<AsyncSmtpConnection>>,
+    permits: tokio::sync::Semaphore,
+    hello: ClientId,
+}
+
+impl SmtpPool {
+    /// A pool for the server `config` names (no connection is made yet).
+    pub fn new(config: SmtpConfig, hello: ClientId) -> Self {
+        let size = usize::try_from(config.pool_size.max(1)).unwrap_or(1);
+        SmtpPool {
+            config,
+            idle: tokio::sync::Mutex::new(Vec::new()),
+            permits: tokio::sync::Semaphore::new(size),
+            hello,
+        }
+    }
+
+    async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        let c = &self.config;
+        let timeout = Duration::from_secs(c.timeout_secs);
+        let mut conn = if c.tls == Tls::Tls {
+            let tls = TlsParameters::new(c.host.clone())?;
+            AsyncSmtpConnection::connect_tokio1(
+                (c.host.as_str(), c.port),
+                Some(timeout),
+                &self.hello,
+                Some(tls),
+                None,
+            )
+            .await?
+        } else {
+            let tcp = tokio::time::timeout(
+                timeout,
+                tokio::net::TcpStream::connect((c.host.as_str(), c.port)),
+            )
+            .await
+            .map_err(|_| SendError::Io(format!("connecting to {}:{} timed out", c.host, c.port)))?
+            .map_err(|e| SendError::Io(format!("connecting to {}:{}: {e}", c.host, c.port)))?;
+            let _ = tcp.set_nodelay(true);
+            let mut conn =
+                AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?;
+            if c.tls == Tls::StartTls {
+                conn.starttls(TlsParameters::new(c.host.clone())?, &self.hello)
+                    .await?;
+            }
+            conn
+        };
+        if let (Some(u), Some(p)) = (&c.username, &c.password) {
+            conn.auth(
+                &[Mechanism::Plain, Mechanism::Login],
+                &Credentials::new(u.clone(), p.clone()),
+            )
+            .await?;
+        }
+        Ok(conn)
+    }
+
+    /// One SMTP transaction on a pooled connection.
+    pub async fn send(&self, envelope: &lettre::address::Envelope, message: &[u8]) -> Attempt {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Attempt::Unreachable {
+                reason: "the connection pool is closed".into(),
+            };
+        };
+        let limit = Duration::from_secs(self.config.timeout_secs.saturating_mul(4).max(1));
+        let work = async {
+            let mut conn = loop {
+                let reused = self.idle.lock().await.pop();
+                match reused {
+                    Some(mut conn) => {
+                        if conn.test_connected().await {
+                            break conn;
+                        }
+                    }
+                    None => break self.connect().await?,
+                }
+            };
+            let result = conn.send(envelope, message).await;
+            if result.is_ok() && !conn.has_broken() {
+                self.idle.lock().await.push(conn);
+            }
+            result.map_err(SendError::Smtp)
+        };
+        match tokio::time::timeout(limit, work).await {
+            Err(_) => Attempt::Unreachable {
+                reason: format!(
+                    "no answer from {}:{} within {} s",
+                    self.config.host,
+                    self.config.port,
+                    limit.as_secs()
+                ),
+            },
+            Ok(Ok(resp)) => Attempt::Reply {
+                code: u16::from(resp.code()),
+                text: resp.message().collect::<Vec<_>>().join(" "),
+            },
+            Ok(Err(SendError::Io(reason))) => Attempt::Unreachable { reason },
+            Ok(Err(SendError::Smtp(e))) => match e.status() {
+                Some(code) => Attempt::Reply {
+                    code: u16::from(code),
+                    text: error_text(&e),
+                },
+                None => Attempt::Unreachable {
+                    reason: error_text(&e),
+                },
+            },
+        }
+    }
+}
+
+/// Why a transaction did not get a reply.
+enum SendError {
+    /// Could not connect.
+    Io(String),
+    /// lettre's error: a reply (with a status) or a network/TLS failure.
+    Smtp(lettre::transport::smtp::Error),
+}
+
+impl From<lettre::transport::smtp::Error> for SendError {
+    fn from(e: lettre::transport::smtp::Error) -> Self {
+        SendError::Smtp(e)
+    }
+}
+
 /// A live transport.
-#[derive(Clone)]
 pub enum Transport {
     /// SMTP relay with a connection pool.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(SmtpPool),
     /// Files.
     File(PathBuf),
 }
@@ -81,7 +211,7 @@ pub enum Transport {
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Transport::Smtp(_) => f.write_str("Transport::Smtp"),
+            Transport::Smtp(p) => write!(f, "Transport::Smtp({}:{})", p.config.host, p.config.port),
             Transport::File(dir) => write!(f, "Transport::File({})", dir.display()),
         }
     }
@@ -102,21 +232,13 @@ impl Transport {
                 Ok(Transport::File(dir.clone()))
             }
             TransportConfig::Smtp(c) => {
-                let builder = match c.tls {
-                    Tls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&c.host),
-                    Tls::StartTls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&c.host)
-                        .map_err(|e| TransportError(e.to_string()))?,
-                    Tls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&c.host)
-                        .map_err(|e| TransportError(e.to_string()))?,
-                };
-                let mut builder = builder
-                    .port(c.port)
-                    .timeout(Some(Duration::from_secs(c.timeout_secs)))
-                    .pool_config(PoolConfig::new().max_size(c.pool_size.max(1)));
-                if let (Some(u), Some(p)) = (&c.username, &c.password) {
-                    builder = builder.credentials(Credentials::new(u.clone(), p.clone()));
+                if c.host.is_empty() {
+                    return Err(TransportError("smtp host is empty".into()));
                 }
-                Ok(Transport::Smtp(builder.build()))
+                Ok(Transport::Smtp(SmtpPool::new(
+                    c.clone(),
+                    ClientId::default(),
+                )))
             }
         }
     }
@@ -151,10 +273,8 @@ impl Transport {
                     },
                 }
             }
-            Transport::Smtp(smtp) => {
-                let from = envelope.mail_from.parse();
-                let to = envelope.rcpt_to.parse();
-                let env = match (from, to) {
+            Transport::Smtp(pool) => {
+                let env = match (envelope.mail_from.parse(), envelope.rcpt_to.parse()) {
                     (Ok(f), Ok(t)) => lettre::address::Envelope::new(Some(f), vec![t]),
                     _ => {
                         return Attempt::Reply {
@@ -163,28 +283,11 @@ impl Transport {
                         };
                     }
                 };
-                let env = match env {
-                    Ok(e) => e,
-                    Err(e) => {
-                        return Attempt::Reply {
-                            code: 553,
-                            text: format!("5.1.3 {e}"),
-                        };
-                    }
-                };
-                match smtp.send_raw(&env, message).await {
-                    Ok(resp) => Attempt::Reply {
-                        code: u16::from(resp.code()),
-                        text: resp.message().collect::<Vec<_>>().join(" "),
-                    },
-                    Err(e) => match e.status() {
-                        Some(code) => Attempt::Reply {
-                            code: u16::from(code),
-                            text: error_text(&e),
-                        },
-                        None => Attempt::Unreachable {
-                            reason: error_text(&e),
-                        },
+                match env {
+                    Ok(env) => pool.send(&env, message).await,
+                    Err(e) => Attempt::Reply {
+                        code: 553,
+                        text: format!("5.1.3 {e}"),
                     },
                 }
             }
