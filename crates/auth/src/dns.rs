@@ -83,6 +83,54 @@ impl Dns {
         &self.auth
     }
 
+    /// The MX records of `domain` as (preference, exchange without the final
+    /// dot), most preferred first. A null MX (RFC 7505) is `(0, "")`.
+    pub async fn mx(&self, domain: &str) -> Lookup<Vec<(u16, String)>> {
+        let name = match Name::from_str(&fqdn(domain)) {
+            Ok(n) => n,
+            Err(e) => return Lookup::TempError(format!("`{domain}` is not a DNS name: {e}")),
+        };
+        match self.auth.resolver().mx_lookup(name).await {
+            Ok(lookup) => {
+                let mut out: Vec<(u16, String)> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::MX(mx) => Some((
+                            mx.preference,
+                            mx.exchange.to_utf8().trim_end_matches('.').to_owned(),
+                        )),
+                        _ => None,
+                    })
+                    .collect();
+                out.sort();
+                if out.is_empty() {
+                    Lookup::NotFound
+                } else {
+                    Lookup::Found(out)
+                }
+            }
+            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Lookup::NotFound,
+            Err(e) => Lookup::TempError(e.to_string()),
+        }
+    }
+
+    /// The IPv4 and IPv6 addresses of `host` (A, then AAAA).
+    pub async fn addresses(&self, host: &str) -> Lookup<Vec<std::net::IpAddr>> {
+        match self.auth.resolver().lookup_ip(fqdn(host)).await {
+            Ok(lookup) => {
+                let ips: Vec<std::net::IpAddr> = lookup.iter().collect();
+                if ips.is_empty() {
+                    Lookup::NotFound
+                } else {
+                    Lookup::Found(ips)
+                }
+            }
+            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Lookup::NotFound,
+            Err(e) => Lookup::TempError(e.to_string()),
+        }
+    }
+
     /// The TXT records at `name`, each record's strings joined.
     pub async fn txt(&self, name: &str) -> Lookup<Vec<String>> {
         let fqdn = if name.ends_with('.') {
@@ -118,5 +166,14 @@ impl Dns {
             Err(e) if e.is_no_records_found() || e.is_nx_domain() => Lookup::NotFound,
             Err(e) => Lookup::TempError(e.to_string()),
         }
+    }
+}
+
+/// `name` with the final dot, so no search domain is tried.
+fn fqdn(name: &str) -> String {
+    if name.ends_with('.') {
+        name.to_owned()
+    } else {
+        format!("{name}.")
     }
 }

@@ -1,13 +1,17 @@
 //! Transports (R-SND-6): an SMTP relay (lettre: STARTTLS or implicit TLS, AUTH,
 //! a pool of reused connections) and a file transport (one `.eml` per message).
 
+use herald_auth::{Dns, DnsConfig, Lookup};
 use herald_message::Envelope;
 use herald_schedule::Attempt;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How to secure the SMTP connection.
@@ -16,6 +20,9 @@ use std::time::Duration;
 pub enum Tls {
     /// Plain SMTP (local relays and tests only).
     None,
+    /// STARTTLS when the server offers it, without certificate checks (what
+    /// MTAs do towards MX hosts); plain otherwise.
+    Opportunistic,
     /// STARTTLS, required.
     #[default]
     StartTls,
@@ -56,12 +63,41 @@ fn default_timeout() -> u64 {
     30
 }
 
+/// Delivery straight to each recipient domain's MX hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MxConfig {
+    /// The SMTP port of MX hosts. Default 25 (tests point it elsewhere).
+    #[serde(default = "default_mx_port")]
+    pub port: u16,
+    /// Connections to one destination host at most. Default 4.
+    #[serde(default = "default_pool")]
+    pub per_destination: u32,
+    /// Seconds a command may take. Default 30.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// The name server for MX and address lookups, `IP:PORT`; default the system's.
+    pub nameserver: Option<std::net::SocketAddr>,
+    /// Seconds one DNS query may take. Default 5.
+    #[serde(default = "default_dns_timeout")]
+    pub dns_timeout_secs: u64,
+}
+
+fn default_dns_timeout() -> u64 {
+    5
+}
+
+fn default_mx_port() -> u16 {
+    25
+}
+
 /// Where built messages go.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 pub enum TransportConfig {
     /// An SMTP relay.
     Smtp(SmtpConfig),
+    /// Direct to MX.
+    Mx(MxConfig),
     /// One `.eml` file per message in `dir` (development, the quick start).
     File {
         /// The folder.
@@ -76,6 +112,7 @@ pub enum TransportConfig {
 /// and delayed ACKs would stall every message by tens of milliseconds.
 pub struct SmtpPool {
     config: SmtpConfig,
+    tls_name: String,
     idle: tokio::sync::Mutex<Vec<AsyncSmtpConnection>>,
     permits: tokio::sync::Semaphore,
     hello: ClientId,
@@ -85,19 +122,27 @@ impl SmtpPool {
     /// A pool for the server `config` names (no connection is made yet).
     pub fn new(config: SmtpConfig, hello: ClientId) -> Self {
         let size = usize::try_from(config.pool_size.max(1)).unwrap_or(1);
+        let tls_name = config.host.clone();
         SmtpPool {
             config,
+            tls_name,
             idle: tokio::sync::Mutex::new(Vec::new()),
             permits: tokio::sync::Semaphore::new(size),
             hello,
         }
     }
 
+    /// The name TLS expects in the server's certificate, when `host` is an IP.
+    pub fn with_tls_name(mut self, name: &str) -> Self {
+        self.tls_name = name.to_owned();
+        self
+    }
+
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
         let c = &self.config;
         let timeout = Duration::from_secs(c.timeout_secs);
         let mut conn = if c.tls == Tls::Tls {
-            let tls = TlsParameters::new(c.host.clone())?;
+            let tls = TlsParameters::new(self.tls_name.clone())?;
             AsyncSmtpConnection::connect_tokio1(
                 (c.host.as_str(), c.port),
                 Some(timeout),
@@ -118,8 +163,13 @@ impl SmtpPool {
             let mut conn =
                 AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?;
             if c.tls == Tls::StartTls {
-                conn.starttls(TlsParameters::new(c.host.clone())?, &self.hello)
+                conn.starttls(TlsParameters::new(self.tls_name.clone())?, &self.hello)
                     .await?;
+            } else if c.tls == Tls::Opportunistic && conn.can_starttls() {
+                let tls = TlsParameters::builder(self.tls_name.clone())
+                    .dangerous_accept_invalid_certs(true)
+                    .build()?;
+                conn.starttls(tls, &self.hello).await?;
             }
             conn
         };
@@ -200,10 +250,92 @@ impl From<lettre::transport::smtp::Error> for SendError {
     }
 }
 
+/// Direct-to-MX delivery: one connection pool per destination host.
+pub struct MxTransport {
+    config: MxConfig,
+    dns: Dns,
+    pools: tokio::sync::Mutex<HashMap<String, Arc<SmtpPool>>>,
+}
+
+impl MxTransport {
+    async fn pool(&self, host: &str, ip: IpAddr) -> Arc<SmtpPool> {
+        let mut pools = self.pools.lock().await;
+        let pool = pools.entry(host.to_ascii_lowercase()).or_insert_with(|| {
+            let config = SmtpConfig {
+                host: ip.to_string(),
+                port: self.config.port,
+                tls: Tls::Opportunistic,
+                username: None,
+                password: None,
+                pool_size: self.config.per_destination,
+                timeout_secs: self.config.timeout_secs,
+            };
+            Arc::new(SmtpPool::new(config, ClientId::default()).with_tls_name(host))
+        });
+        Arc::clone(pool)
+    }
+
+    /// Delivers to the MX hosts of the recipient's domain, most preferred first;
+    /// with no MX record, to the domain's own address (RFC 5321 §5.1); a null
+    /// MX (RFC 7505) is a permanent failure.
+    async fn send(
+        &self,
+        envelope: &lettre::address::Envelope,
+        rcpt_domain: &str,
+        message: &[u8],
+    ) -> Attempt {
+        let hosts: Vec<String> = match self.dns.mx(rcpt_domain).await {
+            Lookup::Found(mx) if mx.len() == 1 && mx[0].1.is_empty() => {
+                return Attempt::Reply {
+                    code: 556,
+                    text: format!("5.1.10 {rcpt_domain} accepts no mail (null MX)"),
+                };
+            }
+            Lookup::Found(mx) => mx
+                .into_iter()
+                .filter(|(_, h)| !h.is_empty())
+                .map(|(_, h)| h)
+                .collect(),
+            Lookup::NotFound => vec![rcpt_domain.to_owned()],
+            Lookup::TempError(e) => {
+                return Attempt::Unreachable {
+                    reason: format!("MX lookup of {rcpt_domain}: {e}"),
+                };
+            }
+        };
+        let mut last = Attempt::Unreachable {
+            reason: format!("{rcpt_domain}: no MX host has an address"),
+        };
+        for host in hosts {
+            let ip = match self.dns.addresses(&host).await {
+                Lookup::Found(ips) => ips[0],
+                Lookup::NotFound => continue,
+                Lookup::TempError(e) => {
+                    last = Attempt::Unreachable {
+                        reason: format!("address lookup of {host}: {e}"),
+                    };
+                    continue;
+                }
+            };
+            match self.pool(&host, ip).await.send(envelope, message).await {
+                Attempt::Unreachable { reason } => {
+                    last = Attempt::Unreachable {
+                        reason: format!("{host} ({ip}): {reason}"),
+                    }
+                }
+                reply => return reply,
+            }
+        }
+        last
+    }
+}
+
 /// A live transport.
 pub enum Transport {
     /// SMTP relay with a connection pool.
     Smtp(SmtpPool),
+    /// Direct to MX.
+    Mx(MxTransport),
     /// Files.
     File(PathBuf),
 }
@@ -212,6 +344,7 @@ impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Transport::Smtp(p) => write!(f, "Transport::Smtp({}:{})", p.config.host, p.config.port),
+            Transport::Mx(m) => write!(f, "Transport::Mx(port {})", m.config.port),
             Transport::File(dir) => write!(f, "Transport::File({})", dir.display()),
         }
     }
@@ -239,6 +372,19 @@ impl Transport {
                     c.clone(),
                     ClientId::default(),
                 )))
+            }
+            TransportConfig::Mx(c) => {
+                let dns = Dns::new(&DnsConfig {
+                    nameserver: c.nameserver,
+                    timeout: Duration::from_secs(c.dns_timeout_secs.max(1)),
+                    attempts: 2,
+                })
+                .map_err(|e| TransportError(e.to_string()))?;
+                Ok(Transport::Mx(MxTransport {
+                    config: c.clone(),
+                    dns,
+                    pools: tokio::sync::Mutex::new(HashMap::new()),
+                }))
             }
         }
     }
@@ -273,24 +419,17 @@ impl Transport {
                     },
                 }
             }
-            Transport::Smtp(pool) => {
-                let env = match (envelope.mail_from.parse(), envelope.rcpt_to.parse()) {
-                    (Ok(f), Ok(t)) => lettre::address::Envelope::new(Some(f), vec![t]),
-                    _ => {
-                        return Attempt::Reply {
-                            code: 553,
-                            text: "5.1.3 envelope address not accepted by the SMTP client".into(),
-                        };
-                    }
-                };
-                match env {
-                    Ok(env) => pool.send(&env, message).await,
-                    Err(e) => Attempt::Reply {
-                        code: 553,
-                        text: format!("5.1.3 {e}"),
-                    },
+            Transport::Smtp(pool) => match smtp_envelope(envelope) {
+                Ok(env) => pool.send(&env, message).await,
+                Err(refused) => refused,
+            },
+            Transport::Mx(mx) => match smtp_envelope(envelope) {
+                Ok(env) => {
+                    let domain = envelope.rcpt_to.rsplit_once('@').map_or("", |(_, d)| d);
+                    mx.send(&env, domain, message).await
                 }
-            }
+                Err(refused) => refused,
+            },
         }
     }
 }
@@ -304,4 +443,21 @@ fn error_text(e: &lettre::transport::smtp::Error) -> String {
         source = s.source();
     }
     text
+}
+
+/// The SMTP envelope, or the permanent failure when the client cannot use it.
+fn smtp_envelope(envelope: &Envelope) -> Result<lettre::address::Envelope, Attempt> {
+    let refused = |why: String| Attempt::Reply {
+        code: 553,
+        text: format!("5.1.3 {why}"),
+    };
+    let from = envelope
+        .mail_from
+        .parse()
+        .map_err(|e| refused(format!("MAIL FROM <{}>: {e}", envelope.mail_from)))?;
+    let to = envelope
+        .rcpt_to
+        .parse()
+        .map_err(|e| refused(format!("RCPT TO <{}>: {e}", envelope.rcpt_to)))?;
+    lettre::address::Envelope::new(Some(from), vec![to]).map_err(|e| refused(e.to_string()))
 }

@@ -54,6 +54,17 @@ impl DnsServer {
     /// Starts dnsmasq answering for `*.test` only: the given TXT records and A
     /// records, NXDOMAIN/NODATA for everything else under `test`.
     pub fn start(txt: &[(&str, &str)], a: &[(&str, &str)]) -> Self {
+        let mut args: Vec<String> = txt.iter().map(|(name, text)| txt_arg(name, text)).collect();
+        args.extend(
+            a.iter()
+                .map(|(name, ip)| format!("--host-record={name},{ip}")),
+        );
+        Self::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+
+    /// Starts dnsmasq answering for `*.test` only, with these extra switches
+    /// (`--mx-host=…`, `--host-record=…`, `--txt-record=…`).
+    pub fn start_with(records: &[&str]) -> Self {
         let port = free_port();
         let mut cmd = Command::new(find_tool("dnsmasq"));
         cmd.args([
@@ -67,13 +78,8 @@ impl DnsServer {
             "--local=/test/",
             "--user=root",
         ])
-        .arg(format!("--port={port}"));
-        for (name, text) in txt {
-            cmd.arg(txt_arg(name, text));
-        }
-        for (name, ip) in a {
-            cmd.arg(format!("--host-record={name},{ip}"));
-        }
+        .arg(format!("--port={port}"))
+        .args(records);
         let child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::null())

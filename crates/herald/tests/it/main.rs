@@ -7,5 +7,9 @@
 #[path = "../../../schedule/tests/it/db.rs"]
 mod db;
 mod delivery;
+#[allow(dead_code)] // shared with herald-auth's tests; not every helper is used here
+#[path = "../../../auth/tests/it/support.rs"]
+mod dns;
+mod mx;
 mod sink;
 mod throttle;
