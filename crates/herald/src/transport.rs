@@ -335,7 +335,7 @@ pub enum Transport {
     /// SMTP relay with a connection pool.
     Smtp(SmtpPool),
     /// Direct to MX.
-    Mx(MxTransport),
+    Mx(Box<MxTransport>),
     /// Files.
     File(PathBuf),
 }
@@ -380,11 +380,11 @@ impl Transport {
                     attempts: 2,
                 })
                 .map_err(|e| TransportError(e.to_string()))?;
-                Ok(Transport::Mx(MxTransport {
+                Ok(Transport::Mx(Box::new(MxTransport {
                     config: c.clone(),
                     dns,
                     pools: tokio::sync::Mutex::new(HashMap::new()),
-                }))
+                })))
             }
         }
     }
