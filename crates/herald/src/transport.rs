@@ -333,7 +333,7 @@ impl MxTransport {
 /// A live transport.
 pub enum Transport {
     /// SMTP relay with a connection pool.
-    Smtp(SmtpPool),
+    Smtp(Box<SmtpPool>),
     /// Direct to MX.
     Mx(Box<MxTransport>),
     /// Files.
@@ -368,10 +368,10 @@ impl Transport {
                 if c.host.is_empty() {
                     return Err(TransportError("smtp host is empty".into()));
                 }
-                Ok(Transport::Smtp(SmtpPool::new(
+                Ok(Transport::Smtp(Box::new(SmtpPool::new(
                     c.clone(),
                     ClientId::default(),
-                )))
+                ))))
             }
             TransportConfig::Mx(c) => {
                 let dns = Dns::new(&DnsConfig {
