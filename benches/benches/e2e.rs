@@ -172,6 +172,7 @@ async fn run(label: &str, db_url: &str) {
         campaign: Some(1),
         when: When::At(now),
         subject: "News".into(),
+        attachments: vec![],
     };
     herald
         .outbox

@@ -24,6 +24,9 @@ pub struct Config {
     /// Each account's own relay, for mail over the attachment limit (R-MSG-7).
     #[serde(default)]
     pub fallback_transport: Option<TransportConfig>,
+    /// The attachment limit above which mail goes to the fallback transport.
+    #[serde(default)]
+    pub attachments: herald_message::AttachmentPolicy,
     /// Rates.
     #[serde(default)]
     pub throttle: ThrottleConfig,

@@ -4,7 +4,7 @@
 //! never waits behind a newsletter's throttle.
 
 use crate::service::{Error, Herald};
-use herald_message::{BuildParams, MessageRef};
+use herald_message::{BuildParams, MessageRef, Route};
 use herald_schedule::{Claimed, Lane, Outcome, StoredSend, outcome};
 use std::collections::HashMap;
 use std::future::Future;
@@ -53,7 +53,23 @@ async fn attempt(herald: &Herald, send: &StoredSend, m: &Claimed) -> Outcome {
         message,
         campaign: send.campaign,
         date: now,
-        attachments: &[],
+        attachments: &send.attachments,
+    };
+    let sizes = send.attachments.iter().map(|a| a.data.len() as u64);
+    let transport = match (
+        herald
+            .config
+            .attachments
+            .route(sizes, herald.fallback.is_some()),
+        &herald.fallback,
+    ) {
+        (Ok(Route::Fallback), Some(fallback)) => fallback,
+        (Ok(_), _) => &herald.transport,
+        (Err(e), _) => {
+            return Outcome::Failed {
+                reason: e.to_string(),
+            };
+        }
     };
     let email = match send.template.build(&m.values, &params, &herald.tracker) {
         Ok(e) => e,
@@ -78,8 +94,7 @@ async fn attempt(herald: &Herald, send: &StoredSend, m: &Claimed) -> Outcome {
     if m.lane == Lane::Mass || herald.config.throttle.global.is_some() {
         herald.throttle.until_ready(m.account, m.lane).await;
     }
-    let result = herald
-        .transport
+    let result = transport
         .send(&email.envelope, &email.message_id, &signed)
         .await;
     outcome(

@@ -37,7 +37,8 @@ pub struct Attachment {
     pub filename: String,
     /// MIME type, e.g. `application/pdf`.
     pub content_type: String,
-    /// The bytes.
+    /// The bytes (base64 when serialised).
+    #[serde(with = "base64_bytes")]
     pub data: Vec<u8>,
     /// For inline parts (images in the HTML), the Content-ID without brackets.
     pub content_id: Option<String>,
@@ -234,5 +235,23 @@ impl CompiledTemplate {
             message_id,
             message,
         })
+    }
+}
+
+/// Serialises bytes as one base64 string (a JSON array of numbers would be
+/// four times the size).
+mod base64_bytes {
+    use data_encoding::BASE64;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&BASE64.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        BASE64
+            .decode(text.as_bytes())
+            .map_err(serde::de::Error::custom)
     }
 }

@@ -15,6 +15,7 @@ pub enum Route {
 
 /// The attachment limit of the platform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct AttachmentPolicy {
     /// Largest total size of a message's attachments, in bytes (before
     /// transfer encoding), that the platform sends itself. Default 7 MiB.

@@ -12,7 +12,9 @@ use crate::rules::{SendingRules, When};
 use crate::throttle::Lane;
 use crate::{Error, Result};
 use chrono::{DateTime, Duration, Utc};
-use herald_message::{CompiledTemplate, Mailbox, MergeValues, SendKind, SenderIdentity};
+use herald_message::{
+    Attachment, CompiledTemplate, Mailbox, MergeValues, SendKind, SenderIdentity,
+};
 use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
@@ -211,6 +213,8 @@ pub struct NewSend {
     pub when: When,
     /// The template's subject as written (for the scheduled list).
     pub subject: String,
+    /// Files sent with every message of the send, stored once.
+    pub attachments: Vec<Attachment>,
 }
 
 /// One recipient: the mailbox and the merged values.
@@ -273,6 +277,8 @@ pub struct StoredSend {
     pub sender: SenderIdentity,
     /// Campaign number, if any.
     pub campaign: Option<u64>,
+    /// Files sent with every message.
+    pub attachments: Vec<Attachment>,
 }
 
 /// One line of the scheduled list (R-SND-5).
@@ -425,11 +431,12 @@ impl Outbox {
         }
         let template = serde_json::to_string(&send.template)?;
         let sender = serde_json::to_string(&send.sender)?;
+        let attachments = serde_json::to_string(&send.attachments)?;
         let campaign = send.campaign.map(account_i64).transpose()?;
         let mut tx = self.pool.begin().await?;
         let row = sqlx::query(
-            "INSERT INTO herald_sends (account, kind, user_name, user_email, subject, template, sender, campaign, created_at, scheduled_at, total, skipped)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+            "INSERT INTO herald_sends (account, kind, user_name, user_email, subject, template, sender, campaign, created_at, scheduled_at, total, skipped, attachments)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
         )
         .bind(account)
         .bind(kind_str(send.kind))
@@ -443,6 +450,7 @@ impl Outbox {
         .bind(millis(due))
         .bind(queued.len() as i64)
         .bind(skipped.values().sum::<usize>() as i64)
+        .bind(attachments)
         .fetch_one(&mut *tx)
         .await?;
         let send_id: i64 = row.try_get(0)?;
@@ -604,7 +612,7 @@ impl Outbox {
     /// The stored send `send_id` (its template and sender), whatever its account.
     pub async fn send(&self, send_id: i64) -> Result<StoredSend> {
         let row = sqlx::query(
-            "SELECT id, account, kind, template, sender, campaign FROM herald_sends WHERE id = $1",
+            "SELECT id, account, kind, template, sender, campaign, attachments FROM herald_sends WHERE id = $1",
         )
         .bind(send_id)
         .fetch_optional(&self.pool)
@@ -777,6 +785,7 @@ fn stored_send(row: &AnyRow) -> Result<StoredSend> {
     let sender: String = row.try_get("sender")?;
     let account: i64 = row.try_get("account")?;
     let campaign: Option<i64> = row.try_get("campaign")?;
+    let attachments: String = row.try_get("attachments")?;
     Ok(StoredSend {
         id: row.try_get("id")?,
         account: u64::try_from(account).unwrap_or(0),
@@ -788,5 +797,6 @@ fn stored_send(row: &AnyRow) -> Result<StoredSend> {
         template: serde_json::from_str(&template)?,
         sender: serde_json::from_str(&sender)?,
         campaign: campaign.and_then(|c| u64::try_from(c).ok()),
+        attachments: serde_json::from_str(&attachments)?,
     })
 }

@@ -124,6 +124,7 @@ async fn enqueue(db_url: &str, n: usize) -> (Outbox, i64) {
         campaign: None,
         when: When::At(now),
         subject: "News".into(),
+        attachments: vec![],
     };
     let id = outbox
         .enqueue(send, recipients, &NoSuppression, now)

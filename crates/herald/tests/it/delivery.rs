@@ -131,6 +131,7 @@ pub async fn enqueue(
         campaign: Some(1),
         when,
         subject: "Hi {{person.first_name}}".into(),
+        attachments: vec![],
     };
     herald
         .outbox
@@ -467,4 +468,123 @@ async fn temporary_failures_past_the_give_up_age_soft_bounce() {
             .unwrap();
     assert_eq!(class, "soft");
     assert!(reply.contains("4.2.2"), "{reply}");
+}
+
+async fn send_with_attachment(herald: &Herald, bytes: usize, now: DateTime<Utc>) -> i64 {
+    let template = Template {
+        subject: "Invoice".into(),
+        html: String::new(),
+        text: "See the attachment.".into(),
+    };
+    let compiled = template
+        .compile(&FieldSchema::standard(), &TrackingOptions::default())
+        .unwrap();
+    let send = NewSend {
+        account: 1,
+        kind: SendKind::Individual,
+        template: compiled,
+        sender: SenderIdentity {
+            user: Mailbox::new(None, "ulla@shop.test").unwrap(),
+            domain_verified: false,
+        },
+        campaign: None,
+        when: When::Now,
+        subject: "Invoice".into(),
+        attachments: vec![herald::message::Attachment {
+            filename: "big.bin".into(),
+            content_type: "application/octet-stream".into(),
+            data: vec![7u8; bytes],
+            content_id: None,
+        }],
+    };
+    let to = NewRecipient {
+        to: Mailbox::new(None, "r@example.test").unwrap(),
+        values: Default::default(),
+    };
+    herald
+        .outbox
+        .enqueue(send, vec![to], &NoSuppression, now)
+        .await
+        .unwrap()
+        .send_id
+}
+
+#[tokio::test]
+async fn attachments_over_the_limit_go_to_the_fallback_relay() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let (platform_port, fallback_port) = (free_port(), free_port());
+    let platform = Sink::start(platform_port, &scratch("platform"), &[]);
+    let fallback = Sink::start(fallback_port, &scratch("fallback"), &[]);
+    let mut c = config(&db, platform_port, RetryPolicy::default());
+    c.attachments.platform_limit = 10_000;
+    let mut relay = match &c.transport {
+        herald::transport::TransportConfig::Smtp(s) => s.clone(),
+        other => panic!("{other:?}"),
+    };
+    relay.port = fallback_port;
+    c.fallback_transport = Some(herald::transport::TransportConfig::Smtp(relay));
+    let now = start();
+    let herald = Arc::new(
+        Herald::build(c, Arc::new(ManualClock::new(now)))
+            .await
+            .unwrap(),
+    );
+    send_with_attachment(&herald, 10_000, now).await;
+    send_with_attachment(&herald, 10_001, now).await;
+    let stats = Arc::new(Stats::default());
+    run_until(&herald, &stats, |s| s.done() >= 2).await;
+    assert_eq!(stats.delivered.load(Ordering::Relaxed), 2);
+    let sizes = |sink: &Sink| {
+        sink.messages()
+            .iter()
+            .map(|(_, raw)| {
+                MessageParser::default()
+                    .parse(raw)
+                    .unwrap()
+                    .attachments()
+                    .map(|a| a.contents().len())
+                    .sum::<usize>()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sizes(&platform), vec![10_000], "at the limit: the platform");
+    assert_eq!(
+        sizes(&fallback),
+        vec![10_001],
+        "over it: the account's relay"
+    );
+}
+
+#[tokio::test]
+async fn attachments_over_the_limit_without_a_fallback_fail_clearly() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let port = free_port();
+    let sink = Sink::start(port, &scratch("nofallback"), &[]);
+    let mut c = config(&db, port, RetryPolicy::default());
+    c.attachments.platform_limit = 10_000;
+    let now = start();
+    let herald = Arc::new(
+        Herald::build(c, Arc::new(ManualClock::new(now)))
+            .await
+            .unwrap(),
+    );
+    let send_id = send_with_attachment(&herald, 10_001, now).await;
+    let stats = Arc::new(Stats::default());
+    run_until(&herald, &stats, |s| s.done() >= 1).await;
+    assert_eq!(stats.failed.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        herald
+            .outbox
+            .counts(send_id)
+            .await
+            .unwrap()
+            .get(&State::Failed),
+        Some(&1)
+    );
+    let reply: String = sqlx::query_scalar("SELECT reply FROM herald_outbox")
+        .fetch_one(herald.outbox.pool())
+        .await
+        .unwrap();
+    assert!(reply.contains("no fallback transport"), "{reply}");
+    assert_eq!(sink.count(), 0);
 }

@@ -41,6 +41,7 @@ fn send(kind: SendKind, when: When, account: u64) -> NewSend {
         campaign: Some(1),
         when,
         subject: "Hi {{person.first_name}}".into(),
+        attachments: vec![],
     }
 }
 
