@@ -7,6 +7,8 @@ use herald::clock::SystemClock;
 use herald::config::Config;
 use herald::worker::{self, Stats};
 use std::path::PathBuf;
+
+mod progress;
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -52,8 +54,9 @@ async fn main() -> anyhow::Result<()> {
             .context("starting Herald")?,
     );
     let stats = Arc::new(Stats::default());
-    worker::run(herald, shutdown_signal(), Arc::clone(&stats))
-        .await
-        .context("delivery loop")?;
+    let progress = tokio::spawn(progress::report(Arc::clone(&herald), Arc::clone(&stats)));
+    let result = worker::run(herald, shutdown_signal(), Arc::clone(&stats)).await;
+    progress.abort();
+    result.context("delivery loop")?;
     Ok(())
 }

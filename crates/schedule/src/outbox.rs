@@ -637,6 +637,17 @@ impl Outbox {
         Ok(send)
     }
 
+    /// Messages not yet finished, all sends and accounts: queued, claimed or deferred.
+    pub async fn pending(&self) -> Result<u64> {
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM herald_outbox WHERE state IN ('queued', 'claimed', 'deferred')",
+        )
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Counts of the messages of `send_id` by state.
     pub async fn counts(&self, send_id: i64) -> Result<StateCounts> {
         let rows = sqlx::query(
