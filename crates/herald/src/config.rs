@@ -276,8 +276,12 @@ mod tests {
 
     #[test]
     fn the_documented_example_parses() {
-        let c = Config::from_toml(include_str!("../../../docs/herald.example.toml")).expect("docs/herald.example.toml parses");
-        assert_eq!(c.throttle.per_account.map(|r| r.to_string()), Some("6000/15m".into()));
+        let c = Config::from_toml(include_str!("../../../docs/herald.example.toml"))
+            .expect("docs/herald.example.toml parses");
+        assert_eq!(
+            c.throttle.per_account.map(|r| r.to_string()),
+            Some("6000/15m".into())
+        );
         assert_eq!(c.attachments.platform_limit, 7 * 1024 * 1024);
         assert_eq!(c.rules, SendingRules::default());
         assert_eq!(c.retry, RetryPolicy::default());

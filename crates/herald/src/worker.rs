@@ -143,31 +143,29 @@ pub async fn run(
 ) -> Result<(), Error> {
     let options = herald.config.worker.clone();
     let slots = options.concurrency.max(1);
+    // Claim in batches: wait until a quarter of a lane's slots are free (or the
+    // lane is idle), so claims do not become one query per finished message.
+    let refill = (slots / 4).max(1);
     let lease = chrono::Duration::seconds(options.lease_secs.max(1));
     let poll = std::time::Duration::from_millis(options.poll_ms.max(1));
-    let mut lanes: HashMap<Lane, JoinSet<Result<(), Error>>> = HashMap::from([
-        (Lane::Individual, JoinSet::new()),
-        (Lane::Mass, JoinSet::new()),
-    ]);
+    let mut individual: JoinSet<Result<(), Error>> = JoinSet::new();
+    let mut mass: JoinSet<Result<(), Error>> = JoinSet::new();
     let mut sends: HashMap<i64, Arc<StoredSend>> = HashMap::new();
     tokio::pin!(shutdown);
     tracing::info!(worker = %options.id, concurrency = slots, "delivery loop started");
     loop {
-        let mut claimed_any = false;
-        for lane in [Lane::Individual, Lane::Mass] {
-            let set = lanes.entry(lane).or_default();
+        for (lane, set) in [(Lane::Individual, &mut individual), (Lane::Mass, &mut mass)] {
             while let Some(done) = set.try_join_next() {
                 done.map_err(|e| Error::Task(e.to_string()))??;
             }
             let free = slots.saturating_sub(set.len());
-            if free == 0 {
+            if free < refill && !set.is_empty() {
                 continue;
             }
             let claimed = herald
                 .outbox
                 .claim(&options.id, lane, free, lease, herald.clock.now())
                 .await?;
-            claimed_any |= !claimed.is_empty();
             for m in claimed {
                 let send = match sends.get(&m.send_id) {
                     Some(s) => Arc::clone(s),
@@ -180,23 +178,20 @@ pub async fn run(
                 set.spawn(process(Arc::clone(&herald), send, m, Arc::clone(&stats)));
             }
         }
-        if !claimed_any {
-            tokio::select! {
-                () = &mut shutdown => break,
-                () = tokio::time::sleep(poll) => {}
-            }
-        } else if tokio::time::timeout(std::time::Duration::ZERO, &mut shutdown)
-            .await
-            .is_ok()
-        {
-            break;
-        }
         if sends.len() > 10_000 {
             sends.clear();
         }
+        // Wait for shutdown, a finished message (a slot to refill), or the poll.
+        let idle = individual.is_empty() && mass.is_empty();
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(done) = individual.join_next(), if !idle => done.map_err(|e| Error::Task(e.to_string()))??,
+            Some(done) = mass.join_next(), if !idle => done.map_err(|e| Error::Task(e.to_string()))??,
+            () = tokio::time::sleep(poll) => {}
+        }
     }
     tracing::info!("shutting down: finishing messages in flight");
-    for (_, mut set) in lanes {
+    for set in [&mut individual, &mut mass] {
         while let Some(done) = set.join_next().await {
             done.map_err(|e| Error::Task(e.to_string()))??;
         }
