@@ -105,11 +105,11 @@ kind = "smtp"
 host = "127.0.0.1"
 port = {port}
 tls = "none"
-pool_size = 16
+pool_size = 32
 [throttle]
 [worker]
 id = "bench"
-concurrency = 32
+concurrency = 64
 lease_secs = 300
 poll_ms = 5
 "#
