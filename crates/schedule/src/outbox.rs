@@ -143,6 +143,17 @@ pub enum SkipReason {
     BlocksMassEmail,
 }
 
+impl SkipReason {
+    /// The reason as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::Blocklisted => "blocklisted",
+            SkipReason::Unsubscribed => "unsubscribed",
+            SkipReason::BlocksMassEmail => "blocks mass email",
+        }
+    }
+}
+
 /// The suppression hook consulted when a send is accepted (R-SND-2). The event
 /// log fills it; [`NoSuppression`] suppresses nothing.
 pub trait Suppression: Sync {
@@ -420,15 +431,23 @@ impl Outbox {
             .await?;
         let mut skipped: HashMap<SkipReason, usize> = HashMap::new();
         let mut queued = Vec::with_capacity(recipients.len());
+        let mut skipped_rows = Vec::new();
         let mut seen = HashSet::new();
         for r in &recipients {
             let key = r.to.address.as_str().to_ascii_lowercase();
+            if !seen.insert(key.clone()) {
+                continue; // listed twice: one email
+            }
             if let Some(reason) = suppressed.get(&key) {
                 *skipped.entry(*reason).or_default() += 1;
-            } else if seen.insert(key) {
-                queued.push(r);
+                skipped_rows.push((r, Some(*reason)));
+            } else {
+                queued.push((r, None));
             }
         }
+        let queued_count = queued.len();
+        let rows: Vec<(&NewRecipient, Option<SkipReason>)> =
+            queued.into_iter().chain(skipped_rows).collect();
         let template = serde_json::to_string(&send.template)?;
         let sender = serde_json::to_string(&send.sender)?;
         let attachments = serde_json::to_string(&send.attachments)?;
@@ -448,7 +467,7 @@ impl Outbox {
         .bind(campaign)
         .bind(millis(now))
         .bind(millis(due))
-        .bind(queued.len() as i64)
+        .bind(queued_count as i64)
         .bind(skipped.values().sum::<usize>() as i64)
         .bind(attachments)
         .fetch_one(&mut *tx)
@@ -457,37 +476,43 @@ impl Outbox {
         let batch_size = self.rules.batch_size.max(1);
         let lane = kind_str(send.kind);
         const ROWS_PER_STATEMENT: usize = 500;
-        for (chunk_no, chunk) in queued.chunks(ROWS_PER_STATEMENT).enumerate() {
+        for (chunk_no, chunk) in rows.chunks(ROWS_PER_STATEMENT).enumerate() {
             // Placeholders first appear in increasing order ($1 $2 $3 $4 …), so
             // SQLite's positional binding and PostgreSQL's numbering agree.
             let mut sql = String::from(
-                "INSERT INTO herald_outbox (send_id, account, lane, batch, recipient_email, recipient_name, merge_values, due_at, updated_at, state) VALUES ",
+                "INSERT INTO herald_outbox (send_id, account, lane, batch, recipient_email, recipient_name, merge_values, due_at, updated_at, state, reply) VALUES ",
             );
             for i in 0..chunk.len() {
-                let b = 3 + i * 6;
+                let b = 3 + i * 8;
                 if i > 0 {
                     sql.push(',');
                 }
-                sql.push_str(&format!(
-                    "($1, $2, $3, ${}, ${}, ${}, ${}, ${}, ${}, 'queued')",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6
-                ));
+                let p: Vec<String> = (1..=8).map(|k| format!("${}", b + k)).collect();
+                sql.push_str(&format!("($1, $2, $3, {})", p.join(", ")));
             }
             let mut q = sqlx::query(&sql).bind(send_id).bind(account).bind(lane);
-            for (i, r) in chunk.iter().enumerate() {
+            for (i, (r, skip)) in chunk.iter().enumerate() {
                 let index = chunk_no * ROWS_PER_STATEMENT + i;
+                // Skipped recipients are kept as rows (state `skipped`, the reason as
+                // reply) in no batch, so the send's log shows them.
+                let batch = if skip.is_some() {
+                    -1
+                } else {
+                    (index / batch_size) as i64
+                };
                 q = q
-                    .bind((index / batch_size) as i64)
+                    .bind(batch)
                     .bind(r.to.address.as_str().to_owned())
                     .bind(r.to.name.clone())
                     .bind(serde_json::to_string(&r.values)?)
                     .bind(millis(due))
-                    .bind(millis(now));
+                    .bind(millis(now))
+                    .bind(if skip.is_some() {
+                        State::Skipped.as_str()
+                    } else {
+                        State::Queued.as_str()
+                    })
+                    .bind(skip.map(|s| s.as_str().to_owned()));
             }
             q.execute(&mut *tx).await?;
         }
@@ -495,9 +520,9 @@ impl Outbox {
         Ok(Accepted {
             send_id,
             due_at: due,
-            queued: queued.len(),
+            queued: queued_count,
             skipped,
-            batches: self.rules.batches(queued.len()),
+            batches: self.rules.batches(queued_count),
         })
     }
 

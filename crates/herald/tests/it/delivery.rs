@@ -588,3 +588,81 @@ async fn attachments_over_the_limit_without_a_fallback_fail_clearly() {
     assert!(reply.contains("no fallback transport"), "{reply}");
     assert_eq!(sink.count(), 0);
 }
+
+#[tokio::test]
+async fn the_file_transport_writes_one_eml_per_message() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let dir = scratch("eml");
+    let mut c = config(&db, 25, RetryPolicy::default());
+    c.transport = herald::transport::TransportConfig::File { dir: dir.clone() };
+    let now = start();
+    let herald = Arc::new(
+        Herald::build(c, Arc::new(ManualClock::new(now)))
+            .await
+            .unwrap(),
+    );
+    enqueue(&herald, SendKind::Individual, 3, When::Now, now).await;
+    let stats = Arc::new(Stats::default());
+    run_until(&herald, &stats, |s| s.done() >= 3).await;
+    assert_eq!(stats.delivered.load(Ordering::Relaxed), 3);
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 3, "{files:?}");
+    for f in &files {
+        assert_eq!(f.extension().and_then(|e| e.to_str()), Some("eml"));
+        let raw = std::fs::read(f).unwrap();
+        let msg = MessageParser::default().parse(&raw).unwrap();
+        assert!(msg.header_raw("DKIM-Signature").is_some());
+        assert!(
+            f.file_stem()
+                .and_then(|s| s.to_str())
+                .is_some_and(|s| Some(s) == msg.message_id()),
+            "named after its Message-ID"
+        );
+    }
+    assert_eq!(dkimpy_verifies_all(&files), "verified 3 of 3\n");
+}
+
+/// smtp-sink answers AUTH with 5xx when told `-f auth`: with credentials the
+/// client must attempt AUTH (and fail permanently); without, it never does.
+async fn send_with_credentials(credentials: bool) -> (u64, u64) {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let port = free_port();
+    let _sink = Sink::start(port, &scratch("auth"), &["-f", "auth"]);
+    let mut c = config(&db, port, RetryPolicy::default());
+    if let herald::transport::TransportConfig::Smtp(s) = &mut c.transport
+        && credentials
+    {
+        s.username = Some("herald".into());
+        s.password = Some("secret".into());
+    }
+    let now = start();
+    let herald = Arc::new(
+        Herald::build(c, Arc::new(ManualClock::new(now)))
+            .await
+            .unwrap(),
+    );
+    enqueue(&herald, SendKind::Individual, 1, When::Now, now).await;
+    let stats = Arc::new(Stats::default());
+    run_until(&herald, &stats, |s| s.done() >= 1).await;
+    (
+        stats.delivered.load(Ordering::Relaxed),
+        stats.bounced.load(Ordering::Relaxed),
+    )
+}
+
+#[tokio::test]
+async fn smtp_auth_is_used_when_configured() {
+    assert_eq!(
+        send_with_credentials(false).await,
+        (1, 0),
+        "no AUTH without credentials"
+    );
+    assert_eq!(
+        send_with_credentials(true).await,
+        (0, 1),
+        "AUTH attempted with credentials (and refused by the sink)"
+    );
+}
