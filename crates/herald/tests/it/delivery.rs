@@ -78,13 +78,53 @@ fn start() -> DateTime<Utc> {
     Utc::now()
 }
 
-async fn herald(
-    db: &TestDb,
-    port: u16,
-    clock: Arc<ManualClock>,
-    retry: RetryPolicy,
-) -> Arc<Herald> {
-    Arc::new(Herald::build(config(db, port, retry), clock).await.unwrap())
+/// The port of the SMTP relay `herald` is configured with.
+fn herald_port(herald: &Herald) -> u16 {
+    match &herald.config.transport {
+        herald::transport::TransportConfig::Smtp(s) => s.port,
+        other => panic!("not smtp: {other:?}"),
+    }
+}
+
+/// A database, an smtp-sink, a hand-moved clock and Herald built on them.
+pub struct Rig {
+    pub db: TestDb,
+    pub sink: Sink,
+    pub clock: Arc<ManualClock>,
+    pub herald: Arc<Herald>,
+    pub now: DateTime<Utc>,
+    pub stats: Arc<Stats>,
+}
+
+impl Rig {
+    /// smtp-sink with `switches`; the test config, changed by `adjust`.
+    pub async fn start(
+        kind: Kind,
+        name: &str,
+        switches: &[&str],
+        adjust: impl FnOnce(&mut Config),
+    ) -> Rig {
+        let db = TestDb::new(kind).await;
+        let port = free_port();
+        let sink = Sink::start(port, &scratch(name), switches);
+        let mut c = config(&db, port, RetryPolicy::default());
+        adjust(&mut c);
+        let now = start();
+        let clock = Arc::new(ManualClock::new(now));
+        let herald = Arc::new(
+            Herald::build(c, Arc::clone(&clock) as Arc<dyn herald::clock::Clock>)
+                .await
+                .unwrap(),
+        );
+        Rig {
+            db,
+            sink,
+            clock,
+            herald,
+            now,
+            stats: Arc::new(Stats::default()),
+        }
+    }
 }
 
 pub async fn enqueue(
@@ -186,18 +226,19 @@ fn dkimpy_verifies_all(files: &[PathBuf]) -> String {
 }
 
 async fn newsletter_of_250(kind: Kind) {
-    let db = TestDb::new(kind).await;
-    let port = free_port();
-    let sink = Sink::start(port, &scratch("sink"), &[]);
-    let now = start();
-    let clock = Arc::new(ManualClock::new(now));
-    let herald = herald(&db, port, Arc::clone(&clock), RetryPolicy::default()).await;
+    let Rig {
+        sink,
+        clock,
+        herald,
+        now,
+        stats,
+        db: _db,
+    } = Rig::start(kind, "sink", &[], |_| {}).await;
     let at = now + Duration::minutes(10);
     let send_id = enqueue(&herald, SendKind::Mass, 250, When::At(at), now).await;
 
     // Not early: a worker running at 09:59 sends nothing.
     clock.set(at - Duration::seconds(1));
-    let stats = Arc::new(Stats::default());
     run_until(&herald, &stats, |_| true).await;
     tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     assert_eq!(sink.count(), 0, "nothing is sent before its time");
@@ -290,18 +331,22 @@ fn fast_retry() -> RetryPolicy {
 }
 
 async fn hard_bounce_is_recorded_and_not_retried(kind: Kind) {
-    let db = TestDb::new(kind).await;
-    let port = free_port();
-    let _sink = Sink::start(
-        port,
-        &scratch("sink5xx"),
+    // `_db` and `_sink` (not `_`) keep the database and the server alive.
+    let Rig {
+        clock,
+        herald,
+        now,
+        stats,
+        db: _db,
+        sink: _sink,
+    } = Rig::start(
+        kind,
+        "sink5xx",
         &["-f", "rcpt", "-B", "550 5.1.1 No such user here"],
-    );
-    let now = start();
-    let clock = Arc::new(ManualClock::new(now));
-    let herald = herald(&db, port, Arc::clone(&clock), fast_retry()).await;
+        |c| c.retry = fast_retry(),
+    )
+    .await;
     let send_id = enqueue(&herald, SendKind::Individual, 3, When::Now, now).await;
-    let stats = Arc::new(Stats::default());
     run_until(&herald, &stats, |s| s.done() >= 3).await;
     assert_eq!(stats.bounced.load(Ordering::Relaxed), 3);
     let counts = herald.outbox.counts(send_id).await.unwrap();
@@ -344,14 +389,16 @@ async fn hard_bounce_postgres() {
 /// 4xx (or a dropped connection) first, then the server recovers: retried and
 /// delivered once, nothing lost.
 async fn temporary_failure_then_delivery(kind: Kind, fault: &[&str]) {
-    let db = TestDb::new(kind).await;
-    let port = free_port();
-    let sink = Sink::start(port, &scratch("sink4xx"), fault);
-    let now = start();
-    let clock = Arc::new(ManualClock::new(now));
-    let herald = herald(&db, port, Arc::clone(&clock), fast_retry()).await;
+    let Rig {
+        sink,
+        clock,
+        herald,
+        now,
+        stats,
+        db: _db,
+    } = Rig::start(kind, "sink4xx", fault, |c| c.retry = fast_retry()).await;
+    let port = herald_port(&herald);
     let send_id = enqueue(&herald, SendKind::Individual, 5, When::Now, now).await;
-    let stats = Arc::new(Stats::default());
     run_until(&herald, &stats, |s| s.deferred.load(Ordering::Relaxed) >= 5).await;
     assert_eq!(
         herald
@@ -433,18 +480,16 @@ async fn dropped_connection_then_delivered_postgres() {
 
 #[tokio::test]
 async fn temporary_failures_past_the_give_up_age_soft_bounce() {
-    let db = TestDb::new(Kind::Sqlite).await;
-    let port = free_port();
-    let _sink = Sink::start(
-        port,
-        &scratch("sinksoft"),
-        &["-r", "rcpt", "-b", "452 4.2.2 Mailbox full"],
-    );
-    let now = start();
-    let clock = Arc::new(ManualClock::new(now));
-    let herald = herald(&db, port, Arc::clone(&clock), fast_retry()).await;
+    let fault = ["-r", "rcpt", "-b", "452 4.2.2 Mailbox full"];
+    let Rig {
+        clock,
+        herald,
+        now,
+        stats,
+        db: _db,
+        sink: _sink,
+    } = Rig::start(Kind::Sqlite, "sinksoft", &fault, |c| c.retry = fast_retry()).await;
     let send_id = enqueue(&herald, SendKind::Individual, 2, When::Now, now).await;
-    let stats = Arc::new(Stats::default());
     let mut t = now;
     while stats.bounced.load(Ordering::Relaxed) < 2 && t < now + Duration::hours(1) {
         let before = stats.done();
@@ -557,19 +602,18 @@ async fn attachments_over_the_limit_go_to_the_fallback_relay() {
 
 #[tokio::test]
 async fn attachments_over_the_limit_without_a_fallback_fail_clearly() {
-    let db = TestDb::new(Kind::Sqlite).await;
-    let port = free_port();
-    let sink = Sink::start(port, &scratch("nofallback"), &[]);
-    let mut c = config(&db, port, RetryPolicy::default());
-    c.attachments.platform_limit = 10_000;
-    let now = start();
-    let herald = Arc::new(
-        Herald::build(c, Arc::new(ManualClock::new(now)))
-            .await
-            .unwrap(),
-    );
+    let Rig {
+        sink,
+        herald,
+        now,
+        stats,
+        db: _db,
+        ..
+    } = Rig::start(Kind::Sqlite, "nofallback", &[], |c| {
+        c.attachments.platform_limit = 10_000
+    })
+    .await;
     let send_id = send_with_attachment(&herald, 10_001, now).await;
-    let stats = Arc::new(Stats::default());
     run_until(&herald, &stats, |s| s.done() >= 1).await;
     assert_eq!(stats.failed.load(Ordering::Relaxed), 1);
     assert_eq!(
@@ -628,24 +672,23 @@ async fn the_file_transport_writes_one_eml_per_message() {
 /// smtp-sink answers AUTH with 5xx when told `-f auth`: with credentials the
 /// client must attempt AUTH (and fail permanently); without, it never does.
 async fn send_with_credentials(credentials: bool) -> (u64, u64) {
-    let db = TestDb::new(Kind::Sqlite).await;
-    let port = free_port();
-    let _sink = Sink::start(port, &scratch("auth"), &["-f", "auth"]);
-    let mut c = config(&db, port, RetryPolicy::default());
-    if let herald::transport::TransportConfig::Smtp(s) = &mut c.transport
-        && credentials
-    {
-        s.username = Some("herald".into());
-        s.password = Some("secret".into());
-    }
-    let now = start();
-    let herald = Arc::new(
-        Herald::build(c, Arc::new(ManualClock::new(now)))
-            .await
-            .unwrap(),
-    );
+    let Rig {
+        herald,
+        now,
+        stats,
+        db: _db,
+        sink: _sink,
+        ..
+    } = Rig::start(Kind::Sqlite, "auth", &["-f", "auth"], |c| {
+        if let herald::transport::TransportConfig::Smtp(s) = &mut c.transport
+            && credentials
+        {
+            s.username = Some("herald".into());
+            s.password = Some("secret".into());
+        }
+    })
+    .await;
     enqueue(&herald, SendKind::Individual, 1, When::Now, now).await;
-    let stats = Arc::new(Stats::default());
     run_until(&herald, &stats, |s| s.done() >= 1).await;
     (
         stats.delivered.load(Ordering::Relaxed),
