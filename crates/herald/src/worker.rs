@@ -25,6 +25,8 @@ pub struct Stats {
     pub failed: AtomicU64,
     /// Outcomes not recorded because the claim was lost.
     pub lost_claims: AtomicU64,
+    /// Claims given back unattempted at shutdown (they were waiting for the throttle).
+    pub released: AtomicU64,
 }
 
 impl Stats {
@@ -91,9 +93,6 @@ async fn attempt(herald: &Herald, send: &StoredSend, m: &Claimed) -> Outcome {
             };
         }
     };
-    if m.lane == Lane::Mass || herald.config.throttle.global.is_some() {
-        herald.throttle.until_ready(m.account, m.lane).await;
-    }
     let result = transport
         .send(&email.envelope, &email.message_id, &signed)
         .await;
@@ -111,7 +110,21 @@ async fn process(
     send: Arc<StoredSend>,
     m: Claimed,
     stats: Arc<Stats>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), Error> {
+    let worker = &herald.config.worker.id;
+    // Wait for the throttle first; a shutdown meanwhile gives the message back
+    // unattempted instead of holding the worker until the rate allows it.
+    if m.lane == Lane::Mass || herald.config.throttle.global.is_some() {
+        tokio::select! {
+            () = herald.throttle.until_ready(m.account, m.lane) => {}
+            _ = async { stop.wait_for(|stopping| *stopping).await.is_ok() } => {
+                herald.outbox.release(worker, &[m.id], herald.clock.now()).await?;
+                stats.released.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
+        }
+    }
     let result = attempt(&herald, &send, &m).await;
     let counter = match &result {
         Outcome::Delivered { .. } => &stats.delivered,
@@ -119,7 +132,6 @@ async fn process(
         Outcome::Bounced { .. } => &stats.bounced,
         Outcome::Failed { .. } => &stats.failed,
     };
-    let worker = &herald.config.worker.id;
     if herald
         .outbox
         .record(worker, m.id, &result, herald.clock.now())
@@ -151,6 +163,7 @@ pub async fn run(
     let mut individual: JoinSet<Result<(), Error>> = JoinSet::new();
     let mut mass: JoinSet<Result<(), Error>> = JoinSet::new();
     let mut sends: HashMap<i64, Arc<StoredSend>> = HashMap::new();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     tracing::info!(worker = %options.id, concurrency = slots, "delivery loop started");
     loop {
@@ -175,7 +188,13 @@ pub async fn run(
                         s
                     }
                 };
-                set.spawn(process(Arc::clone(&herald), send, m, Arc::clone(&stats)));
+                set.spawn(process(
+                    Arc::clone(&herald),
+                    send,
+                    m,
+                    Arc::clone(&stats),
+                    stop_rx.clone(),
+                ));
             }
         }
         if sends.len() > 10_000 {
@@ -190,7 +209,10 @@ pub async fn run(
             () = tokio::time::sleep(poll) => {}
         }
     }
-    tracing::info!("shutting down: finishing messages in flight");
+    tracing::info!(
+        "shutting down: finishing messages in flight, releasing those waiting for the throttle"
+    );
+    let _ = stop_tx.send(true);
     for set in [&mut individual, &mut mass] {
         while let Some(done) = set.join_next().await {
             done.map_err(|e| Error::Task(e.to_string()))??;

@@ -69,3 +69,68 @@ async fn mass_mail_leaves_at_the_configured_rate() {
         "{max_in_a_second} in one second"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn individual_mail_does_not_wait_behind_a_throttled_newsletter() {
+    let db = TestDb::new(Kind::Sqlite).await;
+    let port = free_port();
+    let sink = Sink::start(port, &scratch("lanes"), &[]);
+    let mut c = config(&db, port, RetryPolicy::default());
+    c.throttle.per_account = Some("60/1m".parse().unwrap()); // one mass message a second
+    c.rules = SendingRules {
+        mass_min_lead_minutes: 0,
+        ..SendingRules::default()
+    };
+    let now = Utc::now();
+    let herald = Arc::new(
+        Herald::build(c, Arc::new(ManualClock::new(now)))
+            .await
+            .unwrap(),
+    );
+    enqueue(&herald, SendKind::Mass, 200, When::At(now), now).await;
+    let stats = Arc::new(Stats::default());
+    // Let the newsletter start, then add one individual email.
+    run_until(&herald, &stats, |s| {
+        s.delivered.load(std::sync::atomic::Ordering::Relaxed) >= 2
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(herald::worker::run(
+        Arc::clone(&herald),
+        async move {
+            let _ = rx.await;
+        },
+        Arc::clone(&stats),
+    ));
+    enqueue(&herald, SendKind::Individual, 1, When::Now, now).await;
+    // The individual recipient is p0@example.test too; count deliveries to it.
+    let deadline = started + std::time::Duration::from_secs(20);
+    loop {
+        let to_p0 = sink
+            .messages()
+            .iter()
+            .filter(|(r, _)| r.iter().any(|a| a == "p0@example.test"))
+            .count();
+        if to_p0 >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the individual email waited behind the newsletter"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let waited = started.elapsed();
+    let _ = tx.send(());
+    task.await.unwrap().unwrap();
+    let mass_delivered = stats.delivered.load(std::sync::atomic::Ordering::Relaxed);
+    println!(
+        "individual email delivered {waited:?} after it was queued; {mass_delivered} messages delivered in all"
+    );
+    assert!(
+        waited < std::time::Duration::from_secs(2),
+        "took {waited:?}"
+    );
+    assert!(mass_delivered < 200, "the newsletter was still running");
+}
