@@ -214,3 +214,57 @@ async fn crash_test(dir: &Path, db_url: &str) {
         "{duplicates} duplicates, more than the {CONCURRENCY} messages that can be in flight"
     );
 }
+
+fn worker_error(config_text: &str) -> (Option<i32>, String) {
+    let dir = scratch("badconfig");
+    let path = dir.join("herald.toml");
+    std::fs::write(&path, config_text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_herald-worker"))
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bad_configuration_is_refused_at_start_naming_the_field() {
+    let good = std::fs::read_to_string(write_config(
+        &scratch("goodconfig"),
+        "sqlite::memory:",
+        2525,
+    ))
+    .unwrap();
+    for (broken, needle) in [
+        (good.replace("[platform]", "[platfrom]"), "platfrom"),
+        (
+            good.replace(
+                "secret = \"0123456789abcdef0123456789abcdef\"",
+                "secret = \"short\"",
+            ),
+            "tracking.secret: must be at least 32 bytes",
+        ),
+        (good.replace("ed25519.pem", "missing.pem"), "dkim key_file"),
+        (
+            good.replace("tls = \"none\"", "tls = \"sometimes\""),
+            "sometimes",
+        ),
+        (
+            good.replace(
+                "sender = \"mailer@herald.test\"",
+                "sender = \"not an address\"",
+            ),
+            "platform.sender",
+        ),
+    ] {
+        let (code, stderr) = worker_error(&broken);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(stderr.contains(needle), "expected `{needle}` in: {stderr}");
+    }
+    let (code, stderr) = worker_error("");
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("missing field"), "{stderr}");
+}
