@@ -448,6 +448,33 @@ async fn temporary_failure_then_delivery(kind: Kind, fault: &[&str]) {
         (5, 5),
         "each recipient exactly once"
     );
+    // A retry keeps the Message-ID: the one of the row's MessageRef.
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM herald_outbox ORDER BY id")
+        .fetch_all(herald.outbox.pool())
+        .await
+        .unwrap();
+    let expected: HashSet<String> = ids
+        .iter()
+        .map(|id| {
+            herald.tracker.message_id(
+                herald::message::MessageRef {
+                    account: 1,
+                    message: *id as u64,
+                },
+                "herald.test",
+            )
+        })
+        .collect();
+    let got: HashSet<String> = sink
+        .messages()
+        .iter()
+        .filter_map(|(_, raw)| {
+            MessageParser::default()
+                .parse(raw)
+                .and_then(|m| m.message_id().map(str::to_owned))
+        })
+        .collect();
+    assert_eq!(got, expected);
 }
 
 #[tokio::test]
