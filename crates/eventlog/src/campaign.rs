@@ -1,0 +1,128 @@
+//! Campaign naming (R-EVT-4), as pure functions of the send and the account's
+//! time zone and date format.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::Serialize;
+
+/// The campaign an individual email joins: `Emails YYYY MM` of the month it is
+/// sent in, in the account's time zone.
+pub fn individual_campaign_name(sent_at: DateTime<Utc>, tz: Tz) -> String {
+    format!("Emails {}", sent_at.with_timezone(&tz).format("%Y %m"))
+}
+
+/// A mass email's default campaign name: its date in the account's date format
+/// (a chrono format string such as `%d-%m-%Y`), a space, and its subject.
+pub fn mass_campaign_name(
+    sent_at: DateTime<Utc>,
+    tz: Tz,
+    date_format: &str,
+    subject: &str,
+) -> String {
+    let date = sent_at.with_timezone(&tz).format(date_format);
+    let subject: String = subject.chars().filter(|c| !c.is_control()).collect();
+    format!("{date} {}", subject.trim()).trim().to_owned()
+}
+
+/// A campaign as listed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Campaign {
+    /// Its number.
+    pub id: i64,
+    /// Its name (unique per account).
+    pub name: String,
+    /// The subject of its first email.
+    pub first_subject: String,
+    /// Emails sent in it.
+    pub emails: u64,
+    /// Delivered.
+    pub delivered: u64,
+    /// Unique human opens.
+    pub opened: u64,
+    /// Unique human clicks.
+    pub clicked: u64,
+    /// Unique opens per delivered email (0 when nothing was delivered).
+    pub open_rate: f64,
+    /// Unique clicks per delivered email.
+    pub click_rate: f64,
+    /// Starred by the user.
+    pub starred: bool,
+    /// Archived by the user.
+    pub archived: bool,
+}
+
+/// `part / whole`, 0 when `whole` is 0.
+pub fn rate(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 / whole as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use proptest::prelude::*;
+
+    #[test]
+    fn individual_emails_join_the_month_of_the_account_s_zone() {
+        let at = Utc
+            .with_ymd_and_hms(2026, 11, 30, 23, 30, 0)
+            .single()
+            .expect("valid");
+        assert_eq!(
+            individual_campaign_name(at, chrono_tz::UTC),
+            "Emails 2026 11"
+        );
+        assert_eq!(
+            individual_campaign_name(at, chrono_tz::Europe::Copenhagen),
+            "Emails 2026 12"
+        );
+        assert_eq!(
+            individual_campaign_name(at, chrono_tz::America::New_York),
+            "Emails 2026 11"
+        );
+    }
+
+    #[test]
+    fn mass_names_are_date_and_subject() {
+        let at = Utc
+            .with_ymd_and_hms(2026, 3, 5, 8, 0, 0)
+            .single()
+            .expect("valid");
+        assert_eq!(
+            mass_campaign_name(at, chrono_tz::UTC, "%d-%m-%Y", "Spring sale"),
+            "05-03-2026 Spring sale"
+        );
+        assert_eq!(
+            mass_campaign_name(at, chrono_tz::UTC, "%m/%d/%Y", " News\r\n "),
+            "03/05/2026 News"
+        );
+        assert_eq!(rate(1, 4), 0.25);
+        assert_eq!(rate(1, 0), 0.0);
+    }
+
+    proptest! {
+        #[test]
+        fn individual_names_have_the_fixed_shape(secs in 0i64..4_102_444_800) {
+            let at = DateTime::from_timestamp(secs, 0).expect("in range");
+            for tz in [chrono_tz::UTC, chrono_tz::Pacific::Kiritimati, chrono_tz::Pacific::Pago_Pago] {
+                let name = individual_campaign_name(at, tz);
+                prop_assert_eq!(name.len(), "Emails 2026 11".len());
+                prop_assert!(name.starts_with("Emails "));
+                let local = at.with_timezone(&tz);
+                prop_assert_eq!(name, format!("Emails {:04} {:02}", chrono::Datelike::year(&local), chrono::Datelike::month(&local)));
+            }
+        }
+
+        #[test]
+        fn mass_names_never_hold_control_characters(subject in any::<String>(), secs in 0i64..4_102_444_800) {
+            let at = DateTime::from_timestamp(secs, 0).expect("in range");
+            let name = mass_campaign_name(at, chrono_tz::UTC, "%Y-%m-%d", &subject);
+            prop_assert!(!name.chars().any(char::is_control));
+            prop_assert!(name.starts_with(&at.format("%Y-%m-%d").to_string()));
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Events (R-EVT-1).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// Accepted for sending.
+    Processed,
+    /// Accepted by the receiving server.
+    Delivered,
+    /// The open pixel was fetched.
+    Open,
+    /// A tracked link was followed.
+    Click,
+    /// Temporary failures past the give-up age, or a DSN with a 4.x.x status.
+    SoftBounce,
+    /// The address does not work.
+    HardBounce,
+    /// Refused as spam or by policy.
+    Blocked,
+    /// The recipient reported the email as spam (ARF).
+    SpamComplaint,
+    /// The recipient unsubscribed.
+    Unsubscribe,
+}
+
+impl EventKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [EventKind; 9] = [
+        EventKind::Processed,
+        EventKind::Delivered,
+        EventKind::Open,
+        EventKind::Click,
+        EventKind::SoftBounce,
+        EventKind::HardBounce,
+        EventKind::Blocked,
+        EventKind::SpamComplaint,
+        EventKind::Unsubscribe,
+    ];
+
+    /// The name stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Processed => "processed",
+            EventKind::Delivered => "delivered",
+            EventKind::Open => "open",
+            EventKind::Click => "click",
+            EventKind::SoftBounce => "soft_bounce",
+            EventKind::HardBounce => "hard_bounce",
+            EventKind::Blocked => "blocked",
+            EventKind::SpamComplaint => "spam_complaint",
+            EventKind::Unsubscribe => "unsubscribe",
+        }
+    }
+
+    /// The kind stored under `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+/// An event to record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// What happened.
+    pub kind: EventKind,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The account.
+    pub account: u64,
+    /// The outbox message number, when known.
+    pub message: Option<i64>,
+    /// The campaign, when known.
+    pub campaign: Option<i64>,
+    /// The recipient's address.
+    pub recipient: String,
+    /// The CRM's person id, when known.
+    pub person: Option<String>,
+    /// For clicks: the link's index in the template.
+    pub link: Option<u16>,
+    /// For clicks: the link's label ("Related to").
+    pub label: Option<String>,
+    /// For opens and clicks: the client's IP.
+    pub ip: Option<String>,
+    /// For opens and clicks: the client's User-Agent.
+    pub user_agent: Option<String>,
+    /// For bounces and blocks: the SMTP reply or the DSN's diagnostic.
+    pub reply: Option<String>,
+    /// Seconds from delivery to this event, when known (for bot rules).
+    pub since_delivery_secs: Option<i64>,
+}
+
+impl NewEvent {
+    /// An event with only the required fields set.
+    pub fn new(kind: EventKind, at: DateTime<Utc>, account: u64, recipient: &str) -> Self {
+        NewEvent {
+            kind,
+            at,
+            account,
+            message: None,
+            campaign: None,
+            recipient: recipient.to_owned(),
+            person: None,
+            link: None,
+            label: None,
+            ip: None,
+            user_agent: None,
+            reply: None,
+            since_delivery_secs: None,
+        }
+    }
+}
+
+/// An event as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// Its number, increasing with time of recording.
+    pub id: i64,
+    /// What happened.
+    pub kind: EventKind,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// The outbox message number.
+    pub message: Option<i64>,
+    /// The campaign.
+    pub campaign: Option<i64>,
+    /// The recipient.
+    pub recipient: String,
+    /// The CRM's person id.
+    pub person: Option<String>,
+    /// The link's index.
+    pub link: Option<i64>,
+    /// The link's label.
+    pub label: Option<String>,
+    /// The client's IP.
+    pub ip: Option<String>,
+    /// The client's User-Agent.
+    pub user_agent: Option<String>,
+    /// The SMTP reply or diagnostic.
+    pub reply: Option<String>,
+    /// Whether the bot rules flagged it.
+    pub bot: bool,
+}

@@ -1,0 +1,55 @@
+//! The event log for Herald (R-EVT-1 … R-EVT-7): every event of every sent
+//! email, status totals and campaign statistics kept apart from the events so
+//! they never shrink when old events are pruned, unique opens and clicks, bot
+//! and proxy traffic counted apart, inbound bounces and complaints classified and
+//! mapped back to their message, and the suppression list the outbox consults.
+//!
+//! Storage is sqlx (SQLite or PostgreSQL, the outbox's pool or another), with
+//! this crate's own migrations (versions 2000-2999).
+
+mod bots;
+pub mod campaign;
+mod event;
+pub mod inbound;
+mod store;
+
+pub use bots::is_bot;
+pub use campaign::{Campaign, individual_campaign_name, mass_campaign_name};
+pub use event::{Event, EventKind, NewEvent};
+pub use inbound::{DsnRecipient, Inbound, InboundKind};
+pub use store::{EventLog, Suppressed, Totals};
+
+/// Errors of this crate.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A parameter that breaks a rule.
+    #[error("{field}: {rule}")]
+    Invalid {
+        /// The parameter.
+        field: &'static str,
+        /// The rule.
+        rule: String,
+    },
+    /// Stored data this code cannot read.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The database.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Migrations.
+    #[error("database migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Error> for herald_schedule::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Database(d) => herald_schedule::Error::Database(d),
+            other => herald_schedule::Error::Corrupt(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,588 @@
+//! The event log's storage: events with retention, totals and campaign
+//! statistics kept apart, unique opens and clicks, and suppression.
+
+use crate::campaign::{Campaign, rate};
+use crate::event::{Event, EventKind, NewEvent};
+use crate::{Error, Result, bots};
+use chrono::{DateTime, Utc};
+use herald_message::SendKind;
+use herald_schedule::{Backend, SkipReason, Suppression};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, Row};
+use std::collections::{BTreeMap, HashMap};
+
+/// Status totals of an account (R-EVT-3); they never shrink when events are pruned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Accepted for sending.
+    pub processed: u64,
+    /// Delivered.
+    pub delivered: u64,
+    /// Messages opened at least once by a person.
+    pub opened: u64,
+    /// Messages with at least one click by a person.
+    pub clicked: u64,
+    /// Soft and hard bounces.
+    pub bounced: u64,
+    /// Spam complaints.
+    pub complaints: u64,
+    /// Blocked.
+    pub blocked: u64,
+    /// Unsubscribes.
+    pub unsubscribed: u64,
+    /// Opens flagged as image proxies or bots (counted apart, R-EVT-7).
+    pub bot_opens: u64,
+    /// Clicks flagged as link scanners or bots.
+    pub bot_clicks: u64,
+}
+
+const TOTAL_COLUMNS: [&str; 10] = [
+    "processed",
+    "delivered",
+    "opened",
+    "clicked",
+    "bounced",
+    "complaints",
+    "blocked",
+    "unsubscribed",
+    "bot_opens",
+    "bot_clicks",
+];
+
+impl Totals {
+    fn values(&self) -> [u64; 10] {
+        [
+            self.processed,
+            self.delivered,
+            self.opened,
+            self.clicked,
+            self.bounced,
+            self.complaints,
+            self.blocked,
+            self.unsubscribed,
+            self.bot_opens,
+            self.bot_clicks,
+        ]
+    }
+}
+
+/// Why an address is suppressed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Suppressed {
+    /// Hard bounce: no mail at all until unblocked.
+    Blocklist,
+    /// Unsubscribed: no mass mail.
+    Unsubscribed,
+    /// Complained: no mass mail.
+    Complained,
+}
+
+impl Suppressed {
+    fn as_str(self) -> &'static str {
+        match self {
+            Suppressed::Blocklist => "blocklist",
+            Suppressed::Unsubscribed => "unsubscribed",
+            Suppressed::Complained => "complained",
+        }
+    }
+}
+
+/// The event log on one database (shared with the outbox or its own).
+#[derive(Debug, Clone)]
+pub struct EventLog {
+    pool: AnyPool,
+    backend: Backend,
+    retention: i64,
+}
+
+fn millis(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn account_i64(account: u64) -> Result<i64> {
+    i64::try_from(account).map_err(|_| Error::Invalid {
+        field: "account",
+        rule: "must be below 2^63".into(),
+    })
+}
+
+#[derive(Default)]
+struct CampaignDelta {
+    emails: i64,
+    delivered: i64,
+    opened: i64,
+    clicked: i64,
+}
+
+impl EventLog {
+    /// An event log on `pool` (e.g. the outbox's), keeping the last `retention`
+    /// events per account (default 50,000).
+    pub fn new(pool: AnyPool, backend: Backend, retention: usize) -> Self {
+        EventLog {
+            pool,
+            backend,
+            retention: i64::try_from(retention.max(1)).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Runs this crate's migrations (versions 2000-2999), tolerating other
+    /// crates' rows in `_sqlx_migrations`.
+    pub async fn migrate(&self) -> Result<()> {
+        let mut migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        migrator.set_ignore_missing(true);
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Records `events` in one transaction (R-EVT-1, R-EVT-3): flags bot
+    /// traffic, updates totals, unique opens and clicks and campaign statistics,
+    /// applies suppression (hard bounce → blocklist; complaint or unsubscribe →
+    /// no mass mail), and prunes each touched account to its last `retention`
+    /// events. Nothing is recorded if any part fails.
+    pub async fn ingest(&self, events: &[NewEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut totals: BTreeMap<i64, Totals> = BTreeMap::new();
+        let mut campaigns: BTreeMap<i64, CampaignDelta> = BTreeMap::new();
+        const ROWS: usize = 400;
+        for chunk in events.chunks(ROWS) {
+            let mut sql = String::from(
+                "INSERT INTO herald_events (account, kind, at, message, campaign, recipient, person, link, label, ip, user_agent, reply, bot) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                let p: Vec<String> = (1..=13).map(|k| format!("${}", i * 13 + k)).collect();
+                sql.push_str(&format!("({})", p.join(", ")));
+            }
+            let mut q = sqlx::query(&sql);
+            for e in chunk {
+                q = q
+                    .bind(account_i64(e.account)?)
+                    .bind(e.kind.as_str())
+                    .bind(millis(e.at))
+                    .bind(e.message)
+                    .bind(e.campaign)
+                    .bind(e.recipient.to_ascii_lowercase())
+                    .bind(e.person.clone())
+                    .bind(e.link.map(i64::from))
+                    .bind(e.label.clone())
+                    .bind(e.ip.clone())
+                    .bind(e.user_agent.clone())
+                    .bind(e.reply.clone())
+                    .bind(i64::from(bots::is_bot(e)));
+            }
+            q.execute(&mut *tx).await?;
+        }
+        for e in events {
+            let account = account_i64(e.account)?;
+            let bot = bots::is_bot(e);
+            let t = totals.entry(account).or_default();
+            let c = e.campaign.map(|id| campaigns.entry(id).or_default());
+            match e.kind {
+                EventKind::Processed => {
+                    t.processed += 1;
+                    if let Some(c) = c {
+                        c.emails += 1;
+                    }
+                }
+                EventKind::Delivered => {
+                    t.delivered += 1;
+                    if let Some(c) = c {
+                        c.delivered += 1;
+                    }
+                }
+                EventKind::Open | EventKind::Click if bot => {
+                    if e.kind == EventKind::Open {
+                        t.bot_opens += 1
+                    } else {
+                        t.bot_clicks += 1
+                    }
+                }
+                EventKind::Open | EventKind::Click => {
+                    let mark = if e.kind == EventKind::Open {
+                        "open"
+                    } else {
+                        "click"
+                    };
+                    let first = match e.message {
+                        Some(m) => {
+                            sqlx::query("INSERT INTO herald_message_marks (account, message, mark) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                                .bind(account)
+                                .bind(m)
+                                .bind(mark)
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected()
+                                == 1
+                        }
+                        None => false,
+                    };
+                    if first {
+                        if e.kind == EventKind::Open {
+                            t.opened += 1
+                        } else {
+                            t.clicked += 1
+                        }
+                        if let Some(c) = c {
+                            if e.kind == EventKind::Open {
+                                c.opened += 1
+                            } else {
+                                c.clicked += 1
+                            }
+                        }
+                    }
+                }
+                EventKind::SoftBounce => t.bounced += 1,
+                EventKind::HardBounce => {
+                    t.bounced += 1;
+                    self.suppress_in(
+                        &mut tx,
+                        account,
+                        &e.recipient,
+                        Suppressed::Blocklist,
+                        e.at,
+                        e.reply.as_deref(),
+                    )
+                    .await?;
+                }
+                EventKind::Blocked => t.blocked += 1,
+                EventKind::SpamComplaint => {
+                    t.complaints += 1;
+                    self.suppress_in(
+                        &mut tx,
+                        account,
+                        &e.recipient,
+                        Suppressed::Complained,
+                        e.at,
+                        None,
+                    )
+                    .await?;
+                }
+                EventKind::Unsubscribe => {
+                    t.unsubscribed += 1;
+                    self.suppress_in(
+                        &mut tx,
+                        account,
+                        &e.recipient,
+                        Suppressed::Unsubscribed,
+                        e.at,
+                        None,
+                    )
+                    .await?;
+                }
+            }
+        }
+        for (account, t) in &totals {
+            sqlx::query("INSERT INTO herald_totals (account) VALUES ($1) ON CONFLICT DO NOTHING")
+                .bind(*account)
+                .execute(&mut *tx)
+                .await?;
+            let sets: Vec<String> = TOTAL_COLUMNS
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{c} = {c} + ${}", i + 1))
+                .collect();
+            let sql = format!(
+                "UPDATE herald_totals SET {} WHERE account = ${}",
+                sets.join(", "),
+                TOTAL_COLUMNS.len() + 1
+            );
+            let mut q = sqlx::query(&sql);
+            for v in t.values() {
+                q = q.bind(i64::try_from(v).unwrap_or(i64::MAX));
+            }
+            q.bind(*account).execute(&mut *tx).await?;
+        }
+        for (id, c) in &campaigns {
+            sqlx::query("UPDATE herald_campaigns SET emails = emails + $1, delivered = delivered + $2, opened = opened + $3, clicked = clicked + $4 WHERE id = $5")
+                .bind(c.emails)
+                .bind(c.delivered)
+                .bind(c.opened)
+                .bind(c.clicked)
+                .bind(*id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for account in totals.keys() {
+            sqlx::query(
+                "DELETE FROM herald_events WHERE account = $1 AND id <= (SELECT id FROM herald_events WHERE account = $2 ORDER BY id DESC LIMIT 1 OFFSET $3)",
+            )
+            .bind(*account)
+            .bind(*account)
+            .bind(self.retention)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn suppress_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        account: i64,
+        email: &str,
+        reason: Suppressed,
+        at: DateTime<Utc>,
+        detail: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO herald_suppressions (account, email, reason, at, detail) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
+            .bind(account)
+            .bind(email.to_ascii_lowercase())
+            .bind(reason.as_str())
+            .bind(millis(at))
+            .bind(detail.map(str::to_owned))
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    /// The status totals of `account` (R-EVT-3), up to date with the last ingest.
+    pub async fn totals(&self, account: u64) -> Result<Totals> {
+        let row = sqlx::query(&format!(
+            "SELECT {} FROM herald_totals WHERE account = $1",
+            TOTAL_COLUMNS.join(", ")
+        ))
+        .bind(account_i64(account)?)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(Totals::default());
+        };
+        let v =
+            |i: usize| -> Result<u64> { Ok(u64::try_from(row.try_get::<i64, _>(i)?).unwrap_or(0)) };
+        Ok(Totals {
+            processed: v(0)?,
+            delivered: v(1)?,
+            opened: v(2)?,
+            clicked: v(3)?,
+            bounced: v(4)?,
+            complaints: v(5)?,
+            blocked: v(6)?,
+            unsubscribed: v(7)?,
+            bot_opens: v(8)?,
+            bot_clicks: v(9)?,
+        })
+    }
+
+    /// The most recent events of `account`, newest first: `limit` of them after
+    /// skipping `offset`.
+    pub async fn events(
+        &self,
+        account: u64,
+        kind: Option<EventKind>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, at, message, campaign, recipient, person, link, label, ip, user_agent, reply, bot FROM herald_events
+             WHERE account = $1 AND ($2 = '' OR kind = $3) ORDER BY id DESC LIMIT $4 OFFSET $5",
+        )
+        .bind(account_i64(account)?)
+        .bind(kind.map_or("", EventKind::as_str))
+        .bind(kind.map_or("", EventKind::as_str))
+        .bind(limit.clamp(0, 10_000))
+        .bind(offset.max(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// The clicks of one person, newest first (R-EVT-6).
+    pub async fn click_history(&self, account: u64, person: &str) -> Result<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, at, message, campaign, recipient, person, link, label, ip, user_agent, reply, bot FROM herald_events
+             WHERE account = $1 AND person = $2 AND kind = 'click' ORDER BY id DESC",
+        )
+        .bind(account_i64(account)?)
+        .bind(person.to_owned())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// Why `email` is suppressed for `account`, if it is.
+    pub async fn suppressions(&self, account: u64, email: &str) -> Result<Vec<Suppressed>> {
+        let rows = sqlx::query("SELECT reason FROM herald_suppressions WHERE account = $1 AND email = $2 ORDER BY reason")
+            .bind(account_i64(account)?)
+            .bind(email.to_ascii_lowercase())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| match r.try_get::<String, _>(0).ok()?.as_str() {
+                "blocklist" => Some(Suppressed::Blocklist),
+                "unsubscribed" => Some(Suppressed::Unsubscribed),
+                "complained" => Some(Suppressed::Complained),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Lifts the blocklist entry of `email` (the only way it is lifted, R-EVT-5).
+    /// Returns whether there was one.
+    pub async fn unblock(&self, account: u64, email: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM herald_suppressions WHERE account = $1 AND email = $2 AND reason = 'blocklist'")
+            .bind(account_i64(account)?)
+            .bind(email.to_ascii_lowercase())
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// The campaign of `account` named `name`, created with `first_subject` if
+    /// it does not exist yet (a name given again adds to that campaign).
+    pub async fn campaign_for(
+        &self,
+        account: u64,
+        name: &str,
+        first_subject: &str,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        let account = account_i64(account)?;
+        sqlx::query("INSERT INTO herald_campaigns (account, name, first_subject, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+            .bind(account)
+            .bind(name.to_owned())
+            .bind(first_subject.to_owned())
+            .bind(millis(now))
+            .execute(&self.pool)
+            .await?;
+        let id: i64 =
+            sqlx::query("SELECT id FROM herald_campaigns WHERE account = $1 AND name = $2")
+                .bind(account)
+                .bind(name.to_owned())
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
+        Ok(id)
+    }
+
+    /// The campaigns of `account`, newest first (archived ones only if asked).
+    pub async fn campaigns(&self, account: u64, include_archived: bool) -> Result<Vec<Campaign>> {
+        let rows = sqlx::query(
+            "SELECT id, name, first_subject, emails, delivered, opened, clicked, starred, archived FROM herald_campaigns
+             WHERE account = $1 AND (archived = 0 OR $2 = 1) ORDER BY created_at DESC, id DESC",
+        )
+        .bind(account_i64(account)?)
+        .bind(i64::from(include_archived))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let n = |c: &str| -> Result<u64> {
+                    Ok(u64::try_from(r.try_get::<i64, _>(c)?).unwrap_or(0))
+                };
+                let (delivered, opened, clicked) = (n("delivered")?, n("opened")?, n("clicked")?);
+                Ok(Campaign {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
+                    first_subject: r.try_get("first_subject")?,
+                    emails: n("emails")?,
+                    delivered,
+                    opened,
+                    clicked,
+                    open_rate: rate(opened, delivered),
+                    click_rate: rate(clicked, delivered),
+                    starred: r.try_get::<i64, _>("starred")? != 0,
+                    archived: r.try_get::<i64, _>("archived")? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Stars or unstars, archives or unarchives a campaign of `account`.
+    /// Returns whether the campaign exists.
+    pub async fn mark_campaign(
+        &self,
+        account: u64,
+        id: i64,
+        starred: Option<bool>,
+        archived: Option<bool>,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE herald_campaigns SET starred = COALESCE($1, starred), archived = COALESCE($2, archived) WHERE account = $3 AND id = $4",
+        )
+        .bind(starred.map(i64::from))
+        .bind(archived.map(i64::from))
+        .bind(account_i64(account)?)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+}
+
+fn event_from_row(r: &AnyRow) -> Result<Event> {
+    let kind: String = r.try_get("kind")?;
+    Ok(Event {
+        id: r.try_get("id")?,
+        kind: EventKind::parse(&kind)
+            .ok_or_else(|| Error::Corrupt(format!("unknown event kind `{kind}`")))?,
+        at: DateTime::from_timestamp_millis(r.try_get("at")?).unwrap_or(DateTime::UNIX_EPOCH),
+        message: r.try_get("message")?,
+        campaign: r.try_get("campaign")?,
+        recipient: r.try_get("recipient")?,
+        person: r.try_get("person")?,
+        link: r.try_get("link")?,
+        label: r.try_get("label")?,
+        ip: r.try_get("ip")?,
+        user_agent: r.try_get("user_agent")?,
+        reply: r.try_get("reply")?,
+        bot: r.try_get::<i64, _>("bot")? != 0,
+    })
+}
+
+/// The send-time suppression hook of the outbox (R-SND-2), filled from the log:
+/// the blocklist holds for all mail, unsubscribes and complaints for mass mail.
+impl Suppression for EventLog {
+    async fn suppressed(
+        &self,
+        account: u64,
+        kind: SendKind,
+        emails: &[&str],
+    ) -> herald_schedule::Result<HashMap<String, SkipReason>> {
+        let mut out = HashMap::new();
+        let account = i64::try_from(account).unwrap_or(i64::MAX);
+        for chunk in emails.chunks(500) {
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT email, reason FROM herald_suppressions WHERE account = $1 AND email IN ({})",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(account);
+            for e in chunk {
+                q = q.bind(e.to_ascii_lowercase());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                let email: String = row.try_get(0)?;
+                let reason: String = row.try_get(1)?;
+                let skip = match reason.as_str() {
+                    "blocklist" => SkipReason::Blocklisted,
+                    _ if kind == SendKind::Individual => continue,
+                    "unsubscribed" | "complained" => SkipReason::Unsubscribed,
+                    _ => continue,
+                };
+                // The blocklist wins over the other reasons.
+                let entry = out.entry(email).or_insert(skip);
+                if skip == SkipReason::Blocklisted {
+                    *entry = skip;
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,306 @@
+//! The log's storage, the same on SQLite and PostgreSQL.
+
+use crate::both;
+use crate::db::TestDb;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use herald_eventlog::*;
+use herald_message::{FieldSchema, Mailbox, SendKind, SenderIdentity, Template, TrackingOptions};
+use herald_schedule::{Backend, NewRecipient, NewSend, Outbox, SendingRules, SkipReason, When};
+use std::collections::HashMap;
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0)
+        .single()
+        .unwrap()
+}
+
+async fn log(db: &TestDb, retention: usize) -> (Outbox, EventLog) {
+    let outbox = db.outbox(SendingRules::default()).await;
+    let backend = if db.url.starts_with("sqlite") {
+        Backend::Sqlite
+    } else {
+        Backend::Postgres
+    };
+    let log = EventLog::new(outbox.pool().clone(), backend, retention);
+    log.migrate().await.unwrap();
+    (outbox, log)
+}
+
+fn ev(kind: EventKind, account: u64, message: i64, to: &str) -> NewEvent {
+    let mut e = NewEvent::new(kind, now(), account, to);
+    e.message = Some(message);
+    e
+}
+
+const PERSON_UA: &str = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_0) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Safari/605.1.15";
+
+fn human(mut e: NewEvent) -> NewEvent {
+    e.user_agent = Some(PERSON_UA.into());
+    e.since_delivery_secs = Some(300);
+    e
+}
+
+both!(
+    totals_count_unique_human_opens_and_clicks_and_bots_apart,
+    |db: TestDb| async move {
+        let (_o, log) = log(&db, 50_000).await;
+        let mut events = Vec::new();
+        for m in 1..=3 {
+            events.push(ev(EventKind::Processed, 1, m, &format!("p{m}@x.test")));
+            events.push(ev(EventKind::Delivered, 1, m, &format!("p{m}@x.test")));
+        }
+        events.push(human(ev(EventKind::Open, 1, 1, "p1@x.test")));
+        events.push(human(ev(EventKind::Open, 1, 1, "p1@x.test")));
+        let mut proxy = ev(EventKind::Open, 1, 2, "p2@x.test");
+        proxy.user_agent = Some("Mozilla/5.0 (via ggpht.com GoogleImageProxy)".into());
+        events.push(proxy);
+        events.push(human(ev(EventKind::Click, 1, 1, "p1@x.test")));
+        let mut scanner = human(ev(EventKind::Click, 1, 3, "p3@x.test"));
+        scanner.since_delivery_secs = Some(0);
+        events.push(scanner);
+        log.ingest(&events[..6]).await.unwrap();
+        log.ingest(&events[6..]).await.unwrap();
+        let t = log.totals(1).await.unwrap();
+        assert_eq!(
+            (
+                t.processed,
+                t.delivered,
+                t.opened,
+                t.clicked,
+                t.bot_opens,
+                t.bot_clicks
+            ),
+            (3, 3, 1, 1, 1, 1)
+        );
+        assert_eq!(
+            log.totals(2).await.unwrap(),
+            Totals::default(),
+            "another account"
+        );
+        let opens = log.events(1, Some(EventKind::Open), 10, 0).await.unwrap();
+        assert_eq!(opens.len(), 3);
+        assert_eq!(opens.iter().filter(|e| e.bot).count(), 1);
+        assert!(
+            log.events(2, None, 10, 0).await.unwrap().is_empty(),
+            "tenants are isolated"
+        );
+    }
+);
+
+both!(
+    retention_prunes_the_oldest_and_totals_never_shrink,
+    |db: TestDb| async move {
+        let (_o, log) = log(&db, 100).await;
+        for batch in 0..3 {
+            let events: Vec<NewEvent> = (0..100)
+                .map(|i| ev(EventKind::Delivered, 1, batch * 100 + i, "a@x.test"))
+                .collect();
+            log.ingest(&events).await.unwrap();
+        }
+        log.ingest(&[ev(EventKind::Delivered, 2, 1, "b@x.test")])
+            .await
+            .unwrap();
+        let kept = log.events(1, None, 1_000, 0).await.unwrap();
+        assert_eq!(kept.len(), 100);
+        assert_eq!(
+            kept.last().unwrap().message,
+            Some(200),
+            "the oldest were pruned first"
+        );
+        assert_eq!(kept.first().unwrap().message, Some(299));
+        assert_eq!(
+            log.totals(1).await.unwrap().delivered,
+            300,
+            "totals keep counting"
+        );
+        assert_eq!(
+            log.events(2, None, 10, 0).await.unwrap().len(),
+            1,
+            "another account keeps its own"
+        );
+    }
+);
+
+both!(
+    bounces_complaints_and_unsubscribes_feed_the_suppression_hook,
+    |db: TestDb| async move {
+        let (outbox, log) = log(&db, 50_000).await;
+        let mut hard = ev(EventKind::HardBounce, 1, 1, "Gone@X.test");
+        hard.reply = Some("550 5.1.1 user unknown".into());
+        log.ingest(&[
+            hard,
+            ev(EventKind::SpamComplaint, 1, 2, "angry@x.test"),
+            ev(EventKind::Unsubscribe, 1, 3, "bye@x.test"),
+            ev(EventKind::SoftBounce, 1, 4, "full@x.test"),
+        ])
+        .await
+        .unwrap();
+        assert_eq!(
+            log.suppressions(1, "gone@x.test").await.unwrap(),
+            vec![Suppressed::Blocklist]
+        );
+        assert!(
+            log.suppressions(1, "full@x.test").await.unwrap().is_empty(),
+            "a soft bounce suppresses nothing"
+        );
+        assert!(
+            log.suppressions(2, "gone@x.test").await.unwrap().is_empty(),
+            "per account"
+        );
+        let t = log.totals(1).await.unwrap();
+        assert_eq!((t.bounced, t.complaints, t.unsubscribed), (2, 1, 1));
+
+        let template = Template {
+            subject: "s".into(),
+            html: String::new(),
+            text: "t {{links.unsubscribe}}".into(),
+        }
+        .compile(&FieldSchema::standard(), &TrackingOptions::default())
+        .unwrap();
+        let recipients = || -> Vec<NewRecipient> {
+            ["gone@x.test", "angry@x.test", "bye@x.test", "ok@x.test"]
+                .iter()
+                .map(|a| NewRecipient {
+                    to: Mailbox::new(None, a).unwrap(),
+                    values: Default::default(),
+                })
+                .collect()
+        };
+        let send = |kind, when| NewSend {
+            account: 1,
+            kind,
+            template: template.clone(),
+            sender: SenderIdentity {
+                user: Mailbox::new(None, "u@shop.test").unwrap(),
+                domain_verified: false,
+            },
+            campaign: None,
+            when,
+            subject: "s".into(),
+            attachments: vec![],
+        };
+        let mass = outbox
+            .enqueue(
+                send(SendKind::Mass, When::At(now() + Duration::minutes(10))),
+                recipients(),
+                &log,
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(mass.queued, 1);
+        assert_eq!(
+            mass.skipped,
+            HashMap::from([(SkipReason::Blocklisted, 1), (SkipReason::Unsubscribed, 2)])
+        );
+        let one = outbox
+            .enqueue(
+                send(SendKind::Individual, When::Now),
+                recipients(),
+                &log,
+                now(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (one.queued, one.skipped.get(&SkipReason::Blocklisted)),
+            (3, Some(&1)),
+            "individual mail skips only the blocklist"
+        );
+
+        // Only an explicit unblock lifts the blocklist.
+        assert!(log.unblock(1, "GONE@x.test").await.unwrap());
+        assert!(!log.unblock(1, "gone@x.test").await.unwrap());
+        assert!(log.suppressions(1, "gone@x.test").await.unwrap().is_empty());
+    }
+);
+
+both!(
+    campaigns_collect_their_sends_and_rates,
+    |db: TestDb| async move {
+        let (_o, log) = log(&db, 50_000).await;
+        let name = individual_campaign_name(now(), chrono_tz::Europe::Copenhagen);
+        let a = log
+            .campaign_for(1, &name, "First subject", now())
+            .await
+            .unwrap();
+        let b = log
+            .campaign_for(1, &name, "Second subject", now())
+            .await
+            .unwrap();
+        assert_eq!(a, b, "a name given again adds to that campaign");
+        let other = log.campaign_for(2, &name, "x", now()).await.unwrap();
+        assert_ne!(a, other, "names are per account");
+        let mut events = Vec::new();
+        for m in 0..4 {
+            for kind in [EventKind::Processed, EventKind::Delivered] {
+                let mut e = ev(kind, 1, m, "p@x.test");
+                e.campaign = Some(a);
+                events.push(e);
+            }
+        }
+        for (kind, m) in [
+            (EventKind::Open, 0),
+            (EventKind::Open, 0),
+            (EventKind::Open, 1),
+            (EventKind::Click, 1),
+        ] {
+            let mut e = human(ev(kind, 1, m, "p@x.test"));
+            e.campaign = Some(a);
+            events.push(e);
+        }
+        log.ingest(&events).await.unwrap();
+        let list = log.campaigns(1, false).await.unwrap();
+        assert_eq!(list.len(), 1);
+        let c = &list[0];
+        assert_eq!(
+            (
+                c.name.as_str(),
+                c.first_subject.as_str(),
+                c.emails,
+                c.delivered,
+                c.opened,
+                c.clicked
+            ),
+            (name.as_str(), "First subject", 4, 4, 2, 1)
+        );
+        assert_eq!((c.open_rate, c.click_rate), (0.5, 0.25));
+        assert!(log.mark_campaign(1, a, Some(true), None).await.unwrap());
+        assert!(log.campaigns(1, false).await.unwrap()[0].starred);
+        assert!(log.mark_campaign(1, a, None, Some(true)).await.unwrap());
+        assert!(
+            log.campaigns(1, false).await.unwrap().is_empty(),
+            "archived campaigns are hidden"
+        );
+        assert_eq!(log.campaigns(1, true).await.unwrap().len(), 1);
+        assert!(
+            !log.mark_campaign(2, a, Some(true), None).await.unwrap(),
+            "another account's campaign"
+        );
+    }
+);
+
+both!(click_history_per_person, |db: TestDb| async move {
+    let (_o, log) = log(&db, 50_000).await;
+    let mut events = Vec::new();
+    for (i, person) in ["42", "42", "7"].iter().enumerate() {
+        let mut e = human(ev(EventKind::Click, 1, i as i64, "p@x.test"));
+        e.person = Some((*person).into());
+        e.link = Some(i as u16);
+        e.label = Some(format!("Link {i}"));
+        events.push(e);
+    }
+    let mut open = human(ev(EventKind::Open, 1, 9, "p@x.test"));
+    open.person = Some("42".into());
+    events.push(open);
+    log.ingest(&events).await.unwrap();
+    let history = log.click_history(1, "42").await.unwrap();
+    assert_eq!(
+        history
+            .iter()
+            .map(|e| e.label.clone().unwrap())
+            .collect::<Vec<_>>(),
+        vec!["Link 1", "Link 0"]
+    );
+    assert!(log.click_history(2, "42").await.unwrap().is_empty());
+});
