@@ -11,12 +11,14 @@ mod bots;
 pub mod campaign;
 mod event;
 pub mod inbound;
+pub mod report;
 mod store;
 
 pub use bots::is_bot;
 pub use campaign::{Campaign, individual_campaign_name, mass_campaign_name};
 pub use event::{Event, EventKind, NewEvent};
 pub use inbound::{DsnRecipient, Inbound, InboundKind};
+pub use report::{EventField, Filter, Namespace, PersonRecord, ReportQuery, Value};
 pub use store::{EventLog, Suppressed, Totals};
 
 /// Errors of this crate.

@@ -525,7 +525,30 @@ impl EventLog {
     }
 }
 
-fn event_from_row(r: &AnyRow) -> Result<Event> {
+/// The event columns in `event_from_row`'s order, each with `prefix`.
+pub(crate) fn event_columns(prefix: &str) -> String {
+    [
+        "id",
+        "kind",
+        "at",
+        "message",
+        "campaign",
+        "recipient",
+        "person",
+        "link",
+        "label",
+        "ip",
+        "user_agent",
+        "reply",
+        "bot",
+    ]
+    .iter()
+    .map(|c| format!("{prefix}{c}"))
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+pub(crate) fn event_from_row(r: &AnyRow) -> Result<Event> {
     let kind: String = r.try_get("kind")?;
     Ok(Event {
         id: r.try_get("id")?,

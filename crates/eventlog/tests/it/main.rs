@@ -6,4 +6,5 @@
 #[path = "../../../schedule/tests/it/db.rs"]
 mod db;
 mod inbound;
+mod report;
 mod store;

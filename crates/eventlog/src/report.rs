@@ -1,0 +1,561 @@
+//! Reports (R-EVT-6): typed filters over every event field and over person
+//! and organisation fields, sorting, pagination, CSV export, and the two report
+//! actions (the persons of a report; a person field updated for all of them).
+//!
+//! Every value is a bound parameter; column names come from enums, never from
+//! input. `contains` is case-insensitive on both databases (`LOWER(..) LIKE
+//! LOWER(..)` with `%`, `_` and `\` escaped).
+
+use crate::event::{Event, EventKind};
+use crate::store::{EventLog, event_columns, event_from_row};
+use crate::{Error, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+/// An event field a report can filter or sort on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventField {
+    /// The event kind.
+    Kind,
+    /// The time (filter with [`Filter::Between`]).
+    At,
+    /// The outbox message number.
+    Message,
+    /// The campaign number.
+    Campaign,
+    /// The recipient's address.
+    Recipient,
+    /// The CRM's person id.
+    Person,
+    /// The link's index.
+    Link,
+    /// The link's label.
+    Label,
+    /// The client IP.
+    Ip,
+    /// The User-Agent.
+    UserAgent,
+    /// The SMTP reply or diagnostic.
+    Reply,
+}
+
+impl EventField {
+    fn column(self) -> &'static str {
+        match self {
+            EventField::Kind => "e.kind",
+            EventField::At => "e.at",
+            EventField::Message => "e.message",
+            EventField::Campaign => "e.campaign",
+            EventField::Recipient => "e.recipient",
+            EventField::Person => "e.person",
+            EventField::Link => "e.link",
+            EventField::Label => "e.label",
+            EventField::Ip => "e.ip",
+            EventField::UserAgent => "e.user_agent",
+            EventField::Reply => "e.reply",
+        }
+    }
+
+    fn numeric(self) -> bool {
+        matches!(
+            self,
+            EventField::At | EventField::Message | EventField::Campaign | EventField::Link
+        )
+    }
+}
+
+/// Which set of contact fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Namespace {
+    /// Person fields.
+    Person,
+    /// The person's organisation's fields.
+    Organisation,
+    /// Custom fields.
+    Custom,
+}
+
+impl Namespace {
+    fn as_str(self) -> &'static str {
+        match self {
+            Namespace::Person => "person",
+            Namespace::Organisation => "organisation",
+            Namespace::Custom => "custom",
+        }
+    }
+}
+
+/// A value to compare with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Value {
+    /// A number.
+    Int(i64),
+    /// Text.
+    Text(String),
+}
+
+/// One condition; a report's conditions all hold (AND).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Filter {
+    /// `field = value`.
+    Equals {
+        /// The field.
+        field: EventField,
+        /// The value.
+        value: Value,
+    },
+    /// The field's text contains `value`, ignoring ASCII case.
+    Contains {
+        /// The field.
+        field: EventField,
+        /// The text.
+        value: String,
+    },
+    /// `field` is one of `values`.
+    OneOf {
+        /// The field.
+        field: EventField,
+        /// The values.
+        values: Vec<Value>,
+    },
+    /// The event happened in `[from, to)`.
+    Between {
+        /// Start, inclusive.
+        from: DateTime<Utc>,
+        /// End, exclusive.
+        to: DateTime<Utc>,
+    },
+    /// The event is one of these kinds.
+    Kinds {
+        /// The kinds.
+        kinds: Vec<EventKind>,
+    },
+    /// A contact field of the event's person equals `value`.
+    PersonEquals {
+        /// Person, organisation or custom.
+        namespace: Namespace,
+        /// The field's name.
+        field: String,
+        /// The value.
+        value: String,
+    },
+    /// A contact field of the event's person contains `value`, ignoring ASCII case.
+    PersonContains {
+        /// Person, organisation or custom.
+        namespace: Namespace,
+        /// The field's name.
+        field: String,
+        /// The text.
+        value: String,
+    },
+}
+
+/// A report: filters, order and page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportQuery {
+    /// Conditions, all of which hold.
+    #[serde(default)]
+    pub filters: Vec<Filter>,
+    /// Sort field (default: time of recording).
+    #[serde(default)]
+    pub sort: Option<EventField>,
+    /// Newest / largest first (default true).
+    #[serde(default = "yes")]
+    pub descending: bool,
+    /// Page size (at most 10,000; default 100).
+    #[serde(default = "hundred")]
+    pub limit: i64,
+    /// Rows to skip.
+    #[serde(default)]
+    pub offset: i64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn hundred() -> i64 {
+    100
+}
+
+impl Default for ReportQuery {
+    fn default() -> Self {
+        ReportQuery {
+            filters: Vec::new(),
+            sort: None,
+            descending: true,
+            limit: 100,
+            offset: 0,
+        }
+    }
+}
+
+/// A bound value.
+#[derive(Debug, Clone)]
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+fn like_pattern(value: &str) -> String {
+    let mut out = String::from("%");
+    for c in value.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+struct Where {
+    sql: String,
+    binds: Vec<Bind>,
+}
+
+impl Where {
+    fn param(&mut self, b: Bind) -> String {
+        self.binds.push(b);
+        format!("${}", self.binds.len())
+    }
+}
+
+fn bind_value(field: EventField, v: &Value) -> Result<Bind> {
+    match (field.numeric(), v) {
+        (true, Value::Int(i)) => Ok(Bind::Int(*i)),
+        (false, Value::Text(t)) => Ok(Bind::Text(if field == EventField::Recipient {
+            t.to_ascii_lowercase()
+        } else {
+            t.clone()
+        })),
+        (false, Value::Int(i)) => Ok(Bind::Text(i.to_string())),
+        (true, Value::Text(t)) => t.parse().map(Bind::Int).map_err(|_| Error::Invalid {
+            field: "filter",
+            rule: format!("`{t}` is not a number, and {field:?} is numeric"),
+        }),
+    }
+}
+
+fn build_where(account: i64, filters: &[Filter]) -> Result<Where> {
+    let mut w = Where {
+        sql: String::new(),
+        binds: Vec::new(),
+    };
+    let p = w.param(Bind::Int(account));
+    w.sql = format!("e.account = {p}");
+    for f in filters {
+        let clause = match f {
+            Filter::Equals { field, value } => {
+                let p = w.param(bind_value(*field, value)?);
+                format!("{} = {p}", field.column())
+            }
+            Filter::Contains { field, value } => {
+                let p = w.param(Bind::Text(like_pattern(value)));
+                format!(
+                    "LOWER(COALESCE({}, '')) LIKE {p} ESCAPE '\\'",
+                    field.column()
+                )
+            }
+            Filter::OneOf { field, values } => {
+                if values.is_empty() {
+                    "1 = 0".to_owned()
+                } else {
+                    let ps: Vec<String> = values
+                        .iter()
+                        .map(|v| bind_value(*field, v).map(|b| w.param(b)))
+                        .collect::<Result<_>>()?;
+                    format!("{} IN ({})", field.column(), ps.join(", "))
+                }
+            }
+            Filter::Between { from, to } => {
+                let a = w.param(Bind::Int(from.timestamp_millis()));
+                let b = w.param(Bind::Int(to.timestamp_millis()));
+                format!("e.at >= {a} AND e.at < {b}")
+            }
+            Filter::Kinds { kinds } => {
+                if kinds.is_empty() {
+                    "1 = 0".to_owned()
+                } else {
+                    let ps: Vec<String> = kinds
+                        .iter()
+                        .map(|k| w.param(Bind::Text(k.as_str().to_owned())))
+                        .collect();
+                    format!("e.kind IN ({})", ps.join(", "))
+                }
+            }
+            Filter::PersonEquals {
+                namespace,
+                field,
+                value,
+            }
+            | Filter::PersonContains {
+                namespace,
+                field,
+                value,
+            } => {
+                let ns = w.param(Bind::Text(namespace.as_str().to_owned()));
+                let name = w.param(Bind::Text(field.clone()));
+                let cmp = match f {
+                    Filter::PersonEquals { .. } => {
+                        format!("f.value = {}", w.param(Bind::Text(value.clone())))
+                    }
+                    _ => format!(
+                        "LOWER(f.value) LIKE {} ESCAPE '\\'",
+                        w.param(Bind::Text(like_pattern(value)))
+                    ),
+                };
+                format!(
+                    "EXISTS (SELECT 1 FROM herald_person_fields f WHERE f.account = e.account AND f.person = e.person AND f.namespace = {ns} AND f.field = {name} AND {cmp})"
+                )
+            }
+        };
+        w.sql.push_str(" AND ");
+        w.sql.push_str(&clause);
+    }
+    Ok(w)
+}
+
+fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    binds: &'q [Bind],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    for b in binds {
+        q = match b {
+            Bind::Int(i) => q.bind(*i),
+            Bind::Text(t) => q.bind(t.as_str()),
+        };
+    }
+    q
+}
+
+/// One person's contact fields, for reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonRecord {
+    /// The CRM's person id.
+    pub id: String,
+    /// Fields by namespace and name.
+    pub fields: Vec<(Namespace, String, String)>,
+}
+
+const CSV_HEADER: &str =
+    "id,kind,at,message,campaign,recipient,person,link,label,ip,user_agent,reply,bot";
+
+fn csv_cell(out: &mut String, v: &str) {
+    // Quote every cell that needs it; a leading =, +, - or @ is prefixed with '
+    // so spreadsheet programs do not run it as a formula.
+    let guarded = if v.starts_with(['=', '+', '-', '@']) {
+        format!("'{v}")
+    } else {
+        v.to_owned()
+    };
+    if guarded.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&guarded.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(&guarded);
+    }
+}
+
+impl EventLog {
+    /// The events of `account` matching `query` (one page).
+    pub async fn report(&self, account: u64, query: &ReportQuery) -> Result<Vec<Event>> {
+        let account = i64::try_from(account).map_err(|_| Error::Invalid {
+            field: "account",
+            rule: "must be below 2^63".into(),
+        })?;
+        let w = build_where(account, &query.filters)?;
+        let order = query.sort.map_or("e.id", EventField::column);
+        let dir = if query.descending { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT {} FROM herald_events e WHERE {} ORDER BY {order} {dir}, e.id {dir} LIMIT {} OFFSET {}",
+            event_columns("e."),
+            w.sql,
+            query.limit.clamp(0, 10_000),
+            query.offset.max(0)
+        );
+        let rows = bind_all(sqlx::query(&sql), &w.binds)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    /// How many events of `account` match `query`'s filters.
+    pub async fn report_count(&self, account: u64, query: &ReportQuery) -> Result<u64> {
+        let account = i64::try_from(account).map_err(|_| Error::Invalid {
+            field: "account",
+            rule: "must be below 2^63".into(),
+        })?;
+        let w = build_where(account, &query.filters)?;
+        let sql = format!("SELECT COUNT(*) FROM herald_events e WHERE {}", w.sql);
+        let n: i64 = bind_all(sqlx::query(&sql), &w.binds)
+            .fetch_one(self.pool())
+            .await?
+            .try_get(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// The report as CSV (a header line, then one line per event of the page).
+    pub async fn report_csv(&self, account: u64, query: &ReportQuery) -> Result<String> {
+        let mut out = format!("{CSV_HEADER}\r\n");
+        for e in self.report(account, query).await? {
+            let cells = [
+                e.id.to_string(),
+                e.kind.as_str().to_owned(),
+                e.at.to_rfc3339(),
+                e.message.map(|v| v.to_string()).unwrap_or_default(),
+                e.campaign.map(|v| v.to_string()).unwrap_or_default(),
+                e.recipient,
+                e.person.unwrap_or_default(),
+                e.link.map(|v| v.to_string()).unwrap_or_default(),
+                e.label.unwrap_or_default(),
+                e.ip.unwrap_or_default(),
+                e.user_agent.unwrap_or_default(),
+                e.reply.unwrap_or_default(),
+                e.bot.to_string(),
+            ];
+            for (i, c) in cells.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                csv_cell(&mut out, c);
+            }
+            out.push_str("\r\n");
+        }
+        Ok(out)
+    }
+
+    /// The distinct persons of all events matching `query`'s filters: the
+    /// recipients of a new mass email made from a report.
+    pub async fn report_persons(&self, account: u64, query: &ReportQuery) -> Result<Vec<String>> {
+        let account = i64::try_from(account).map_err(|_| Error::Invalid {
+            field: "account",
+            rule: "must be below 2^63".into(),
+        })?;
+        let w = build_where(account, &query.filters)?;
+        let sql = format!(
+            "SELECT DISTINCT e.person FROM herald_events e WHERE {} AND e.person IS NOT NULL ORDER BY e.person",
+            w.sql
+        );
+        let rows = bind_all(sqlx::query(&sql), &w.binds)
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>(0)?))
+            .collect()
+    }
+
+    /// Stores (replaces) the contact fields of `persons`.
+    pub async fn upsert_persons(&self, account: u64, persons: &[PersonRecord]) -> Result<()> {
+        let account = i64::try_from(account).map_err(|_| Error::Invalid {
+            field: "account",
+            rule: "must be below 2^63".into(),
+        })?;
+        let mut tx = self.pool().begin().await?;
+        for p in persons {
+            sqlx::query("DELETE FROM herald_person_fields WHERE account = $1 AND person = $2")
+                .bind(account)
+                .bind(p.id.as_str())
+                .execute(&mut *tx)
+                .await?;
+            for chunk in p.fields.chunks(100) {
+                let mut sql = String::from(
+                    "INSERT INTO herald_person_fields (account, person, namespace, field, value) VALUES ",
+                );
+                for i in 0..chunk.len() {
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str(&format!(
+                        "($1, $2, ${}, ${}, ${})",
+                        3 + i * 3,
+                        4 + i * 3,
+                        5 + i * 3
+                    ));
+                }
+                let mut q = sqlx::query(&sql).bind(account).bind(p.id.as_str());
+                for (ns, field, value) in chunk {
+                    q = q
+                        .bind(ns.as_str())
+                        .bind(field.as_str())
+                        .bind(value.as_str());
+                }
+                q.execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Sets one contact field of every person of a report (the second report
+    /// action); returns how many persons were updated.
+    pub async fn update_report_persons(
+        &self,
+        account: u64,
+        query: &ReportQuery,
+        namespace: Namespace,
+        field: &str,
+        value: &str,
+    ) -> Result<u64> {
+        let persons = self.report_persons(account, query).await?;
+        let account = i64::try_from(account).map_err(|_| Error::Invalid {
+            field: "account",
+            rule: "must be below 2^63".into(),
+        })?;
+        let mut tx = self.pool().begin().await?;
+        for p in &persons {
+            sqlx::query("DELETE FROM herald_person_fields WHERE account = $1 AND person = $2 AND namespace = $3 AND field = $4")
+                .bind(account)
+                .bind(p.as_str())
+                .bind(namespace.as_str())
+                .bind(field)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO herald_person_fields (account, person, namespace, field, value) VALUES ($1, $2, $3, $4, $5)")
+                .bind(account)
+                .bind(p.as_str())
+                .bind(namespace.as_str())
+                .bind(field)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(persons.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+        assert_eq!(like_pattern("ABC"), "%abc%");
+    }
+
+    #[test]
+    fn csv_cells_are_quoted_and_formula_guarded() {
+        let mut out = String::new();
+        csv_cell(&mut out, "=HYPERLINK(\"x\")");
+        assert_eq!(out, "\"'=HYPERLINK(\"\"x\"\")\"");
+        let mut out = String::new();
+        csv_cell(&mut out, "plain");
+        assert_eq!(out, "plain");
+    }
+
+    #[test]
+    fn numeric_fields_refuse_text() {
+        assert!(bind_value(EventField::Campaign, &Value::Text("1; DROP TABLE x".into())).is_err());
+        assert!(matches!(
+            bind_value(EventField::Campaign, &Value::Text("12".into())),
+            Ok(Bind::Int(12))
+        ));
+    }
+}
