@@ -152,25 +152,50 @@ impl EventLog {
         if events.is_empty() {
             return Ok(());
         }
+        let mut per_account: BTreeMap<i64, i64> = BTreeMap::new();
+        for e in events {
+            *per_account.entry(account_i64(e.account)?).or_default() += 1;
+        }
         let mut tx = self.pool.begin().await?;
-        let mut totals: BTreeMap<i64, Totals> = BTreeMap::new();
-        let mut campaigns: BTreeMap<i64, CampaignDelta> = BTreeMap::new();
-        const ROWS: usize = 400;
+        // 1. Reserve each account's sequence numbers (and make its totals row).
+        let mut next_seq: BTreeMap<i64, i64> = BTreeMap::new();
+        let mut last_seq: BTreeMap<i64, i64> = BTreeMap::new();
+        for (account, n) in &per_account {
+            sqlx::query("INSERT INTO herald_totals (account) VALUES ($1) ON CONFLICT DO NOTHING")
+                .bind(*account)
+                .execute(&mut *tx)
+                .await?;
+            let end: i64 = sqlx::query("UPDATE herald_totals SET events_seen = events_seen + $1 WHERE account = $2 RETURNING events_seen")
+                .bind(*n)
+                .bind(*account)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+            next_seq.insert(*account, end - n + 1);
+            last_seq.insert(*account, end);
+        }
+        // 2. The events.
+        // sqlx-sqlite looks parameter names up per bound value (quadratic in the
+        // statement's parameters), so statements stay at a few hundred parameters.
+        const ROWS: usize = 48;
+        const COLS: usize = 14;
         for chunk in events.chunks(ROWS) {
             let mut sql = String::from(
-                "INSERT INTO herald_events (account, kind, at, message, campaign, recipient, person, link, label, ip, user_agent, reply, bot) VALUES ",
+                "INSERT INTO herald_events (account, kind, at, message, campaign, recipient, person, link, label, ip, user_agent, reply, bot, seq) VALUES ",
             );
             for i in 0..chunk.len() {
                 if i > 0 {
                     sql.push(',');
                 }
-                let p: Vec<String> = (1..=13).map(|k| format!("${}", i * 13 + k)).collect();
+                let p: Vec<String> = (1..=COLS).map(|k| format!("${}", i * COLS + k)).collect();
                 sql.push_str(&format!("({})", p.join(", ")));
             }
             let mut q = sqlx::query(&sql);
             for e in chunk {
+                let account = account_i64(e.account)?;
+                let seq = next_seq.entry(account).or_default();
                 q = q
-                    .bind(account_i64(e.account)?)
+                    .bind(account)
                     .bind(e.kind.as_str())
                     .bind(millis(e.at))
                     .bind(e.message)
@@ -182,69 +207,89 @@ impl EventLog {
                     .bind(e.ip.clone())
                     .bind(e.user_agent.clone())
                     .bind(e.reply.clone())
-                    .bind(i64::from(bots::is_bot(e)));
+                    .bind(i64::from(bots::is_bot(e)))
+                    .bind(*seq);
+                *seq += 1;
             }
             q.execute(&mut *tx).await?;
         }
+        // 3. First human open / click of each message: one insert, the new rows back.
+        let mut marks: BTreeMap<(i64, i64, &'static str), Option<i64>> = BTreeMap::new();
+        for e in events {
+            if matches!(e.kind, EventKind::Open | EventKind::Click)
+                && !bots::is_bot(e)
+                && let Some(m) = e.message
+            {
+                let mark = if e.kind == EventKind::Open {
+                    "open"
+                } else {
+                    "click"
+                };
+                marks
+                    .entry((account_i64(e.account)?, m, mark))
+                    .or_insert(e.campaign);
+            }
+        }
+        let mut firsts: Vec<(i64, i64, String)> = Vec::new();
+        let keys: Vec<_> = marks.keys().copied().collect();
+        for chunk in keys.chunks(150) {
+            let mut sql =
+                String::from("INSERT INTO herald_message_marks (account, message, mark) VALUES ");
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("(${}, ${}, ${})", i * 3 + 1, i * 3 + 2, i * 3 + 3));
+            }
+            sql.push_str(" ON CONFLICT DO NOTHING RETURNING account, message, mark");
+            let mut q = sqlx::query(&sql);
+            for (a, m, k) in chunk {
+                q = q.bind(*a).bind(*m).bind(*k);
+            }
+            for row in q.fetch_all(&mut *tx).await? {
+                firsts.push((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
+            }
+        }
+        // 4. Totals and campaign deltas.
+        let mut totals: BTreeMap<i64, Totals> = BTreeMap::new();
+        let mut campaigns: BTreeMap<i64, CampaignDelta> = BTreeMap::new();
+        for (account, message, mark) in &firsts {
+            let is_open = mark == "open";
+            let t = totals.entry(*account).or_default();
+            if is_open {
+                t.opened += 1
+            } else {
+                t.clicked += 1
+            }
+            let key = (*account, *message, if is_open { "open" } else { "click" });
+            if let Some(Some(c)) = marks.get(&key) {
+                let d = campaigns.entry(*c).or_default();
+                if is_open {
+                    d.opened += 1
+                } else {
+                    d.clicked += 1
+                }
+            }
+        }
         for e in events {
             let account = account_i64(e.account)?;
-            let bot = bots::is_bot(e);
             let t = totals.entry(account).or_default();
-            let c = e.campaign.map(|id| campaigns.entry(id).or_default());
             match e.kind {
                 EventKind::Processed => {
                     t.processed += 1;
-                    if let Some(c) = c {
-                        c.emails += 1;
+                    if let Some(c) = e.campaign {
+                        campaigns.entry(c).or_default().emails += 1;
                     }
                 }
                 EventKind::Delivered => {
                     t.delivered += 1;
-                    if let Some(c) = c {
-                        c.delivered += 1;
+                    if let Some(c) = e.campaign {
+                        campaigns.entry(c).or_default().delivered += 1;
                     }
                 }
-                EventKind::Open | EventKind::Click if bot => {
-                    if e.kind == EventKind::Open {
-                        t.bot_opens += 1
-                    } else {
-                        t.bot_clicks += 1
-                    }
-                }
-                EventKind::Open | EventKind::Click => {
-                    let mark = if e.kind == EventKind::Open {
-                        "open"
-                    } else {
-                        "click"
-                    };
-                    let first = match e.message {
-                        Some(m) => {
-                            sqlx::query("INSERT INTO herald_message_marks (account, message, mark) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                                .bind(account)
-                                .bind(m)
-                                .bind(mark)
-                                .execute(&mut *tx)
-                                .await?
-                                .rows_affected()
-                                == 1
-                        }
-                        None => false,
-                    };
-                    if first {
-                        if e.kind == EventKind::Open {
-                            t.opened += 1
-                        } else {
-                            t.clicked += 1
-                        }
-                        if let Some(c) = c {
-                            if e.kind == EventKind::Open {
-                                c.opened += 1
-                            } else {
-                                c.clicked += 1
-                            }
-                        }
-                    }
-                }
+                EventKind::Open if bots::is_bot(e) => t.bot_opens += 1,
+                EventKind::Click if bots::is_bot(e) => t.bot_clicks += 1,
+                EventKind::Open | EventKind::Click => {}
                 EventKind::SoftBounce => t.bounced += 1,
                 EventKind::HardBounce => {
                     t.bounced += 1;
@@ -285,46 +330,65 @@ impl EventLog {
                 }
             }
         }
+        let sets: Vec<String> = TOTAL_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = {c} + ${}", i + 1))
+            .collect();
+        let totals_sql = format!(
+            "UPDATE herald_totals SET {} WHERE account = ${}",
+            sets.join(", "),
+            TOTAL_COLUMNS.len() + 1
+        );
         for (account, t) in &totals {
-            sqlx::query("INSERT INTO herald_totals (account) VALUES ($1) ON CONFLICT DO NOTHING")
-                .bind(*account)
-                .execute(&mut *tx)
-                .await?;
-            let sets: Vec<String> = TOTAL_COLUMNS
-                .iter()
-                .enumerate()
-                .map(|(i, c)| format!("{c} = {c} + ${}", i + 1))
-                .collect();
-            let sql = format!(
-                "UPDATE herald_totals SET {} WHERE account = ${}",
-                sets.join(", "),
-                TOTAL_COLUMNS.len() + 1
-            );
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query(&totals_sql);
             for v in t.values() {
                 q = q.bind(i64::try_from(v).unwrap_or(i64::MAX));
             }
             q.bind(*account).execute(&mut *tx).await?;
         }
-        for (id, c) in &campaigns {
-            sqlx::query("UPDATE herald_campaigns SET emails = emails + $1, delivered = delivered + $2, opened = opened + $3, clicked = clicked + $4 WHERE id = $5")
-                .bind(c.emails)
-                .bind(c.delivered)
-                .bind(c.opened)
-                .bind(c.clicked)
-                .bind(*id)
-                .execute(&mut *tx)
-                .await?;
+        // All campaigns' deltas in one statement per 60 campaigns.
+        let deltas: Vec<(&i64, &CampaignDelta)> = campaigns.iter().collect();
+        for chunk in deltas.chunks(60) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${})",
+                        i * 5 + 1,
+                        i * 5 + 2,
+                        i * 5 + 3,
+                        i * 5 + 4,
+                        i * 5 + 5
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "WITH d(id, emails, delivered, opened, clicked) AS (VALUES {})
+                 UPDATE herald_campaigns SET emails = herald_campaigns.emails + d.emails, delivered = herald_campaigns.delivered + d.delivered,
+                    opened = herald_campaigns.opened + d.opened, clicked = herald_campaigns.clicked + d.clicked
+                 FROM d WHERE herald_campaigns.id = d.id",
+                rows.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (id, c) in chunk {
+                q = q
+                    .bind(**id)
+                    .bind(c.emails)
+                    .bind(c.delivered)
+                    .bind(c.opened)
+                    .bind(c.clicked);
+            }
+            q.execute(&mut *tx).await?;
         }
-        for account in totals.keys() {
-            sqlx::query(
-                "DELETE FROM herald_events WHERE account = $1 AND id <= (SELECT id FROM herald_events WHERE account = $2 ORDER BY id DESC LIMIT 1 OFFSET $3)",
-            )
-            .bind(*account)
-            .bind(*account)
-            .bind(self.retention)
-            .execute(&mut *tx)
-            .await?;
+        // 5. Retention: each account keeps its last `retention` events, by sequence.
+        for (account, end) in &last_seq {
+            if *end > self.retention {
+                sqlx::query("DELETE FROM herald_events WHERE account = $1 AND seq <= $2")
+                    .bind(*account)
+                    .bind(end - self.retention)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(())

@@ -475,7 +475,8 @@ impl Outbox {
         let send_id: i64 = row.try_get(0)?;
         let batch_size = self.rules.batch_size.max(1);
         let lane = kind_str(send.kind);
-        const ROWS_PER_STATEMENT: usize = 500;
+        // A few hundred parameters a statement: sqlx-sqlite's binding is quadratic in them.
+        const ROWS_PER_STATEMENT: usize = 64;
         for (chunk_no, chunk) in rows.chunks(ROWS_PER_STATEMENT).enumerate() {
             // Placeholders first appear in increasing order ($1 $2 $3 $4 …), so
             // SQLite's positional binding and PostgreSQL's numbering agree.
