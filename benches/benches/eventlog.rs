@@ -136,7 +136,7 @@ async fn run(label: &str, url: &str) {
                 },
                 Filter::Equals {
                     field: EventField::Campaign,
-                    value: Value::Int(campaign_ids[(3 + 4 * i) % 1_000]),
+                    value: Value::Int(campaign_ids[(11 + 20 * i) % 1_000]),
                 },
                 Filter::PersonEquals {
                     namespace: Namespace::Person,

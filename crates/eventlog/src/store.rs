@@ -126,6 +126,14 @@ impl EventLog {
         }
     }
 
+    /// Parameter `n` of a statement that uses each parameter once, in order.
+    fn placeholder(&self, n: usize) -> String {
+        match self.backend {
+            Backend::Sqlite => "?".to_owned(),
+            Backend::Postgres => format!("${n}"),
+        }
+    }
+
     /// The pool.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
@@ -175,9 +183,10 @@ impl EventLog {
             last_seq.insert(*account, end);
         }
         // 2. The events.
-        // sqlx-sqlite looks parameter names up per bound value (quadratic in the
-        // statement's parameters), so statements stay at a few hundred parameters.
-        const ROWS: usize = 48;
+        // SQLite looks numbered parameters up in a list (quadratic in their
+        // number); these statements use each parameter once, in order, so on
+        // SQLite they are written as anonymous `?`, which it binds by position.
+        const ROWS: usize = 200;
         const COLS: usize = 14;
         for chunk in events.chunks(ROWS) {
             let mut sql = String::from(
@@ -187,7 +196,7 @@ impl EventLog {
                 if i > 0 {
                     sql.push(',');
                 }
-                let p: Vec<String> = (1..=COLS).map(|k| format!("${}", i * COLS + k)).collect();
+                let p: Vec<String> = (1..=COLS).map(|k| self.placeholder(i * COLS + k)).collect();
                 sql.push_str(&format!("({})", p.join(", ")));
             }
             let mut q = sqlx::query(&sql);
@@ -232,14 +241,19 @@ impl EventLog {
         }
         let mut firsts: Vec<(i64, i64, String)> = Vec::new();
         let keys: Vec<_> = marks.keys().copied().collect();
-        for chunk in keys.chunks(150) {
+        for chunk in keys.chunks(300) {
             let mut sql =
                 String::from("INSERT INTO herald_message_marks (account, message, mark) VALUES ");
             for i in 0..chunk.len() {
                 if i > 0 {
                     sql.push(',');
                 }
-                sql.push_str(&format!("(${}, ${}, ${})", i * 3 + 1, i * 3 + 2, i * 3 + 3));
+                sql.push_str(&format!(
+                    "({}, {}, {})",
+                    self.placeholder(i * 3 + 1),
+                    self.placeholder(i * 3 + 2),
+                    self.placeholder(i * 3 + 3)
+                ));
             }
             sql.push_str(" ON CONFLICT DO NOTHING RETURNING account, message, mark");
             let mut q = sqlx::query(&sql);
@@ -349,7 +363,7 @@ impl EventLog {
         }
         // All campaigns' deltas in one statement per 60 campaigns.
         let deltas: Vec<(&i64, &CampaignDelta)> = campaigns.iter().collect();
-        for chunk in deltas.chunks(60) {
+        for chunk in deltas.chunks(200) {
             let rows: Vec<String> = (0..chunk.len())
                 .map(|i| {
                     format!(
