@@ -173,11 +173,16 @@ impl EventLog {
                 .bind(*account)
                 .execute(&mut *tx)
                 .await?;
-            let end: i64 = sqlx::query("UPDATE herald_totals SET events_seen = events_seen + $1 WHERE account = $2 RETURNING events_seen")
+            // fetch_all, not fetch_one: SQLite finishes an UPDATE … RETURNING only
+            // when the statement is stepped to its end.
+            let rows = sqlx::query("UPDATE herald_totals SET events_seen = events_seen + $1 WHERE account = $2 RETURNING events_seen")
                 .bind(*n)
                 .bind(*account)
-                .fetch_one(&mut *tx)
-                .await?
+                .fetch_all(&mut *tx)
+                .await?;
+            let end: i64 = rows
+                .first()
+                .ok_or_else(|| Error::Corrupt(format!("no totals row for account {account}")))?
                 .try_get(0)?;
             next_seq.insert(*account, end - n + 1);
             last_seq.insert(*account, end);

@@ -39,6 +39,23 @@ pub struct Config {
     /// The delivery loop.
     #[serde(default)]
     pub worker: WorkerOptions,
+    /// The event log.
+    #[serde(default)]
+    pub events: EventsConfig,
+}
+
+/// The event log's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Events kept per account, oldest pruned first (R-EVT-2). Default 50,000.
+    pub retention: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig { retention: 50_000 }
+    }
 }
 
 fn default_db() -> String {

@@ -7,6 +7,8 @@
 //! - [`message`]: merge fields, tracked links, MIME building, attachment routing, SMS.
 //! - [`auth`]: DKIM signing and keys, SPF/DKIM/DMARC domain checks.
 //! - [`schedule`]: sending rules, throttle, the durable outbox.
+//! - [`eventlog`]: events, totals, campaigns, bounces and complaints, suppression, reports.
+//! - [`inbound`]: a raw bounce or complaint message turned into events.
 //! - [`config`], [`Herald`], [`worker`], [`transport`]: the service and its delivery loop.
 //! - [`domains`]: the domain check as an operator runs it, with its report.
 //!
@@ -33,12 +35,14 @@
 //! ```
 
 pub use herald_auth as auth;
+pub use herald_eventlog as eventlog;
 pub use herald_message as message;
 pub use herald_schedule as schedule;
 
 pub mod clock;
 pub mod config;
 pub mod domains;
+pub mod inbound;
 mod service;
 pub mod transport;
 pub mod worker;

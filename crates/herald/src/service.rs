@@ -4,6 +4,7 @@ use crate::clock::Clock;
 use crate::config::{Config, DkimKeyConfig};
 use crate::transport::{Transport, TransportError};
 use herald_auth::{DkimKey, DkimSigner};
+use herald_eventlog::EventLog;
 use herald_message::{Platform, Tracker};
 use herald_schedule::{Outbox, RetryPolicy, Throttle};
 use std::collections::HashMap;
@@ -22,6 +23,9 @@ pub enum Error {
     /// From herald-schedule.
     #[error(transparent)]
     Schedule(#[from] herald_schedule::Error),
+    /// From herald-eventlog.
+    #[error(transparent)]
+    EventLog(#[from] herald_eventlog::Error),
     /// The configuration.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
@@ -65,6 +69,8 @@ impl Signers {
 pub struct Herald {
     /// The outbox.
     pub outbox: Outbox,
+    /// The event log, on the outbox's database.
+    pub events: EventLog,
     /// Token minting and checking.
     pub tracker: Tracker,
     /// The platform's identity.
@@ -137,8 +143,15 @@ impl Herald {
             u32::try_from(config.worker.concurrency.saturating_mul(2).clamp(4, 64)).unwrap_or(16);
         let outbox = Outbox::connect(&config.database_url, max_connections, config.rules).await?;
         outbox.migrate().await?;
+        let events = EventLog::new(
+            outbox.pool().clone(),
+            outbox.backend(),
+            config.events.retention,
+        );
+        events.migrate().await?;
         Ok(Herald {
             outbox,
+            events,
             tracker,
             platform,
             signers,

@@ -4,12 +4,14 @@
 //! never waits behind a newsletter's throttle.
 
 use crate::service::{Error, Herald};
+use herald_eventlog::{EventKind, NewEvent};
 use herald_message::{BuildParams, MessageRef, Route};
-use herald_schedule::{Claimed, Lane, Outcome, StoredSend, outcome};
+use herald_schedule::{BounceClass, Claimed, Lane, Outcome, StoredSend, outcome};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 /// What a worker did, counted.
@@ -111,6 +113,7 @@ async fn process(
     m: Claimed,
     stats: Arc<Stats>,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    events: mpsc::UnboundedSender<NewEvent>,
 ) -> Result<(), Error> {
     let worker = &herald.config.worker.id;
     // Wait for the throttle first; a shutdown meanwhile gives the message back
@@ -138,6 +141,32 @@ async fn process(
         .await?
     {
         counter.fetch_add(1, Ordering::Relaxed);
+        let now = herald.clock.now();
+        let event = |kind: EventKind, reply: Option<&str>| {
+            let mut e = NewEvent::new(kind, now, m.account, m.to.address.as_str());
+            e.message = Some(m.id);
+            e.campaign = send.campaign.and_then(|c| i64::try_from(c).ok());
+            e.reply = reply.map(str::to_owned);
+            e
+        };
+        if m.attempts == 0 && !matches!(result, Outcome::Failed { .. }) {
+            let _ = events.send(event(EventKind::Processed, None));
+        }
+        let kind = match &result {
+            Outcome::Delivered { .. } => Some((EventKind::Delivered, None)),
+            Outcome::Bounced { class, reply } => Some((
+                match class {
+                    BounceClass::Hard => EventKind::HardBounce,
+                    BounceClass::Soft => EventKind::SoftBounce,
+                    BounceClass::Blocked => EventKind::Blocked,
+                },
+                Some(reply.as_str()),
+            )),
+            Outcome::Deferred { .. } | Outcome::Failed { .. } => None,
+        };
+        if let Some((kind, reply)) = kind {
+            let _ = events.send(event(kind, reply));
+        }
         tracing::debug!(message = m.id, send = m.send_id, outcome = ?result, "recorded");
     } else {
         stats.lost_claims.fetch_add(1, Ordering::Relaxed);
@@ -164,6 +193,22 @@ pub async fn run(
     let mut mass: JoinSet<Result<(), Error>> = JoinSet::new();
     let mut sends: HashMap<i64, Arc<StoredSend>> = HashMap::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // Outcomes become events in batches: one transaction per batch, not per message.
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<NewEvent>();
+    let log = herald.events.clone();
+    let flusher = tokio::spawn(async move {
+        while let Some(first) = events_rx.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < 1_000
+                && let Ok(e) = events_rx.try_recv()
+            {
+                batch.push(e);
+            }
+            if let Err(e) = log.ingest(&batch).await {
+                tracing::error!(error = %e, lost = batch.len(), "recording events failed");
+            }
+        }
+    });
     tokio::pin!(shutdown);
     tracing::info!(worker = %options.id, concurrency = slots, "delivery loop started");
     loop {
@@ -194,6 +239,7 @@ pub async fn run(
                     m,
                     Arc::clone(&stats),
                     stop_rx.clone(),
+                    events_tx.clone(),
                 ));
             }
         }
@@ -218,6 +264,8 @@ pub async fn run(
             done.map_err(|e| Error::Task(e.to_string()))??;
         }
     }
+    drop(events_tx);
+    flusher.await.map_err(|e| Error::Task(e.to_string()))?;
     tracing::info!(done = stats.done(), "delivery loop stopped");
     Ok(())
 }

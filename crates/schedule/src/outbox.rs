@@ -635,6 +635,26 @@ impl Outbox {
         Ok(released)
     }
 
+    /// Who message `id` went to: its account, recipient address and send, if
+    /// the message is still in the outbox.
+    pub async fn message(&self, id: i64) -> Result<Option<(u64, String, i64)>> {
+        let row = sqlx::query(
+            "SELECT account, recipient_email, send_id FROM herald_outbox WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let account: i64 = r.try_get(0)?;
+            Ok((
+                u64::try_from(account).unwrap_or(0),
+                r.try_get(1)?,
+                r.try_get(2)?,
+            ))
+        })
+        .transpose()
+    }
+
     /// The stored send `send_id` (its template and sender), whatever its account.
     pub async fn send(&self, send_id: i64) -> Result<StoredSend> {
         let row = sqlx::query(

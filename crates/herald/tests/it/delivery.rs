@@ -7,6 +7,7 @@ use herald::Herald;
 use herald::auth::DkimKey;
 use herald::clock::ManualClock;
 use herald::config::Config;
+use herald::message::Tracker;
 use herald::message::{
     FieldSchema, Mailbox, MergeData, SendKind, SenderIdentity, Template, TrackingOptions,
 };
@@ -308,6 +309,12 @@ async fn newsletter_of_250(kind: Kind) {
         files.push(f);
     }
     assert_eq!(seen.len(), 250);
+    let totals = herald.events.totals(1).await.unwrap();
+    assert_eq!(
+        (totals.processed, totals.delivered),
+        (250, 250),
+        "the event log counted every message"
+    );
     let verdict = dkimpy_verifies_all(&files);
     assert!(verdict.contains("verified 250 of 250"), "{verdict}");
 }
@@ -358,6 +365,17 @@ async fn hard_bounce_is_recorded_and_not_retried(kind: Kind) {
             .unwrap();
     assert_eq!(class, "hard");
     assert!(reply.contains("5.1.1"), "{reply}");
+    // The event log knows: processed, hard bounces, and the blocklist.
+    let totals = herald.events.totals(1).await.unwrap();
+    assert_eq!((totals.processed, totals.bounced), (3, 3));
+    assert_eq!(
+        herald
+            .events
+            .suppressions(1, "p0@example.test")
+            .await
+            .unwrap(),
+        vec![herald::eventlog::Suppressed::Blocklist]
+    );
     // Not retried, however late it gets.
     clock.set(now + Duration::days(10));
     assert!(
@@ -735,4 +753,87 @@ async fn smtp_auth_is_used_when_configured() {
         (0, 1),
         "AUTH attempted with credentials (and refused by the sink)"
     );
+}
+
+#[tokio::test]
+async fn inbound_bounces_and_complaints_become_events_and_suppression() {
+    let Rig {
+        herald,
+        now,
+        stats,
+        db: _db,
+        sink: _sink,
+        ..
+    } = Rig::start(Kind::Sqlite, "inbound", &[], |_| {}).await;
+    let send_id = enqueue(&herald, SendKind::Individual, 2, When::Now, now).await;
+    run_until(&herald, &stats, |s| s.done() >= 2).await;
+    let ids: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT id, recipient_email FROM herald_outbox WHERE send_id = $1 ORDER BY id",
+    )
+    .bind(send_id)
+    .fetch_all(herald.outbox.pool())
+    .await
+    .unwrap();
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../eventlog/tests/data/inbound");
+    let report = |file: &str, id: i64| {
+        let verp = herald.tracker.verp_address(
+            herald::message::MessageRef {
+                account: 1,
+                message: id as u64,
+            },
+            "bounces.herald.test",
+        );
+        std::fs::read_to_string(data.join(file))
+            .unwrap()
+            .replace("{VERP}", &verp)
+            .replace('\n', "\r\n")
+            .into_bytes()
+    };
+    let bounce = herald::inbound::ingest(&herald, &report("postfix-user-unknown.eml", ids[0].0))
+        .await
+        .unwrap();
+    assert_eq!(bounce.message, Some((1, ids[0].0)));
+    assert_eq!(bounce.events, vec![herald::eventlog::EventKind::HardBounce]);
+    let complaint = herald::inbound::ingest(&herald, &report("arf-abuse.eml", ids[1].0))
+        .await
+        .unwrap();
+    assert_eq!(
+        complaint.events,
+        vec![herald::eventlog::EventKind::SpamComplaint]
+    );
+    let ooo = herald::inbound::ingest(&herald, &report("out-of-office-headers.eml", ids[0].0))
+        .await
+        .unwrap();
+    assert!(
+        ooo.events.is_empty(),
+        "an out-of-office reply records nothing"
+    );
+    // The bounce is recorded against the outbox's recipient, whatever the DSN says.
+    assert_eq!(
+        herald.events.suppressions(1, &ids[0].1).await.unwrap(),
+        vec![herald::eventlog::Suppressed::Blocklist]
+    );
+    assert_eq!(
+        herald.events.suppressions(1, &ids[1].1).await.unwrap(),
+        vec![herald::eventlog::Suppressed::Complained]
+    );
+    let t = herald.events.totals(1).await.unwrap();
+    assert_eq!((t.delivered, t.bounced, t.complaints), (2, 1, 1));
+    // A report for a message of another installation maps to nothing.
+    let foreign = Tracker::new(&[1; 32], "https://t.x.test")
+        .unwrap()
+        .verp_address(
+            herald::message::MessageRef {
+                account: 1,
+                message: ids[0].0 as u64,
+            },
+            "b.x.test",
+        );
+    let raw = std::fs::read_to_string(data.join("postfix-user-unknown.eml"))
+        .unwrap()
+        .replace("{VERP}", &foreign);
+    let none = herald::inbound::ingest(&herald, raw.as_bytes())
+        .await
+        .unwrap();
+    assert_eq!((none.message, none.events.len()), (None, 0));
 }

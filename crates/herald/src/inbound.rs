@@ -1,0 +1,76 @@
+//! Inbound bounces and complaints (R-API-3, R-EVT-5): a raw message, as an MTA
+//! hands it over, turned into events on the message it is about.
+
+use crate::service::{Error, Herald};
+use herald_eventlog::inbound::{self, InboundKind};
+use herald_eventlog::{EventKind, NewEvent};
+use herald_schedule::BounceClass;
+use serde::Serialize;
+
+/// What an inbound message led to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InboundOutcome {
+    /// What the message is.
+    pub kind: InboundKind,
+    /// The message it was mapped to (account, outbox number), if any.
+    pub message: Option<(u64, i64)>,
+    /// The events recorded.
+    pub events: Vec<EventKind>,
+}
+
+/// Parses `raw`, maps it to its message through the signed VERP token, and
+/// records the bounce or complaint events (which also update suppression). A
+/// report that maps to no message, or to one no longer in the outbox, records
+/// nothing.
+pub async fn ingest(herald: &Herald, raw: &[u8]) -> Result<InboundOutcome, Error> {
+    let parsed = inbound::parse(raw, &herald.tracker);
+    let now = herald.clock.now();
+    let mut events = Vec::new();
+    let mut mapped = None;
+    if let Some(r) = parsed.message
+        && let Ok(id) = i64::try_from(r.message)
+        && let Some((account, recipient, send_id)) = herald.outbox.message(id).await?
+        && account == r.account
+    {
+        mapped = Some((account, id));
+        let campaign = herald
+            .outbox
+            .send(send_id)
+            .await
+            .ok()
+            .and_then(|s| s.campaign)
+            .and_then(|c| i64::try_from(c).ok());
+        let event = |kind: EventKind, reply: Option<String>| {
+            let mut e = NewEvent::new(kind, now, account, &recipient);
+            e.message = Some(id);
+            e.campaign = campaign;
+            e.reply = reply;
+            e
+        };
+        match &parsed.kind {
+            InboundKind::Dsn(recipients) => {
+                for d in recipients {
+                    let kind = match d.class {
+                        Some(BounceClass::Hard) => EventKind::HardBounce,
+                        Some(BounceClass::Soft) => EventKind::SoftBounce,
+                        Some(BounceClass::Blocked) => EventKind::Blocked,
+                        None => continue,
+                    };
+                    let reply = d.diagnostic.clone().or_else(|| d.status.clone());
+                    events.push(event(kind, reply));
+                }
+            }
+            InboundKind::Complaint { feedback_type } => events.push(event(
+                EventKind::SpamComplaint,
+                Some(format!("feedback-type: {feedback_type}")),
+            )),
+            InboundKind::AutoReply | InboundKind::Other => {}
+        }
+    }
+    herald.events.ingest(&events).await?;
+    Ok(InboundOutcome {
+        kind: parsed.kind,
+        message: mapped,
+        events: events.iter().map(|e| e.kind).collect(),
+    })
+}
