@@ -1,12 +1,15 @@
 //! `herald-worker`: parse the config, build Herald, run the delivery loop until
-//! SIGTERM or SIGINT, then finish what is in flight.
+//! SIGTERM or SIGINT, then finish what is in flight. `herald-worker ingest`
+//! reads one bounce or complaint from standard input (an MTA's pipe transport).
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use herald::clock::SystemClock;
 use herald::config::Config;
 use herald::worker::{self, Stats};
+use std::io::Read as _;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 mod progress;
 use std::sync::Arc;
@@ -15,8 +18,26 @@ use std::sync::Arc;
 #[command(name = "herald-worker", version, about = "Herald's delivery worker")]
 struct Cli {
     /// The TOML configuration file (environment variables HERALD_* override it).
-    #[arg(long, short, env = "HERALD_CONFIG", default_value = "herald.toml")]
+    #[arg(
+        long,
+        short,
+        env = "HERALD_CONFIG",
+        default_value = "herald.toml",
+        global = true
+    )]
     config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the delivery loop (the default).
+    Run,
+    /// Read one raw bounce (DSN) or complaint (ARF) from standard input, record
+    /// its events and print what it was as JSON. Exits 0 when the message was
+    /// read (mapped or not), 75 when it could not be recorded now (retry later).
+    Ingest,
 }
 
 async fn shutdown_signal() {
@@ -38,7 +59,7 @@ async fn shutdown_signal() {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -53,10 +74,29 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("starting Herald")?,
     );
+    if let Some(Command::Ingest) = cli.command {
+        let mut raw = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut raw)
+            .context("reading standard input")?;
+        return Ok(match herald::inbound::ingest(&herald, &raw).await {
+            Ok(outcome) => {
+                println!(
+                    "{}",
+                    serde_json::to_string(&outcome).context("writing the outcome")?
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("herald-worker ingest: {e}");
+                ExitCode::from(75) // EX_TEMPFAIL: the MTA keeps the message and retries
+            }
+        });
+    }
     let stats = Arc::new(Stats::default());
     let progress = tokio::spawn(progress::report(Arc::clone(&herald), Arc::clone(&stats)));
     let result = worker::run(herald, shutdown_signal(), Arc::clone(&stats)).await;
     progress.abort();
     result.context("delivery loop")?;
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }

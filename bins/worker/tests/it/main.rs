@@ -268,3 +268,59 @@ fn a_bad_configuration_is_refused_at_start_naming_the_field() {
     assert_eq!(code, Some(1));
     assert!(stderr.contains("missing field"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ingest_reads_a_bounce_from_standard_input() {
+    use std::io::Write as _;
+    let dir = scratch("ingest");
+    let db_url = format!("sqlite://{}?mode=rwc", dir.join("herald.db").display());
+    let config = write_config(&dir, &db_url, 2525);
+    let (outbox, send_id) = enqueue(&db_url, 1).await;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM herald_outbox WHERE send_id = $1")
+        .bind(send_id)
+        .fetch_one(outbox.pool())
+        .await
+        .unwrap();
+    let tracker =
+        herald::message::Tracker::new(b"0123456789abcdef0123456789abcdef", "https://t.herald.test")
+            .unwrap();
+    let verp = tracker.verp_address(
+        herald::message::MessageRef {
+            account: 1,
+            message: id as u64,
+        },
+        "bounces.herald.test",
+    );
+    let dsn = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../crates/eventlog/tests/data/inbound/postfix-user-unknown.eml"),
+    )
+    .unwrap()
+    .replace("{VERP}", &verp);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald-worker"))
+        .args(["--config"])
+        .arg(&config)
+        .arg("ingest")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dsn.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("\"events\":[\"hard_bounce\"]"), "{stdout}");
+    let reason: String = sqlx::query_scalar(
+        "SELECT reason FROM herald_suppressions WHERE email = 'r0@example.test'",
+    )
+    .fetch_one(outbox.pool())
+    .await
+    .unwrap();
+    assert_eq!(reason, "blocklist");
+}
