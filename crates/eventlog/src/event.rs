@@ -143,4 +143,14 @@ pub struct Event {
     pub reply: Option<String>,
     /// Whether the bot rules flagged it.
     pub bot: bool,
+    /// The client's browser, from the User-Agent.
+    pub browser: Option<String>,
+    /// The client's operating system.
+    pub os: Option<String>,
+    /// The client's device class (`pc`, `smartphone`, …).
+    pub device: Option<String>,
+    /// The IP's ISO country code, when a GeoIP database is configured.
+    pub country: Option<String>,
+    /// The IP's city.
+    pub city: Option<String>,
 }

@@ -9,6 +9,7 @@
 
 mod bots;
 pub mod campaign;
+pub mod client;
 mod event;
 pub mod inbound;
 pub mod report;
@@ -16,6 +17,7 @@ mod store;
 
 pub use bots::is_bot;
 pub use campaign::{Campaign, individual_campaign_name, mass_campaign_name};
+pub use client::{GeoIp, UserAgent, parse_user_agent};
 pub use event::{Event, EventKind, NewEvent};
 pub use inbound::{DsnRecipient, Inbound, InboundKind};
 pub use report::{EventField, Filter, Namespace, PersonRecord, ReportQuery, Value};

@@ -39,6 +39,16 @@ pub enum EventField {
     UserAgent,
     /// The SMTP reply or diagnostic.
     Reply,
+    /// The client's browser.
+    Browser,
+    /// The client's operating system.
+    Os,
+    /// The client's device class.
+    Device,
+    /// The IP's country (ISO code).
+    Country,
+    /// The IP's city.
+    City,
 }
 
 impl EventField {
@@ -55,6 +65,11 @@ impl EventField {
             EventField::Ip => "e.ip",
             EventField::UserAgent => "e.user_agent",
             EventField::Reply => "e.reply",
+            EventField::Browser => "e.browser",
+            EventField::Os => "e.os",
+            EventField::Device => "e.device",
+            EventField::Country => "e.country",
+            EventField::City => "e.city",
         }
     }
 
@@ -418,6 +433,11 @@ impl EventLog {
                 e.user_agent.unwrap_or_default(),
                 e.reply.unwrap_or_default(),
                 e.bot.to_string(),
+                e.browser.unwrap_or_default(),
+                e.os.unwrap_or_default(),
+                e.device.unwrap_or_default(),
+                e.country.unwrap_or_default(),
+                e.city.unwrap_or_default(),
             ];
             for (i, c) in cells.iter().enumerate() {
                 if i > 0 {

@@ -94,6 +94,7 @@ pub struct EventLog {
     pool: AnyPool,
     backend: Backend,
     retention: i64,
+    geo: Option<std::sync::Arc<crate::client::GeoIp>>,
 }
 
 fn millis(t: DateTime<Utc>) -> i64 {
@@ -123,7 +124,14 @@ impl EventLog {
             pool,
             backend,
             retention: i64::try_from(retention.max(1)).unwrap_or(i64::MAX),
+            geo: None,
         }
+    }
+
+    /// Locates the IPs of opens and clicks in `geo` (country, city).
+    pub fn with_geo(mut self, geo: crate::client::GeoIp) -> Self {
+        self.geo = Some(std::sync::Arc::new(geo));
+        self
     }
 
     /// Parameter `n` of a statement that uses each parameter once, in order.
@@ -192,10 +200,10 @@ impl EventLog {
         // number); these statements use each parameter once, in order, so on
         // SQLite they are written as anonymous `?`, which it binds by position.
         const ROWS: usize = 200;
-        const COLS: usize = 14;
+        const COLS: usize = 19;
         for chunk in events.chunks(ROWS) {
             let mut sql = String::from(
-                "INSERT INTO herald_events (account, kind, at, message, campaign, recipient, person, link, label, ip, user_agent, reply, bot, seq) VALUES ",
+                "INSERT INTO herald_events (account, kind, at, message, campaign, recipient, person, link, label, ip, user_agent, reply, bot, seq, browser, os, device, country, city) VALUES ",
             );
             for i in 0..chunk.len() {
                 if i > 0 {
@@ -224,6 +232,21 @@ impl EventLog {
                     .bind(i64::from(bots::is_bot(e)))
                     .bind(*seq);
                 *seq += 1;
+                let ua = e
+                    .user_agent
+                    .as_deref()
+                    .map(crate::client::parse_user_agent)
+                    .unwrap_or_default();
+                let (country, city) = match (&self.geo, e.ip.as_deref()) {
+                    (Some(geo), Some(ip)) => geo.locate(ip),
+                    _ => (None, None),
+                };
+                q = q
+                    .bind(ua.browser)
+                    .bind(ua.os)
+                    .bind(ua.device)
+                    .bind(country)
+                    .bind(city);
             }
             q.execute(&mut *tx).await?;
         }
@@ -471,8 +494,10 @@ impl EventLog {
         offset: i64,
     ) -> Result<Vec<Event>> {
         let rows = sqlx::query(
-            "SELECT id, kind, at, message, campaign, recipient, person, link, label, ip, user_agent, reply, bot FROM herald_events
-             WHERE account = $1 AND ($2 = '' OR kind = $3) ORDER BY id DESC LIMIT $4 OFFSET $5",
+            &format!(
+                "SELECT {} FROM herald_events WHERE account = $1 AND ($2 = '' OR kind = $3) ORDER BY id DESC LIMIT $4 OFFSET $5",
+                event_columns("")
+            ),
         )
         .bind(account_i64(account)?)
         .bind(kind.map_or("", EventKind::as_str))
@@ -487,8 +512,10 @@ impl EventLog {
     /// The clicks of one person, newest first (R-EVT-6).
     pub async fn click_history(&self, account: u64, person: &str) -> Result<Vec<Event>> {
         let rows = sqlx::query(
-            "SELECT id, kind, at, message, campaign, recipient, person, link, label, ip, user_agent, reply, bot FROM herald_events
-             WHERE account = $1 AND person = $2 AND kind = 'click' ORDER BY id DESC",
+            &format!(
+                "SELECT {} FROM herald_events WHERE account = $1 AND person = $2 AND kind = 'click' ORDER BY id DESC",
+                event_columns("")
+            ),
         )
         .bind(account_i64(account)?)
         .bind(person.to_owned())
@@ -624,6 +651,11 @@ pub(crate) fn event_columns(prefix: &str) -> String {
         "user_agent",
         "reply",
         "bot",
+        "browser",
+        "os",
+        "device",
+        "country",
+        "city",
     ]
     .iter()
     .map(|c| format!("{prefix}{c}"))
@@ -648,6 +680,11 @@ pub(crate) fn event_from_row(r: &AnyRow) -> Result<Event> {
         user_agent: r.try_get("user_agent")?,
         reply: r.try_get("reply")?,
         bot: r.try_get::<i64, _>("bot")? != 0,
+        browser: r.try_get("browser")?,
+        os: r.try_get("os")?,
+        device: r.try_get("device")?,
+        country: r.try_get("country")?,
+        city: r.try_get("city")?,
     })
 }
 

@@ -45,16 +45,22 @@ pub struct Config {
 }
 
 /// The event log's settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EventsConfig {
     /// Events kept per account, oldest pruned first (R-EVT-2). Default 50,000.
     pub retention: usize,
+    /// A MaxMind-format city database (e.g. GeoLite2-City.mmdb) to locate the
+    /// IPs of opens and clicks; none by default.
+    pub geoip_database: Option<PathBuf>,
 }
 
 impl Default for EventsConfig {
     fn default() -> Self {
-        EventsConfig { retention: 50_000 }
+        EventsConfig {
+            retention: 50_000,
+            geoip_database: None,
+        }
     }
 }
 

@@ -35,6 +35,16 @@ pub enum Error {
     /// A delivery task panicked or was cancelled.
     #[error("delivery task: {0}")]
     Task(String),
+    /// A file named in the configuration could not be read.
+    #[error("{what} {path}: {error}")]
+    ReadFile {
+        /// The setting.
+        what: &'static str,
+        /// The file.
+        path: String,
+        /// Why.
+        error: String,
+    },
     /// A key file.
     #[error("dkim key_file {path}: {error}")]
     KeyFile {
