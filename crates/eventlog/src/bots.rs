@@ -12,8 +12,10 @@
 //! 4. Clicks within 2 seconds of delivery (scanners follow links as the mail
 //!    arrives; a person cannot open and click that fast).
 //!
-//! ("All links clicked at once" is the event log's rule, not this function's:
-//! it needs the message's other clicks.)
+//! 5. Clicks of one message on 3 or more different links within 2 seconds
+//!    (scanners follow every link at once), among the events recorded together
+//!    (one ingestion batch; the server batches tracking hits every few tens of
+//!    milliseconds, so a scanner's burst lands in one batch).
 
 use crate::event::{EventKind, NewEvent};
 
@@ -58,6 +60,41 @@ pub fn is_bot(event: &NewEvent) -> bool {
                     .is_some_and(|s| (0..2).contains(&s))
         }
     }
+}
+
+/// The bot flag of each event of a batch: [`is_bot`], or part of a burst of
+/// clicks on 3 or more links of one message within 2 seconds.
+pub fn flags(events: &[NewEvent]) -> Vec<bool> {
+    let mut out: Vec<bool> = events.iter().map(is_bot).collect();
+    let mut by_message: std::collections::HashMap<(u64, i64), Vec<usize>> =
+        std::collections::HashMap::new();
+    for (i, e) in events.iter().enumerate() {
+        if e.kind == EventKind::Click
+            && !out[i]
+            && let Some(m) = e.message
+        {
+            by_message.entry((e.account, m)).or_default().push(i);
+        }
+    }
+    for mut clicks in by_message.into_values() {
+        clicks.sort_by_key(|&i| events[i].at);
+        for start in 0..clicks.len() {
+            let t0 = events[clicks[start]].at;
+            let window: Vec<usize> = clicks[start..]
+                .iter()
+                .copied()
+                .take_while(|&i| events[i].at - t0 <= chrono::Duration::seconds(2))
+                .collect();
+            let links: std::collections::HashSet<Option<u16>> =
+                window.iter().map(|&i| events[i].link).collect();
+            if links.len() >= 3 {
+                for i in window {
+                    out[i] = true;
+                }
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -105,5 +142,32 @@ mod tests {
         );
         assert!(!is_bot(&ev(EventKind::Click, Some(PERSON), Some(45))));
         assert!(!is_bot(&ev(EventKind::Delivered, None, None)));
+    }
+
+    #[test]
+    fn a_burst_on_every_link_is_a_scanner_a_person_s_clicks_are_not() {
+        let t = Utc::now();
+        let click = |link: u16, ms: i64, message: i64| {
+            let mut e = ev(EventKind::Click, Some(PERSON), Some(600));
+            e.at = t + chrono::Duration::milliseconds(ms);
+            e.link = Some(link);
+            e.message = Some(message);
+            e
+        };
+        // Message 1: three links within 300 ms. Message 2: three links a minute apart.
+        let batch = vec![
+            click(0, 0, 1),
+            click(1, 100, 1),
+            click(2, 300, 1),
+            click(0, 0, 2),
+            click(1, 60_000, 2),
+            click(2, 120_000, 2),
+        ];
+        assert_eq!(flags(&batch), vec![true, true, true, false, false, false]);
+        // Two links at once is not enough.
+        assert_eq!(
+            flags(&[click(0, 0, 3), click(1, 10, 3)]),
+            vec![false, false]
+        );
     }
 }

@@ -15,7 +15,7 @@ pub mod inbound;
 pub mod report;
 mod store;
 
-pub use bots::is_bot;
+pub use bots::{flags as bot_flags, is_bot};
 pub use campaign::{Campaign, individual_campaign_name, mass_campaign_name};
 pub use client::{GeoIp, UserAgent, parse_user_agent};
 pub use event::{Event, EventKind, NewEvent};

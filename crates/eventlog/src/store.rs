@@ -195,13 +195,14 @@ impl EventLog {
             next_seq.insert(*account, end - n + 1);
             last_seq.insert(*account, end);
         }
-        // 2. The events.
+        // 2. The events, each flagged by the bot rules.
+        let bot = bots::flags(events);
         // SQLite looks numbered parameters up in a list (quadratic in their
         // number); these statements use each parameter once, in order, so on
         // SQLite they are written as anonymous `?`, which it binds by position.
         const ROWS: usize = 200;
         const COLS: usize = 19;
-        for chunk in events.chunks(ROWS) {
+        for (chunk_no, chunk) in events.chunks(ROWS).enumerate() {
             let mut sql = String::from(
                 "INSERT INTO herald_events (account, kind, at, message, campaign, recipient, person, link, label, ip, user_agent, reply, bot, seq, browser, os, device, country, city) VALUES ",
             );
@@ -213,7 +214,7 @@ impl EventLog {
                 sql.push_str(&format!("({})", p.join(", ")));
             }
             let mut q = sqlx::query(&sql);
-            for e in chunk {
+            for (i, e) in chunk.iter().enumerate() {
                 let account = account_i64(e.account)?;
                 let seq = next_seq.entry(account).or_default();
                 q = q
@@ -229,7 +230,7 @@ impl EventLog {
                     .bind(e.ip.clone())
                     .bind(e.user_agent.clone())
                     .bind(e.reply.clone())
-                    .bind(i64::from(bots::is_bot(e)))
+                    .bind(i64::from(bot[chunk_no * ROWS + i]))
                     .bind(*seq);
                 *seq += 1;
                 let ua = e
@@ -252,9 +253,9 @@ impl EventLog {
         }
         // 3. First human open / click of each message: one insert, the new rows back.
         let mut marks: BTreeMap<(i64, i64, &'static str), Option<i64>> = BTreeMap::new();
-        for e in events {
+        for (i, e) in events.iter().enumerate() {
             if matches!(e.kind, EventKind::Open | EventKind::Click)
-                && !bots::is_bot(e)
+                && !bot[i]
                 && let Some(m) = e.message
             {
                 let mark = if e.kind == EventKind::Open {
@@ -313,7 +314,7 @@ impl EventLog {
                 }
             }
         }
-        for e in events {
+        for (i, e) in events.iter().enumerate() {
             let account = account_i64(e.account)?;
             let t = totals.entry(account).or_default();
             match e.kind {
@@ -329,8 +330,8 @@ impl EventLog {
                         campaigns.entry(c).or_default().delivered += 1;
                     }
                 }
-                EventKind::Open if bots::is_bot(e) => t.bot_opens += 1,
-                EventKind::Click if bots::is_bot(e) => t.bot_clicks += 1,
+                EventKind::Open if bot[i] => t.bot_opens += 1,
+                EventKind::Click if bot[i] => t.bot_clicks += 1,
                 EventKind::Open | EventKind::Click => {}
                 EventKind::SoftBounce => t.bounced += 1,
                 EventKind::HardBounce => {

@@ -9,8 +9,14 @@ use herald_eventlog::*;
 use herald_schedule::{Backend, SendingRules};
 
 fn geoip() -> GeoIp {
-    let path = std::env::var("HERALD_TEST_GEOIP")
-        .expect("HERALD_TEST_GEOIP: the GeoLite2-City.mmdb path (bash .ci/run sets it)");
+    let path = std::env::var("HERALD_TEST_GEOIP").ok().or_else(|| {
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import os, _maxminddb_geolite2 as g; print(os.path.join(os.path.dirname(g.__file__), 'GeoLite2-City.mmdb'))"])
+            .output()
+            .ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    });
+    let path = path.expect("the GeoLite2 database: set HERALD_TEST_GEOIP or install maxminddb-geolite2 (bash .ci/run does)");
     GeoIp::from_bytes(std::fs::read(&path).unwrap()).unwrap()
 }
 
