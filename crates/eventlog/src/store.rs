@@ -168,25 +168,41 @@ impl EventLog {
         if events.is_empty() {
             return Ok(());
         }
+        let mut tx = self.pool.begin().await?;
+        self.ingest_in(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// [`EventLog::ingest`] inside the caller's transaction `tx` (on this log's
+    /// database), so the caller can commit other work with it atomically.
+    pub async fn ingest_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        events: &[NewEvent],
+    ) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
         let mut per_account: BTreeMap<i64, i64> = BTreeMap::new();
         for e in events {
             *per_account.entry(account_i64(e.account)?).or_default() += 1;
         }
-        let mut tx = self.pool.begin().await?;
+
         // 1. Reserve each account's sequence numbers (and make its totals row).
         let mut next_seq: BTreeMap<i64, i64> = BTreeMap::new();
         let mut last_seq: BTreeMap<i64, i64> = BTreeMap::new();
         for (account, n) in &per_account {
             sqlx::query("INSERT INTO herald_totals (account) VALUES ($1) ON CONFLICT DO NOTHING")
                 .bind(*account)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
             // fetch_all, not fetch_one: SQLite finishes an UPDATE … RETURNING only
             // when the statement is stepped to its end.
             let rows = sqlx::query("UPDATE herald_totals SET events_seen = events_seen + $1 WHERE account = $2 RETURNING events_seen")
                 .bind(*n)
                 .bind(*account)
-                .fetch_all(&mut *tx)
+                .fetch_all(&mut **tx)
                 .await?;
             let end: i64 = rows
                 .first()
@@ -249,7 +265,7 @@ impl EventLog {
                     .bind(country)
                     .bind(city);
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut **tx).await?;
         }
         // 3. First human open / click of each message: one insert, the new rows back.
         let mut marks: BTreeMap<(i64, i64, &'static str), Option<i64>> = BTreeMap::new();
@@ -289,7 +305,7 @@ impl EventLog {
             for (a, m, k) in chunk {
                 q = q.bind(*a).bind(*m).bind(*k);
             }
-            for row in q.fetch_all(&mut *tx).await? {
+            for row in q.fetch_all(&mut **tx).await? {
                 firsts.push((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
             }
         }
@@ -337,7 +353,7 @@ impl EventLog {
                 EventKind::HardBounce => {
                     t.bounced += 1;
                     self.suppress_in(
-                        &mut tx,
+                        tx,
                         account,
                         &e.recipient,
                         Suppressed::Blocklist,
@@ -350,7 +366,7 @@ impl EventLog {
                 EventKind::SpamComplaint => {
                     t.complaints += 1;
                     self.suppress_in(
-                        &mut tx,
+                        tx,
                         account,
                         &e.recipient,
                         Suppressed::Complained,
@@ -362,7 +378,7 @@ impl EventLog {
                 EventKind::Unsubscribe => {
                     t.unsubscribed += 1;
                     self.suppress_in(
-                        &mut tx,
+                        tx,
                         account,
                         &e.recipient,
                         Suppressed::Unsubscribed,
@@ -388,7 +404,7 @@ impl EventLog {
             for v in t.values() {
                 q = q.bind(i64::try_from(v).unwrap_or(i64::MAX));
             }
-            q.bind(*account).execute(&mut *tx).await?;
+            q.bind(*account).execute(&mut **tx).await?;
         }
         // All campaigns' deltas in one statement per 60 campaigns.
         let deltas: Vec<(&i64, &CampaignDelta)> = campaigns.iter().collect();
@@ -421,7 +437,7 @@ impl EventLog {
                     .bind(c.opened)
                     .bind(c.clicked);
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut **tx).await?;
         }
         // 5. Retention: each account keeps its last `retention` events, by sequence.
         for (account, end) in &last_seq {
@@ -429,11 +445,10 @@ impl EventLog {
                 sqlx::query("DELETE FROM herald_events WHERE account = $1 AND seq <= $2")
                     .bind(*account)
                     .bind(end - self.retention)
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
             }
         }
-        tx.commit().await?;
         Ok(())
     }
 

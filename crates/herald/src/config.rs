@@ -134,6 +134,9 @@ pub struct WorkerOptions {
     pub lease_secs: i64,
     /// Milliseconds between polls of an empty outbox. Default 500.
     pub poll_ms: u64,
+    /// Seconds after which an outcome whose events are still unrecorded (its
+    /// worker died) is recorded by another worker; checked as often. Default 60.
+    pub event_recovery_secs: i64,
 }
 
 impl Default for WorkerOptions {
@@ -143,6 +146,7 @@ impl Default for WorkerOptions {
             concurrency: 16,
             lease_secs: 300,
             poll_ms: 500,
+            event_recovery_secs: 60,
         }
     }
 }

@@ -113,7 +113,7 @@ async fn process(
     m: Claimed,
     stats: Arc<Stats>,
     mut stop: tokio::sync::watch::Receiver<bool>,
-    events: mpsc::UnboundedSender<NewEvent>,
+    events: mpsc::UnboundedSender<Vec<NewEvent>>,
 ) -> Result<(), Error> {
     let worker = &herald.config.worker.id;
     // Wait for the throttle first; a shutdown meanwhile gives the message back
@@ -149,8 +149,10 @@ async fn process(
             e.reply = reply.map(str::to_owned);
             e
         };
+        // A message's events travel together, so one batch clears its debt whole.
+        let mut owed = Vec::with_capacity(2);
         if m.attempts == 0 && !matches!(result, Outcome::Failed { .. }) {
-            let _ = events.send(event(EventKind::Processed, None));
+            owed.push(event(EventKind::Processed, None));
         }
         let kind = match &result {
             Outcome::Delivered { .. } => Some((EventKind::Delivered, None)),
@@ -165,7 +167,10 @@ async fn process(
             Outcome::Deferred { .. } | Outcome::Failed { .. } => None,
         };
         if let Some((kind, reply)) = kind {
-            let _ = events.send(event(kind, reply));
+            owed.push(event(kind, reply));
+        }
+        if !owed.is_empty() {
+            let _ = events.send(owed);
         }
         tracing::debug!(message = m.id, send = m.send_id, outcome = ?result, "recorded");
     } else {
@@ -173,6 +178,104 @@ async fn process(
         tracing::warn!(message = m.id, "claim lost before the outcome was recorded");
     }
     Ok(())
+}
+
+/// Records `events` and clears the outbox's debt for their messages in one
+/// transaction: either both happen or neither.
+async fn record_events(herald: &Herald, events: &[NewEvent]) -> Result<(), Error> {
+    let mut ids: Vec<i64> = events.iter().filter_map(|e| e.message).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut tx = herald
+        .outbox
+        .pool()
+        .begin()
+        .await
+        .map_err(herald_schedule::Error::from)?;
+    herald.events.ingest_in(&mut tx, events).await?;
+    herald_schedule::Outbox::clear_pending_events(&mut tx, &ids).await?;
+    tx.commit().await.map_err(herald_schedule::Error::from)?;
+    Ok(())
+}
+
+/// Records the events of outcomes that were recorded in the outbox but whose
+/// events were not (the worker died before its batch was written), for
+/// outcomes older than `worker.event_recovery_secs`, so no live worker's batch
+/// is taken twice.
+pub async fn recover_events(herald: &Herald) -> Result<u64, Error> {
+    let mut recovered = 0;
+    let mut campaigns: HashMap<i64, Option<i64>> = HashMap::new();
+    loop {
+        let before = herald.clock.now()
+            - chrono::Duration::seconds(herald.config.worker.event_recovery_secs.max(1));
+        let pending = herald.outbox.pending_events(before, 1_000).await?;
+        if pending.is_empty() {
+            break;
+        }
+        let mut events = Vec::new();
+        let mut ids = Vec::new();
+        for p in &pending {
+            ids.push(p.id);
+            let campaign = match campaigns.get(&p.send_id) {
+                Some(c) => *c,
+                None => {
+                    let c = herald
+                        .outbox
+                        .send(p.send_id)
+                        .await
+                        .ok()
+                        .and_then(|s| s.campaign)
+                        .and_then(|c| i64::try_from(c).ok());
+                    campaigns.insert(p.send_id, c);
+                    c
+                }
+            };
+            let event = |kind: EventKind| {
+                let mut e = NewEvent::new(kind, p.at, p.account, &p.recipient);
+                e.message = Some(p.id);
+                e.campaign = campaign;
+                e
+            };
+            if p.processed {
+                events.push(event(EventKind::Processed));
+            }
+            let outcome = match (p.state, p.bounce_class) {
+                (herald_schedule::State::Delivered, _) => Some(EventKind::Delivered),
+                (herald_schedule::State::Bounced, Some(BounceClass::Hard)) => {
+                    Some(EventKind::HardBounce)
+                }
+                (herald_schedule::State::Bounced, Some(BounceClass::Soft)) => {
+                    Some(EventKind::SoftBounce)
+                }
+                (herald_schedule::State::Bounced, Some(BounceClass::Blocked)) => {
+                    Some(EventKind::Blocked)
+                }
+                _ => None,
+            };
+            if let (true, Some(kind)) = (p.outcome, outcome) {
+                let mut e = event(kind);
+                e.reply = p.reply.clone();
+                events.push(e);
+            }
+        }
+        let mut tx = herald
+            .outbox
+            .pool()
+            .begin()
+            .await
+            .map_err(herald_schedule::Error::from)?;
+        herald.events.ingest_in(&mut tx, &events).await?;
+        herald_schedule::Outbox::clear_pending_events(&mut tx, &ids).await?;
+        tx.commit().await.map_err(herald_schedule::Error::from)?;
+        recovered += events.len() as u64;
+    }
+    if recovered > 0 {
+        tracing::info!(
+            events = recovered,
+            "recorded the events a stopped worker owed"
+        );
+    }
+    Ok(recovered)
 }
 
 /// Runs the delivery loop until `shutdown` completes; then finishes what is in
@@ -194,24 +297,35 @@ pub async fn run(
     let mut sends: HashMap<i64, Arc<StoredSend>> = HashMap::new();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Outcomes become events in batches: one transaction per batch, not per message.
-    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<NewEvent>();
-    let log = herald.events.clone();
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Vec<NewEvent>>();
+    // First the events a crashed worker owed (recorded outcomes not yet in the log).
+    recover_events(&herald).await?;
+    let flusher_herald = Arc::clone(&herald);
     let flusher = tokio::spawn(async move {
         while let Some(first) = events_rx.recv().await {
-            let mut batch = vec![first];
+            let mut batch = first;
             while batch.len() < 1_000
-                && let Ok(e) = events_rx.try_recv()
+                && let Ok(more) = events_rx.try_recv()
             {
-                batch.push(e);
+                batch.extend(more);
             }
-            if let Err(e) = log.ingest(&batch).await {
-                tracing::error!(error = %e, lost = batch.len(), "recording events failed");
+            if let Err(e) = record_events(&flusher_herald, &batch).await {
+                // The outbox still owes these events; the next start records them.
+                tracing::error!(error = %e, events = batch.len(), "recording events failed; they are recorded at the next start");
             }
         }
     });
     tokio::pin!(shutdown);
     tracing::info!(worker = %options.id, concurrency = slots, "delivery loop started");
+    let recovery_every = std::time::Duration::from_secs(
+        u64::try_from(options.event_recovery_secs.max(1)).unwrap_or(60),
+    );
+    let mut last_recovery = std::time::Instant::now();
     loop {
+        if last_recovery.elapsed() >= recovery_every {
+            recover_events(&herald).await?;
+            last_recovery = std::time::Instant::now();
+        }
         for (lane, set) in [(Lane::Individual, &mut individual), (Lane::Mass, &mut mass)] {
             while let Some(done) = set.try_join_next() {
                 done.map_err(|e| Error::Task(e.to_string()))??;

@@ -25,7 +25,8 @@ mod throttle;
 pub use delivery::{Attempt, RetryPolicy, enhanced_code, outcome, permanent_class};
 pub use outbox::{
     Accepted, Backend, BounceClass, Claimed, NewRecipient, NewSend, NoSuppression, Outbox, Outcome,
-    ScheduledSend, SkipReason, State, StateCounts, StaticSuppression, StoredSend, Suppression,
+    PendingEvents, ScheduledSend, SkipReason, State, StateCounts, StaticSuppression, StoredSend,
+    Suppression,
 };
 pub use rules::{RuleViolation, SendingRules, When};
 pub use throttle::{Lane, Rate, RateError, Throttle, ThrottleConfig};

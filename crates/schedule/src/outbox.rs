@@ -313,6 +313,34 @@ pub struct ScheduledSend {
     pub status: String,
 }
 
+const EVENTS_PROCESSED: i64 = 1;
+const EVENTS_OUTCOME: i64 = 2;
+
+/// A message whose outcome events the event log has not recorded yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingEvents {
+    /// The message.
+    pub id: i64,
+    /// Its account.
+    pub account: u64,
+    /// Its recipient.
+    pub recipient: String,
+    /// Its send.
+    pub send_id: i64,
+    /// Its state.
+    pub state: State,
+    /// Its bounce class, if bounced.
+    pub bounce_class: Option<BounceClass>,
+    /// The last reply.
+    pub reply: Option<String>,
+    /// A `processed` event is owed.
+    pub processed: bool,
+    /// A `delivered` or bounce event is owed.
+    pub outcome: bool,
+    /// When the outcome was recorded.
+    pub at: DateTime<Utc>,
+}
+
 /// Counts of a send's messages by state.
 pub type StateCounts = HashMap<State, usize>;
 
@@ -596,16 +624,23 @@ impl Outbox {
             }
             Outcome::Failed { reason } => (State::Failed, None, None, reason.clone()),
         };
+        // The events this outcome owes the event log (see `pending_events`).
+        let processed = i64::from(state != State::Failed) * EVENTS_PROCESSED;
+        let terminal =
+            i64::from(matches!(state, State::Delivered | State::Bounced)) * EVENTS_OUTCOME;
         let result = sqlx::query(
             "UPDATE herald_outbox SET state = $1, due_at = COALESCE($2, due_at), bounce_class = $3, reply = $4,
-                attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $5),
-                lease_until = NULL, worker = NULL, updated_at = $6
-             WHERE id = $7 AND state = 'claimed' AND worker = $8",
+                events_pending = events_pending | (CASE WHEN attempts = 0 THEN $5 ELSE 0 END) | $6,
+                attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $7),
+                lease_until = NULL, worker = NULL, updated_at = $8
+             WHERE id = $9 AND state = 'claimed' AND worker = $10",
         )
         .bind(state.as_str())
         .bind(due)
         .bind(class)
         .bind(reply)
+        .bind(processed)
+        .bind(terminal)
         .bind(millis(now))
         .bind(millis(now))
         .bind(id)
@@ -613,6 +648,69 @@ impl Outbox {
         .execute(&self.pool)
         .await?;
         Ok(result.rows_affected() == 1)
+    }
+
+    /// Messages whose outcome events are not recorded yet and were last
+    /// touched before `older_than` (so a live worker's batch in flight is not
+    /// taken twice): what the event log must record after a crash.
+    pub async fn pending_events(
+        &self,
+        older_than: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<PendingEvents>> {
+        let rows = sqlx::query(
+            "SELECT id, account, recipient_email, send_id, state, bounce_class, reply, events_pending, updated_at FROM herald_outbox
+             WHERE events_pending <> 0 AND updated_at < $1 ORDER BY id LIMIT $2",
+        )
+        .bind(millis(older_than))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let account: i64 = r.try_get("account")?;
+                let class: Option<String> = r.try_get("bounce_class")?;
+                let state: String = r.try_get("state")?;
+                Ok(PendingEvents {
+                    id: r.try_get("id")?,
+                    account: u64::try_from(account).unwrap_or(0),
+                    recipient: r.try_get("recipient_email")?,
+                    send_id: r.try_get("send_id")?,
+                    state: State::parse(&state)?,
+                    bounce_class: match class.as_deref() {
+                        Some("hard") => Some(BounceClass::Hard),
+                        Some("soft") => Some(BounceClass::Soft),
+                        Some("blocked") => Some(BounceClass::Blocked),
+                        _ => None,
+                    },
+                    reply: r.try_get("reply")?,
+                    processed: r.try_get::<i64, _>("events_pending")? & EVENTS_PROCESSED != 0,
+                    outcome: r.try_get::<i64, _>("events_pending")? & EVENTS_OUTCOME != 0,
+                    at: from_millis(r.try_get("updated_at")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Marks the events of messages `ids` recorded, inside the transaction that
+    /// records them (`tx`, on this outbox's database).
+    pub async fn clear_pending_events(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        ids: &[i64],
+    ) -> Result<()> {
+        for chunk in ids.chunks(300) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "UPDATE herald_outbox SET events_pending = 0 WHERE id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&mut **tx).await?;
+        }
+        Ok(())
     }
 
     /// Gives back the claims `worker` holds on `ids` without an attempt (on

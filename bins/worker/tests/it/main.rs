@@ -61,6 +61,7 @@ mass_min_lead_minutes = 0
 concurrency = {CONCURRENCY}
 lease_secs = 3
 poll_ms = 20
+event_recovery_secs = 2
 "#,
         key = key.display()
     );
@@ -184,6 +185,18 @@ async fn crash_test(dir: &Path, db_url: &str) {
         }
         assert!(Instant::now() < deadline, "not all delivered: {counts:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The event log has each message's processed and delivered events exactly
+    // once, including those the killed worker had not written (recovered).
+    let log = herald::eventlog::EventLog::new(outbox.pool().clone(), outbox.backend(), 50_000);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let t = log.totals(1).await.unwrap();
+        if (t.processed, t.delivered) == (2000, 2000) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "event totals: {t:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // SIGTERM: the worker finishes what is in flight and exits cleanly.
     Command::new("kill")

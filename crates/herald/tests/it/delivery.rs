@@ -837,3 +837,63 @@ async fn inbound_bounces_and_complaints_become_events_and_suppression() {
         .unwrap();
     assert_eq!((none.message, none.events.len()), (None, 0));
 }
+
+#[tokio::test]
+async fn outcomes_whose_events_were_never_written_are_recovered_once() {
+    let Rig {
+        clock,
+        herald,
+        now,
+        db: _db,
+        sink: _sink,
+        ..
+    } = Rig::start(Kind::Sqlite, "recover", &[], |_| {}).await;
+    enqueue(&herald, SendKind::Individual, 2, When::Now, now).await;
+    // A worker that recorded outcomes and died before writing their events.
+    let lease = Duration::seconds(60);
+    let claimed = herald
+        .outbox
+        .claim("dead", herald::schedule::Lane::Individual, 10, lease, now)
+        .await
+        .unwrap();
+    let delivered = herald::schedule::Outcome::Delivered {
+        reply: "250 ok".into(),
+    };
+    let bounced = herald::schedule::Outcome::Bounced {
+        class: herald::schedule::BounceClass::Hard,
+        reply: "550 5.1.1 gone".into(),
+    };
+    assert!(
+        herald
+            .outbox
+            .record("dead", claimed[0].id, &delivered, now)
+            .await
+            .unwrap()
+    );
+    assert!(
+        herald
+            .outbox
+            .record("dead", claimed[1].id, &bounced, now)
+            .await
+            .unwrap()
+    );
+    // Too recent: a live worker may still be writing them.
+    assert_eq!(herald::worker::recover_events(&herald).await.unwrap(), 0);
+    clock.set(now + Duration::seconds(61));
+    assert_eq!(herald::worker::recover_events(&herald).await.unwrap(), 4);
+    let t = herald.events.totals(1).await.unwrap();
+    assert_eq!((t.processed, t.delivered, t.bounced), (2, 1, 1));
+    assert_eq!(
+        herald
+            .events
+            .suppressions(1, &claimed[1].to.address.to_string())
+            .await
+            .unwrap(),
+        vec![herald::eventlog::Suppressed::Blocklist]
+    );
+    assert_eq!(
+        herald::worker::recover_events(&herald).await.unwrap(),
+        0,
+        "recorded once"
+    );
+}
