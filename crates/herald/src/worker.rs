@@ -303,11 +303,15 @@ pub async fn run(
     let flusher_herald = Arc::clone(&herald);
     let flusher = tokio::spawn(async move {
         while let Some(first) = events_rx.recv().await {
+            // Gather for up to 200 ms (or 1,000 events): few, larger transactions,
+            // which matters on SQLite, where they queue behind the outbox's writes.
             let mut batch = first;
-            while batch.len() < 1_000
-                && let Ok(more) = events_rx.try_recv()
-            {
-                batch.extend(more);
+            let until = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
+            while batch.len() < 1_000 {
+                match tokio::time::timeout_at(until, events_rx.recv()).await {
+                    Ok(Some(more)) => batch.extend(more),
+                    Ok(None) | Err(_) => break,
+                }
             }
             if let Err(e) = record_events(&flusher_herald, &batch).await {
                 // The outbox still owes these events; the next start records them.
