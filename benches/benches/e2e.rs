@@ -157,6 +157,7 @@ async fn run(label: &str, db_url: &str) {
             )
             .unwrap(),
             values: template.resolve(&person(i)).unwrap(),
+            person: None,
         })
         .collect();
     let before = storage_bytes(&herald).await;

@@ -94,7 +94,7 @@ pub enum Namespace {
 }
 
 impl Namespace {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Namespace::Person => "person",
             Namespace::Organisation => "organisation",

@@ -352,6 +352,17 @@ impl EventLog {
                 EventKind::SoftBounce => t.bounced += 1,
                 EventKind::HardBounce => {
                     t.bounced += 1;
+                    // R-EVT-5: the person's email is flagged as bouncing.
+                    if let Some(person) = &e.person {
+                        sqlx::query(
+                            "INSERT INTO herald_person_fields (account, person, namespace, field, value) VALUES ($1, $2, 'person', 'email_bouncing', 'true')
+                             ON CONFLICT (account, person, namespace, field) DO UPDATE SET value = excluded.value",
+                        )
+                        .bind(account)
+                        .bind(person.as_str())
+                        .execute(&mut **tx)
+                        .await?;
+                    }
                     self.suppress_in(
                         tx,
                         account,
@@ -556,6 +567,25 @@ impl EventLog {
                 _ => None,
             })
             .collect())
+    }
+
+    /// One contact field of a person (`None` if unset), e.g. the
+    /// `person.email_bouncing` flag a hard bounce sets.
+    pub async fn person_field(
+        &self,
+        account: u64,
+        person: &str,
+        namespace: crate::report::Namespace,
+        field: &str,
+    ) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT value FROM herald_person_fields WHERE account = $1 AND person = $2 AND namespace = $3 AND field = $4")
+            .bind(account_i64(account)?)
+            .bind(person.to_owned())
+            .bind(namespace.as_str())
+            .bind(field.to_owned())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok(r.try_get::<String, _>(0)?)).transpose()
     }
 
     /// Lifts the blocklist entry of `email` (the only way it is lifted, R-EVT-5).

@@ -29,7 +29,7 @@ pub async fn ingest(herald: &Herald, raw: &[u8]) -> Result<InboundOutcome, Error
     let mut mapped = None;
     if let Some(r) = parsed.message
         && let Ok(id) = i64::try_from(r.message)
-        && let Some((account, recipient, send_id)) = herald.outbox.message(id).await?
+        && let Some((account, recipient, send_id, person)) = herald.outbox.message(id).await?
         && account == r.account
     {
         mapped = Some((account, id));
@@ -44,6 +44,7 @@ pub async fn ingest(herald: &Herald, raw: &[u8]) -> Result<InboundOutcome, Error
             let mut e = NewEvent::new(kind, now, account, &recipient);
             e.message = Some(id);
             e.campaign = campaign;
+            e.person = person.clone();
             e.reply = reply;
             e
         };

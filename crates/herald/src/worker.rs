@@ -146,6 +146,7 @@ async fn process(
             let mut e = NewEvent::new(kind, now, m.account, m.to.address.as_str());
             e.message = Some(m.id);
             e.campaign = send.campaign.and_then(|c| i64::try_from(c).ok());
+            e.person = m.person.clone();
             e.reply = reply.map(str::to_owned);
             e
         };
@@ -234,6 +235,7 @@ pub async fn recover_events(herald: &Herald) -> Result<u64, Error> {
                 let mut e = NewEvent::new(kind, p.at, p.account, &p.recipient);
                 e.message = Some(p.id);
                 e.campaign = campaign;
+                e.person = p.person.clone();
                 e
             };
             if p.processed {

@@ -235,6 +235,8 @@ pub struct NewRecipient {
     pub to: Mailbox,
     /// Their merged values (resolved when the send is created).
     pub values: MergeValues,
+    /// The CRM's person id, carried into the events of this message.
+    pub person: Option<String>,
 }
 
 /// What [`Outbox::enqueue`] stored.
@@ -271,6 +273,8 @@ pub struct Claimed {
     pub attempts: u32,
     /// When the first attempt was made, if one was.
     pub first_attempt_at: Option<DateTime<Utc>>,
+    /// The CRM's person id.
+    pub person: Option<String>,
 }
 
 /// What a send is, as stored.
@@ -339,6 +343,8 @@ pub struct PendingEvents {
     pub outcome: bool,
     /// When the outcome was recorded.
     pub at: DateTime<Utc>,
+    /// The CRM's person id.
+    pub person: Option<String>,
 }
 
 /// Counts of a send's messages by state.
@@ -509,14 +515,14 @@ impl Outbox {
             // Placeholders first appear in increasing order ($1 $2 $3 $4 …), so
             // SQLite's positional binding and PostgreSQL's numbering agree.
             let mut sql = String::from(
-                "INSERT INTO herald_outbox (send_id, account, lane, batch, recipient_email, recipient_name, merge_values, due_at, updated_at, state, reply) VALUES ",
+                "INSERT INTO herald_outbox (send_id, account, lane, batch, recipient_email, recipient_name, merge_values, due_at, updated_at, state, reply, person) VALUES ",
             );
             for i in 0..chunk.len() {
-                let b = 3 + i * 8;
+                let b = 3 + i * 9;
                 if i > 0 {
                     sql.push(',');
                 }
-                let p: Vec<String> = (1..=8).map(|k| format!("${}", b + k)).collect();
+                let p: Vec<String> = (1..=9).map(|k| format!("${}", b + k)).collect();
                 sql.push_str(&format!("($1, $2, $3, {})", p.join(", ")));
             }
             let mut q = sqlx::query(&sql).bind(send_id).bind(account).bind(lane);
@@ -541,7 +547,8 @@ impl Outbox {
                     } else {
                         State::Queued.as_str()
                     })
-                    .bind(skip.map(|s| s.as_str().to_owned()));
+                    .bind(skip.map(|s| s.as_str().to_owned()))
+                    .bind(r.person.clone());
             }
             q.execute(&mut *tx).await?;
         }
@@ -577,7 +584,7 @@ impl Outbox {
                 SELECT id FROM herald_outbox
                 WHERE lane = $4 AND ((state IN ('queued', 'deferred') AND due_at <= $5) OR (state = 'claimed' AND lease_until <= $6))
                 ORDER BY due_at, id LIMIT $7{lock})
-             RETURNING id, send_id, account, lane, recipient_email, recipient_name, merge_values, attempts, first_attempt_at"
+             RETURNING id, send_id, account, lane, recipient_email, recipient_name, merge_values, attempts, first_attempt_at, person"
         );
         let lane_name = match lane {
             Lane::Individual => "individual",
@@ -659,7 +666,7 @@ impl Outbox {
         limit: usize,
     ) -> Result<Vec<PendingEvents>> {
         let rows = sqlx::query(
-            "SELECT id, account, recipient_email, send_id, state, bounce_class, reply, events_pending, updated_at FROM herald_outbox
+            "SELECT id, account, recipient_email, send_id, state, bounce_class, reply, events_pending, updated_at, person FROM herald_outbox
              WHERE events_pending <> 0 AND updated_at < $1 ORDER BY id LIMIT $2",
         )
         .bind(millis(older_than))
@@ -687,6 +694,7 @@ impl Outbox {
                     processed: r.try_get::<i64, _>("events_pending")? & EVENTS_PROCESSED != 0,
                     outcome: r.try_get::<i64, _>("events_pending")? & EVENTS_OUTCOME != 0,
                     at: from_millis(r.try_get("updated_at")?),
+                    person: r.try_get("person")?,
                 })
             })
             .collect()
@@ -733,11 +741,11 @@ impl Outbox {
         Ok(released)
     }
 
-    /// Who message `id` went to: its account, recipient address and send, if
+    /// Who message `id` went to: its account, recipient address, send and CRM person, if
     /// the message is still in the outbox.
-    pub async fn message(&self, id: i64) -> Result<Option<(u64, String, i64)>> {
+    pub async fn message(&self, id: i64) -> Result<Option<(u64, String, i64, Option<String>)>> {
         let row = sqlx::query(
-            "SELECT account, recipient_email, send_id FROM herald_outbox WHERE id = $1",
+            "SELECT account, recipient_email, send_id, person FROM herald_outbox WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -748,6 +756,7 @@ impl Outbox {
                 u64::try_from(account).unwrap_or(0),
                 r.try_get(1)?,
                 r.try_get(2)?,
+                r.try_get(3)?,
             ))
         })
         .transpose()
@@ -931,6 +940,7 @@ fn claimed_from_row(row: &AnyRow) -> Result<Claimed> {
         values: serde_json::from_str(&values)?,
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
         first_attempt_at: first.map(from_millis),
+        person: row.try_get("person")?,
     })
 }
 

@@ -111,6 +111,7 @@ async fn enqueue(db_url: &str, n: usize) -> (Outbox, i64) {
             NewRecipient {
                 to: Mailbox::new(None, &format!("r{i}@example.test")).unwrap(),
                 values: compiled.resolve(&d).unwrap(),
+                person: None,
             }
         })
         .collect();

@@ -163,6 +163,7 @@ both!(
                 .map(|a| NewRecipient {
                     to: Mailbox::new(None, a).unwrap(),
                     values: Default::default(),
+                    person: None,
                 })
                 .collect()
         };

@@ -158,6 +158,7 @@ pub async fn enqueue(
                 to: Mailbox::new(Some(&format!("Person {i}")), &format!("p{i}@example.test"))
                     .unwrap(),
                 values: compiled.resolve(&d).unwrap(),
+                person: Some(format!("crm-{i}")),
             }
         })
         .collect();
@@ -590,6 +591,7 @@ async fn send_with_attachment(herald: &Herald, bytes: usize, now: DateTime<Utc>)
     let to = NewRecipient {
         to: Mailbox::new(None, "r@example.test").unwrap(),
         values: Default::default(),
+        person: None,
     };
     herald
         .outbox

@@ -130,6 +130,7 @@ async fn individual_mail_does_not_wait_behind_a_throttled_newsletter() {
     let to = herald::schedule::NewRecipient {
         to: herald::message::Mailbox::new(None, "solo@example.test").unwrap(),
         values: Default::default(),
+        person: None,
     };
     herald
         .outbox

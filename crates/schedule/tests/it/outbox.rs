@@ -53,6 +53,7 @@ fn recipients(n: usize, template: &herald_message::CompiledTemplate) -> Vec<NewR
             NewRecipient {
                 to: Mailbox::new(Some(&format!("P {i}")), &format!("p{i}@example.test")).unwrap(),
                 values: template.resolve(&d).unwrap(),
+                person: None,
             }
         })
         .collect()
@@ -370,6 +371,7 @@ both!(
         r.push(NewRecipient {
             to: Mailbox::new(None, "P4@EXAMPLE.test").unwrap(),
             values: Default::default(),
+            person: None,
         });
         let a = outbox.enqueue(s, r, &suppression, now()).await.unwrap();
         assert_eq!(a.queued, 2, "p3 and p4 (once, though listed twice)");
