@@ -209,6 +209,20 @@ both!(
             "individual mail skips only the blocklist"
         );
 
+        // Marking the person's email OK in the CRM (its fields) does not lift it.
+        log.upsert_persons(
+            1,
+            &[PersonRecord {
+                id: "gone".into(),
+                fields: vec![(Namespace::Person, "email_bouncing".into(), "false".into())],
+            }],
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            log.suppressions(1, "gone@x.test").await.unwrap(),
+            vec![Suppressed::Blocklist]
+        );
         // Only an explicit unblock lifts the blocklist.
         assert!(log.unblock(1, "GONE@x.test").await.unwrap());
         assert!(!log.unblock(1, "gone@x.test").await.unwrap());
