@@ -18,7 +18,6 @@ use herald::message::{Mailbox, SendKind, SenderIdentity};
 use herald::schedule::{NewRecipient, NewSend, NoSuppression, SendingRules, When};
 use herald::worker::{self, Stats};
 use herald_benches::{compiled, person};
-use sqlx::Connection;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -221,33 +220,5 @@ fn main() {
         println!("e2e: benchmark");
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        sqlx::any::install_default_drivers();
-        let dir = std::env::temp_dir().join(format!("herald-e2e-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        run(
-            "sqlite",
-            &format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()),
-        )
-        .await;
-        let _ = std::fs::remove_dir_all(&dir);
-
-        let admin = std::env::var("HERALD_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let name = format!("herald_bench_{}", std::process::id());
-        let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
-        run("postgresql", &format!("{base}/{name}")).await;
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut conn)
-            .await;
-    });
+    herald_benches::on_both_databases("e2e", |label, url| async move { run(label, &url).await });
 }

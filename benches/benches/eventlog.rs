@@ -10,7 +10,6 @@
 use chrono::{Duration, TimeZone, Utc};
 use herald::schedule::{Backend, Outbox, SendingRules};
 use herald_eventlog::*;
-use sqlx::Connection;
 use std::time::Instant;
 
 fn p95(mut samples: Vec<f64>) -> (f64, f64) {
@@ -175,33 +174,8 @@ fn main() {
         println!("eventlog: benchmark");
         return;
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        sqlx::any::install_default_drivers();
-        let dir =
-            std::env::temp_dir().join(format!("herald-eventlog-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        run(
-            "sqlite",
-            &format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()),
-        )
-        .await;
-        let _ = std::fs::remove_dir_all(&dir);
-        let admin = std::env::var("HERALD_TEST_POSTGRES")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let name = format!("herald_evbench_{}", std::process::id());
-        let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
-        run("postgresql", &format!("{base}/{name}")).await;
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&mut conn)
-            .await;
-    });
+    herald_benches::on_both_databases(
+        "evbench",
+        |label, url| async move { run(label, &url).await },
+    );
 }

@@ -107,3 +107,47 @@ impl Context {
         }
     }
 }
+
+/// Runs `bench` on a fresh SQLite file, then on a fresh PostgreSQL database
+/// (the server at `$HERALD_TEST_POSTGRES`, default
+/// `postgres://postgres@127.0.0.1:5432/test`), passing each a label and a URL.
+pub fn on_both_databases<F, Fut>(name: &str, bench: F)
+where
+    F: Fn(&'static str, String) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use sqlx::Connection;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| panic!("tokio runtime: {e}"));
+    rt.block_on(async {
+        sqlx::any::install_default_drivers();
+        let dir = std::env::temp_dir().join(format!("herald-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        bench(
+            "sqlite",
+            format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()),
+        )
+        .await;
+        let _ = std::fs::remove_dir_all(&dir);
+        let admin = std::env::var("HERALD_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let db = format!("herald_{name}_{}", std::process::id());
+        let mut conn = sqlx::AnyConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin}: {e}"));
+        sqlx::query(&format!("CREATE DATABASE {db}"))
+            .execute(&mut conn)
+            .await
+            .unwrap_or_else(|e| panic!("create {db}: {e}"));
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(b, _)| b)
+            .to_owned();
+        bench("postgresql", format!("{base}/{db}")).await;
+        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await;
+    });
+}
