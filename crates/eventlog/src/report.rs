@@ -476,7 +476,7 @@ impl EventLog {
             field: "account",
             rule: "must be below 2^63".into(),
         })?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         for p in persons {
             sqlx::query("DELETE FROM herald_person_fields WHERE account = $1 AND person = $2")
                 .bind(account)
@@ -527,7 +527,7 @@ impl EventLog {
             field: "account",
             rule: "must be below 2^63".into(),
         })?;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.writer().begin().await?;
         for p in &persons {
             sqlx::query("DELETE FROM herald_person_fields WHERE account = $1 AND person = $2 AND namespace = $3 AND field = $4")
                 .bind(account)

@@ -92,6 +92,7 @@ impl Suppressed {
 #[derive(Debug, Clone)]
 pub struct EventLog {
     pool: AnyPool,
+    writer: AnyPool,
     backend: Backend,
     retention: i64,
     geo: Option<std::sync::Arc<crate::client::GeoIp>>,
@@ -121,11 +122,24 @@ impl EventLog {
     /// events per account (default 50,000).
     pub fn new(pool: AnyPool, backend: Backend, retention: usize) -> Self {
         EventLog {
+            writer: pool.clone(),
             pool,
             backend,
             retention: i64::try_from(retention.max(1)).unwrap_or(i64::MAX),
             geo: None,
         }
+    }
+
+    /// Sends writes through `writer` (e.g. the outbox's [`herald_schedule::Outbox::writer`],
+    /// so one SQLite database has one queue of writers); reads keep the pool.
+    pub fn with_writer(mut self, writer: AnyPool) -> Self {
+        self.writer = writer;
+        self
+    }
+
+    /// The pool that writes go through.
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     /// Locates the IPs of opens and clicks in `geo` (country, city).
@@ -155,7 +169,7 @@ impl EventLog {
             Backend::Postgres => sqlx::migrate!("migrations/postgres"),
         };
         migrator.set_ignore_missing(true);
-        migrator.run(&self.pool).await?;
+        migrator.run(&self.writer).await?;
         Ok(())
     }
 
@@ -168,7 +182,7 @@ impl EventLog {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         self.ingest_in(&mut tx, events).await?;
         tx.commit().await?;
         Ok(())
@@ -594,7 +608,7 @@ impl EventLog {
         let r = sqlx::query("DELETE FROM herald_suppressions WHERE account = $1 AND email = $2 AND reason = 'blocklist'")
             .bind(account_i64(account)?)
             .bind(email.to_ascii_lowercase())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(r.rows_affected() > 0)
     }
@@ -614,13 +628,13 @@ impl EventLog {
             .bind(name.to_owned())
             .bind(first_subject.to_owned())
             .bind(millis(now))
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         let id: i64 =
             sqlx::query("SELECT id FROM herald_campaigns WHERE account = $1 AND name = $2")
                 .bind(account)
                 .bind(name.to_owned())
-                .fetch_one(&self.pool)
+                .fetch_one(&self.writer)
                 .await?
                 .try_get(0)?;
         Ok(id)
@@ -675,7 +689,7 @@ impl EventLog {
         .bind(archived.map(i64::from))
         .bind(account_i64(account)?)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(r.rows_affected() > 0)
     }

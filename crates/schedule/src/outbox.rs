@@ -354,6 +354,10 @@ pub type StateCounts = HashMap<State, usize>;
 #[derive(Debug, Clone)]
 pub struct Outbox {
     pool: AnyPool,
+    /// Where writes go: on SQLite a one-connection pool, so writers queue in
+    /// Tokio and wake as soon as the lock is free, instead of sleeping in
+    /// SQLite's busy handler; on PostgreSQL the same pool.
+    writer: AnyPool,
     backend: Backend,
     rules: SendingRules,
 }
@@ -396,22 +400,36 @@ impl Outbox {
                 rule: format!("`{url}` must start with sqlite: or postgres:"),
             });
         };
-        let mut options = AnyPoolOptions::new().max_connections(max_connections.max(1));
-        if backend == Backend::Sqlite {
-            options = options.after_connect(|conn, _| {
-                Box::pin(async move {
-                    use sqlx::Executor;
-                    conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;").await?;
-                    Ok(())
-                })
-            });
-        }
-        let pool = options.connect(url).await?;
+        let options = |max: u32| {
+            let mut options = AnyPoolOptions::new().max_connections(max.max(1));
+            if backend == Backend::Sqlite {
+                options = options.after_connect(|conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Executor;
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;").await?;
+                        Ok(())
+                    })
+                });
+            }
+            options
+        };
+        let pool = options(max_connections).connect(url).await?;
+        let writer = match backend {
+            Backend::Sqlite => options(1).connect(url).await?,
+            Backend::Postgres => pool.clone(),
+        };
         Ok(Outbox {
             pool,
+            writer,
             backend,
             rules,
         })
+    }
+
+    /// The pool that writes go through (see [`Outbox::pool`] for reads): share
+    /// it with other crates writing the same database, such as the event log.
+    pub fn writer(&self) -> &AnyPool {
+        &self.writer
     }
 
     /// The database behind this outbox.
@@ -437,7 +455,7 @@ impl Outbox {
             Backend::Postgres => sqlx::migrate!("migrations/postgres"),
         };
         migrator.set_ignore_missing(true);
-        migrator.run(&self.pool).await?;
+        migrator.run(&self.writer).await?;
         Ok(())
     }
 
@@ -486,7 +504,7 @@ impl Outbox {
         let sender = serde_json::to_string(&send.sender)?;
         let attachments = serde_json::to_string(&send.attachments)?;
         let campaign = send.campaign.map(account_i64).transpose()?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let row = sqlx::query(
             "INSERT INTO herald_sends (account, kind, user_name, user_email, subject, template, sender, campaign, created_at, scheduled_at, total, skipped, attachments)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
@@ -598,7 +616,7 @@ impl Outbox {
             .bind(millis(now))
             .bind(millis(now))
             .bind(limit as i64)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.writer)
             .await?;
         let mut out = rows
             .iter()
@@ -652,7 +670,7 @@ impl Outbox {
         .bind(millis(now))
         .bind(id)
         .bind(worker.to_owned())
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)
     }
@@ -734,7 +752,7 @@ impl Outbox {
             .bind(millis(now))
             .bind(*id)
             .bind(worker.to_owned())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
             released += r.rows_affected();
         }
@@ -873,7 +891,7 @@ impl Outbox {
     /// left to cancel.
     pub async fn delete(&self, account: u64, send_id: i64, now: DateTime<Utc>) -> Result<u64> {
         let send = self.view(account, send_id).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let cancelled = sqlx::query(
             "UPDATE herald_outbox SET state = 'cancelled', updated_at = $1
              WHERE send_id = $2 AND (state IN ('queued', 'deferred') OR (state = 'claimed' AND lease_until <= $3))",
