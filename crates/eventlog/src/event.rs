@@ -56,6 +56,15 @@ impl EventKind {
         }
     }
 
+    /// The event of a bounce of this class.
+    pub fn of_bounce(class: herald_schedule::BounceClass) -> Self {
+        match class {
+            herald_schedule::BounceClass::Hard => EventKind::HardBounce,
+            herald_schedule::BounceClass::Soft => EventKind::SoftBounce,
+            herald_schedule::BounceClass::Blocked => EventKind::Blocked,
+        }
+    }
+
     /// The kind stored under `name`.
     pub fn parse(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == name)

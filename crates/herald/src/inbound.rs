@@ -4,7 +4,6 @@
 use crate::service::{Error, Herald};
 use herald_eventlog::inbound::{self, InboundKind};
 use herald_eventlog::{EventKind, NewEvent};
-use herald_schedule::BounceClass;
 use serde::Serialize;
 
 /// What an inbound message led to.
@@ -51,12 +50,8 @@ pub async fn ingest(herald: &Herald, raw: &[u8]) -> Result<InboundOutcome, Error
         match &parsed.kind {
             InboundKind::Dsn(recipients) => {
                 for d in recipients {
-                    let kind = match d.class {
-                        Some(BounceClass::Hard) => EventKind::HardBounce,
-                        Some(BounceClass::Soft) => EventKind::SoftBounce,
-                        Some(BounceClass::Blocked) => EventKind::Blocked,
-                        None => continue,
-                    };
+                    let Some(class) = d.class else { continue };
+                    let kind = EventKind::of_bounce(class);
                     let reply = d.diagnostic.clone().or_else(|| d.status.clone());
                     events.push(event(kind, reply));
                 }

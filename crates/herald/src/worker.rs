@@ -6,7 +6,7 @@
 use crate::service::{Error, Herald};
 use herald_eventlog::{EventKind, NewEvent};
 use herald_message::{BuildParams, MessageRef, Route};
-use herald_schedule::{BounceClass, Claimed, Lane, Outcome, StoredSend, outcome};
+use herald_schedule::{Claimed, Lane, Outcome, StoredSend, outcome};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -157,14 +157,9 @@ async fn process(
         }
         let kind = match &result {
             Outcome::Delivered { .. } => Some((EventKind::Delivered, None)),
-            Outcome::Bounced { class, reply } => Some((
-                match class {
-                    BounceClass::Hard => EventKind::HardBounce,
-                    BounceClass::Soft => EventKind::SoftBounce,
-                    BounceClass::Blocked => EventKind::Blocked,
-                },
-                Some(reply.as_str()),
-            )),
+            Outcome::Bounced { class, reply } => {
+                Some((EventKind::of_bounce(*class), Some(reply.as_str())))
+            }
             Outcome::Deferred { .. } | Outcome::Failed { .. } => None,
         };
         if let Some((kind, reply)) = kind {
@@ -243,15 +238,7 @@ pub async fn recover_events(herald: &Herald) -> Result<u64, Error> {
             }
             let outcome = match (p.state, p.bounce_class) {
                 (herald_schedule::State::Delivered, _) => Some(EventKind::Delivered),
-                (herald_schedule::State::Bounced, Some(BounceClass::Hard)) => {
-                    Some(EventKind::HardBounce)
-                }
-                (herald_schedule::State::Bounced, Some(BounceClass::Soft)) => {
-                    Some(EventKind::SoftBounce)
-                }
-                (herald_schedule::State::Bounced, Some(BounceClass::Blocked)) => {
-                    Some(EventKind::Blocked)
-                }
+                (herald_schedule::State::Bounced, Some(class)) => Some(EventKind::of_bounce(class)),
                 _ => None,
             };
             if let (true, Some(kind)) = (p.outcome, outcome) {
