@@ -9,6 +9,7 @@
 //! - [`schedule`]: sending rules, throttle, the durable outbox.
 //! - [`eventlog`]: events, totals, campaigns, bounces and complaints, suppression, reports.
 //! - [`inbound`]: a raw bounce or complaint message turned into events.
+//! - [`tracking`]: the click, open and unsubscribe endpoints (an axum router).
 //! - [`config`], [`Herald`], [`worker`], [`transport`]: the service and its delivery loop.
 //! - [`domains`]: the domain check as an operator runs it, with its report.
 //!
@@ -44,6 +45,7 @@ pub mod config;
 pub mod domains;
 pub mod inbound;
 mod service;
+pub mod tracking;
 pub mod transport;
 pub mod worker;
 

@@ -780,6 +780,30 @@ impl Outbox {
         .transpose()
     }
 
+    /// What a tracking link of message `id` needs: its account, recipient,
+    /// send, CRM person and merged values.
+    pub async fn message_values(
+        &self,
+        id: i64,
+    ) -> Result<Option<(u64, String, i64, Option<String>, MergeValues)>> {
+        let row = sqlx::query("SELECT account, recipient_email, send_id, person, merge_values FROM herald_outbox WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| {
+            let account: i64 = r.try_get(0)?;
+            let values: String = r.try_get(4)?;
+            Ok((
+                u64::try_from(account).unwrap_or(0),
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                serde_json::from_str(&values)?,
+            ))
+        })
+        .transpose()
+    }
+
     /// The stored send `send_id` (its template and sender), whatever its account.
     pub async fn send(&self, send_id: i64) -> Result<StoredSend> {
         let row = sqlx::query(

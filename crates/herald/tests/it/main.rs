@@ -13,3 +13,4 @@ mod dns;
 mod mx;
 mod sink;
 mod throttle;
+mod tracking;

@@ -1,0 +1,200 @@
+//! Tracking endpoints through the router, without a socket (tower's oneshot).
+
+use crate::db::Kind;
+use crate::delivery::{Rig, enqueue, run_until};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use herald::eventlog::{EventKind, Suppressed};
+use herald::message::SendKind;
+use herald::schedule::When;
+use http_body_util::BodyExt;
+use mail_parser::MessageParser;
+use tower::ServiceExt;
+
+async fn call(
+    router: &axum::Router,
+    method: &str,
+    uri: &str,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(
+            header::USER_AGENT,
+            "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+        )
+        .header("x-forwarded-for", "192.0.2.44")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(if method == "POST" {
+            Body::from("List-Unsubscribe=One-Click")
+        } else {
+            Body::empty()
+        })
+        .unwrap();
+    let resp = router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    (status, headers, body)
+}
+
+fn path_of(url: &str) -> String {
+    url.strip_prefix("https://t.herald.test")
+        .unwrap_or(url)
+        .to_owned()
+}
+
+#[tokio::test]
+async fn clicks_redirect_only_to_the_recorded_url_and_opens_and_unsubscribes_are_recorded() {
+    let rig = Rig::start(Kind::Sqlite, "tracking", &[], |c| {
+        c.rules.mass_min_lead_minutes = 0
+    })
+    .await;
+    let herald = &rig.herald;
+    enqueue(herald, SendKind::Mass, 1, When::At(rig.now), rig.now).await;
+    run_until(herald, &rig.stats, |s| s.done() >= 1).await;
+    let (_, raw) = rig.sink.messages().pop().unwrap();
+    let msg = MessageParser::default().parse(&raw).unwrap();
+    let html = msg.body_html(0).unwrap().into_owned();
+    let click = html
+        .split("https://t.herald.test/c/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let open = html
+        .split("https://t.herald.test/o/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let unsubscribe = path_of(
+        msg.header_raw("List-Unsubscribe")
+            .unwrap()
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>'),
+    );
+    let router = herald::tracking::routes(herald.clone());
+
+    // The click redirects to the recorded URL, whatever the query says.
+    let (status, headers, _) = call(
+        &router,
+        "GET",
+        &format!("/c/{click}?url=https://evil.example/"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FOUND);
+    assert_eq!(
+        headers.get(header::LOCATION).unwrap(),
+        "https://shop.test/sale"
+    );
+    // A changed, foreign or wrong-kind token never redirects.
+    let mut forged = click.clone().into_bytes();
+    forged[5] = if forged[5] == b'A' { b'B' } else { b'A' };
+    let foreign = herald::message::Tracker::new(&[5; 32], "https://t.x.test")
+        .unwrap()
+        .click_url(
+            herald::message::MessageRef {
+                account: 1,
+                message: 1,
+            },
+            0,
+        );
+    for bad in [
+        String::from_utf8(forged).unwrap(),
+        path_of(&foreign)
+            .trim_start_matches("https://t.x.test/c/")
+            .to_owned(),
+        open.clone(),
+        "garbage".into(),
+    ] {
+        let (status, headers, body) = call(&router, "GET", &format!("/c/{bad}")).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{bad}");
+        assert!(headers.get(header::LOCATION).is_none());
+        assert!(String::from_utf8_lossy(&body).contains("not valid"));
+    }
+
+    // The pixel is always a GIF, never cached; only a valid token records an open.
+    for token in [open.as_str(), "garbage"] {
+        let (status, headers, body) = call(&router, "GET", &format!("/o/{token}")).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(headers.get(header::CONTENT_TYPE).unwrap(), "image/gif");
+        assert!(
+            headers
+                .get(header::CACHE_CONTROL)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .contains("no-store")
+        );
+        assert!(body.starts_with(b"GIF89a"));
+    }
+
+    // The unsubscribe page offers the choice; the one-click POST records it.
+    let (status, _, body) = call(&router, "GET", &unsubscribe).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&body).contains("<form method=\"post\">"));
+    let (status, _, body) = call(&router, "POST", &unsubscribe).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&body).contains("You are unsubscribed"));
+
+    let kinds: Vec<EventKind> = herald
+        .events
+        .events(1, None, 100, 0)
+        .await
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            EventKind::Processed,
+            EventKind::Delivered,
+            EventKind::Click,
+            EventKind::Open,
+            EventKind::Unsubscribe
+        ]
+    );
+    let clicks = herald
+        .events
+        .events(1, Some(EventKind::Click), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            clicks[0].link,
+            clicks[0].label.as_deref(),
+            clicks[0].ip.as_deref(),
+            clicks[0].browser.as_deref()
+        ),
+        (
+            Some(0),
+            Some("https://shop.test/sale"),
+            Some("192.0.2.44"),
+            Some("Firefox")
+        )
+    );
+    let t = herald.events.totals(1).await.unwrap();
+    assert_eq!((t.opened, t.clicked, t.unsubscribed), (1, 1, 1));
+    assert_eq!(
+        herald
+            .events
+            .suppressions(1, "p0@example.test")
+            .await
+            .unwrap(),
+        vec![Suppressed::Unsubscribed]
+    );
+}
