@@ -22,6 +22,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the tracking endpoints and health probes; with --with-worker, also
+    /// deliver mail in the same process (a single node).
+    Serve {
+        /// The TOML configuration file (HERALD_* environment variables override it).
+        #[arg(long, short, env = "HERALD_CONFIG", default_value = "herald.toml")]
+        config: std::path::PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Run the delivery loop in this process too.
+        #[arg(long)]
+        with_worker: bool,
+    },
     /// Check a customer's domain: SPF, DKIM and DMARC, with the records to publish.
     /// Exits 0 when every check passes, 1 when one fails, 75 when DNS gave no answer.
     CheckDomain {
@@ -71,6 +84,29 @@ fn parse_nameserver(s: &str) -> Result<SocketAddr, String> {
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     match Cli::parse().command {
+        Command::Serve {
+            config,
+            listen,
+            with_worker,
+        } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .init();
+            let config = herald::config::Config::load(&config)
+                .with_context(|| format!("loading {}", config.display()))?;
+            let node = std::sync::Arc::new(
+                herald::Herald::build(config, std::sync::Arc::new(herald::clock::SystemClock))
+                    .await
+                    .context("starting Herald")?,
+            );
+            herald::http::serve_node(node, listen, with_worker)
+                .await
+                .context("serving")?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::CheckDomain {
             domain,
             selector,
@@ -83,14 +119,12 @@ async fn main() -> anyhow::Result<ExitCode> {
             dns_timeout,
         } => {
             let key = match &dkim_key {
-                Some(path) => {
-                    let pem = std::fs::read_to_string(path)
-                        .with_context(|| format!("reading --dkim-key {}", path.display()))?;
-                    Some(
-                        DkimKey::from_pem(&pem)
-                            .with_context(|| format!("--dkim-key {}", path.display()))?,
-                    )
-                }
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|pem| Ok(DkimKey::from_pem(&pem)?))
+                        .with_context(|| format!("--dkim-key {}", path.display()))?,
+                ),
                 None => None,
             };
             let report = domains::check(DomainCheck {
@@ -111,21 +145,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             })
             .await?;
             print!("{}", domains::render(&report));
-            let verdicts = [
-                &report.spf.verdict,
-                &report.dkim.verdict,
-                &report.dmarc.verdict,
-            ];
-            Ok(if report.passed() {
-                ExitCode::SUCCESS
-            } else if verdicts
-                .iter()
-                .any(|v| matches!(v, herald::auth::Verdict::Fail(_)))
-            {
-                ExitCode::from(1)
-            } else {
-                ExitCode::from(75)
-            })
+            Ok(ExitCode::from(domains::exit_status(&report)))
         }
     }
 }

@@ -40,24 +40,6 @@ enum Command {
     Ingest,
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     tracing_subscriber::fmt()
@@ -95,7 +77,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     }
     let stats = Arc::new(Stats::default());
     let progress = tokio::spawn(progress::report(Arc::clone(&herald), Arc::clone(&stats)));
-    let result = worker::run(herald, shutdown_signal(), Arc::clone(&stats)).await;
+    let result = worker::run(herald, herald::signals::shutdown(), Arc::clone(&stats)).await;
     progress.abort();
     result.context("delivery loop")?;
     Ok(ExitCode::SUCCESS)

@@ -44,6 +44,23 @@ pub async fn check(params: DomainCheck<'_>) -> Result<DomainReport, Error> {
         .await)
 }
 
+/// The exit status of an operator's domain check: 0 when every check passes,
+/// 1 when one fails, 75 (`EX_TEMPFAIL`) when DNS gave no answer.
+pub fn exit_status(report: &DomainReport) -> u8 {
+    let verdicts = [
+        &report.spf.verdict,
+        &report.dkim.verdict,
+        &report.dmarc.verdict,
+    ];
+    if report.passed() {
+        0
+    } else if verdicts.iter().any(|v| matches!(v, Verdict::Fail(_))) {
+        1
+    } else {
+        75
+    }
+}
+
 fn line(out: &mut String, name: &str, verdict: &Verdict) {
     let _ = writeln!(
         out,

@@ -130,3 +130,90 @@ fn bad_arguments_get_clear_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Kills the server if the test fails before it stops it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serve_answers_health_probes_and_tracking_and_stops_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("herald-serve-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = support::free_port();
+    let config = format!(
+        r#"
+database_url = "sqlite://{db}?mode=rwc"
+[platform]
+name = "Herald"
+sender = "mailer@herald.test"
+message_id_domain = "herald.test"
+bounce_domain = "bounces.herald.test"
+[tracking]
+base_url = "http://127.0.0.1:{port}"
+secret = "0123456789abcdef0123456789abcdef"
+[dkim.platform]
+domain = "herald.test"
+selector = "s1"
+key_file = "{key}"
+[transport]
+kind = "file"
+dir = "{out}"
+"#,
+        db = dir.join("herald.db").display(),
+        key = key_path("ed25519.pem"),
+        out = dir.join("outbox").display(),
+    );
+    std::fs::write(dir.join("herald.toml"), config).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_herald-server"))
+        .args(["serve", "--with-worker", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--config")
+        .arg(dir.join("herald.toml"))
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "herald-server did not listen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(http_get(port, "/healthz").starts_with("HTTP/1.1 200"));
+    assert!(http_get(port, "/readyz").starts_with("HTTP/1.1 200"));
+    let forged = http_get(port, "/c/not-a-token");
+    assert!(
+        forged.starts_with("HTTP/1.1 404") && !forged.to_ascii_lowercase().contains("location:"),
+        "{forged}"
+    );
+    assert!(http_get(port, "/o/not-a-token").contains("image/gif"));
+    Command::new("kill")
+        .arg("-TERM")
+        .arg(child.0.id().to_string())
+        .status()
+        .unwrap();
+    let status = child.0.wait().unwrap();
+    assert!(status.success(), "exits 0 on SIGTERM: {status}");
+}

@@ -1,0 +1,81 @@
+//! Herald's HTTP surface: `router(herald)` for tests (call it with tower's
+//! `oneshot`, no socket) and `serve` for the binary. Today it holds the
+//! tracking endpoints and the health probes; the JSON API joins it with the
+//! server issue.
+
+use crate::service::Herald;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Every route: tracking (`/c`, `/o`, `/u`), `GET /healthz` (the process
+/// answers) and `GET /readyz` (the database answers).
+pub fn router(herald: Arc<Herald>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .with_state(Arc::clone(&herald))
+        .merge(crate::tracking::routes(herald))
+}
+
+async fn ready(State(herald): State<Arc<Herald>>) -> (StatusCode, &'static str) {
+    match sqlx_ping(&herald).await {
+        true => (StatusCode::OK, "ready"),
+        false => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+    }
+}
+
+async fn sqlx_ping(herald: &Herald) -> bool {
+    herald.outbox.pending().await.is_ok()
+}
+
+/// Serves [`router`] on `addr` until `shutdown` completes, then lets requests
+/// in progress finish.
+pub async fn serve(
+    herald: Arc<Herald>,
+    addr: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    tracing::info!(%addr, "listening");
+    axum::serve(listener, router(herald))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Serves on `addr` and, with `with_worker`, runs the delivery loop in the same
+/// process (the quick start's single node), until SIGINT or SIGTERM.
+pub async fn serve_node(
+    herald: Arc<Herald>,
+    addr: SocketAddr,
+    with_worker: bool,
+) -> Result<(), crate::Error> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let worker = with_worker.then(|| {
+        let stats = Arc::new(crate::worker::Stats::default());
+        tokio::spawn(crate::worker::run(
+            Arc::clone(&herald),
+            stopped(stop_rx.clone()),
+            stats,
+        ))
+    });
+    let server = tokio::spawn(serve(herald, addr, stopped(stop_rx)));
+    crate::signals::shutdown().await;
+    let _ = stop_tx.send(true);
+    if let Some(worker) = worker {
+        worker
+            .await
+            .map_err(|e| crate::Error::Task(e.to_string()))??;
+    }
+    server
+        .await
+        .map_err(|e| crate::Error::Task(e.to_string()))?
+        .map_err(|e| crate::Error::Task(format!("HTTP server: {e}")))
+}
