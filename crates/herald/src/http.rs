@@ -23,14 +23,11 @@ pub fn router(herald: Arc<Herald>) -> Router {
 }
 
 async fn ready(State(herald): State<Arc<Herald>>) -> (StatusCode, &'static str) {
-    match sqlx_ping(&herald).await {
-        true => (StatusCode::OK, "ready"),
-        false => (StatusCode::SERVICE_UNAVAILABLE, "database unavailable"),
+    if herald.outbox.ping().await {
+        (StatusCode::OK, "ready")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")
     }
-}
-
-async fn sqlx_ping(herald: &Herald) -> bool {
-    herald.outbox.pending().await.is_ok()
 }
 
 /// Serves [`router`] on `addr` until `shutdown` completes, then lets requests

@@ -832,6 +832,11 @@ impl Outbox {
         Ok(send)
     }
 
+    /// Whether the database answers (a readiness probe: one trivial query).
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
     /// Messages not yet finished, all sends and accounts: queued, claimed or deferred.
     pub async fn pending(&self) -> Result<u64> {
         let n: i64 = sqlx::query(
