@@ -1,5 +1,7 @@
-//! `herald-server`: Herald's server binary. Its HTTP serving arrives with the
-//! server issue; today it carries the operator commands.
+//! `herald-server`: Herald's server binary. Without a command it runs the quick
+//! start (a single node in `./herald-data`); `serve` runs from a configuration
+//! file; `migrate`, `create-account`, `check-domain` and `openapi` are the
+//! operator commands. The logic lives in the `herald` facade.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -7,6 +9,7 @@ use herald::auth::{DkimKey, DnsConfig, PlatformAuth};
 use herald::domains::{self, DomainCheck};
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
@@ -17,11 +20,47 @@ use std::time::Duration;
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// The quick start (the default): a single node with an in-process worker,
+    /// a SQLite file, the file transport and a demo account, all in --data-dir.
+    Quickstart {
+        /// Where the database, keys and .eml files go.
+        #[arg(long, default_value = "herald-data")]
+        data_dir: std::path::PathBuf,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+    },
+    /// Run the database migrations of every crate, then exit.
+    Migrate {
+        /// The TOML configuration file (HERALD_* environment variables override it).
+        #[arg(long, short, env = "HERALD_CONFIG", default_value = "herald.toml")]
+        config: std::path::PathBuf,
+    },
+    /// Create an account and print its first API key (shown once), as JSON.
+    CreateAccount {
+        /// The TOML configuration file.
+        #[arg(long, short, env = "HERALD_CONFIG", default_value = "herald.toml")]
+        config: std::path::PathBuf,
+        /// The account's name.
+        #[arg(long)]
+        name: String,
+        /// IANA time zone.
+        #[arg(long, default_value = "UTC")]
+        timezone: String,
+        /// chrono date format of mass campaign names.
+        #[arg(long, default_value = "%Y-%m-%d")]
+        date_format: String,
+        /// Record that this person accepted the sending rules (enables the account).
+        #[arg(long)]
+        accept_rules: Option<String>,
+    },
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi,
     /// Serve the tracking endpoints and health probes; with --with-worker, also
     /// deliver mail in the same process (a single node).
     Serve {
@@ -81,30 +120,107 @@ fn parse_nameserver(s: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("`{s}` is not IP or IP:PORT (e.g. 127.0.0.1:5353 or [::1]:53)"))
 }
 
+fn logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    // Structured (JSON) logs with HERALD_LOG_FORMAT=json, readable ones otherwise.
+    if std::env::var("HERALD_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        tracing_subscriber::fmt()
+            .json()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_env_filter(filter)
+            .init();
+    }
+}
+
+async fn build(config: herald::config::Config) -> anyhow::Result<Arc<herald::Herald>> {
+    Ok(Arc::new(
+        herald::Herald::build(config, Arc::new(herald::clock::SystemClock))
+            .await
+            .context("starting Herald")?,
+    ))
+}
+
+fn load(path: &std::path::Path) -> anyhow::Result<herald::config::Config> {
+    herald::config::Config::load(path).with_context(|| format!("loading {}", path.display()))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
-    match Cli::parse().command {
+    let command = Cli::parse().command.unwrap_or(Command::Quickstart {
+        data_dir: "herald-data".into(),
+        listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+    });
+    match command {
+        Command::Quickstart { data_dir, listen } => {
+            logs();
+            let (config, admin) = herald::quickstart::config(&data_dir, listen)
+                .with_context(|| format!("preparing {}", data_dir.display()))?;
+            let config = config.apply_env(std::env::vars()).context("environment")?;
+            let node = build(config).await?;
+            let demo = herald::quickstart::seed(&node, &data_dir, &admin)
+                .await
+                .context("creating the demo account")?;
+            println!("{}", herald::quickstart::guide(&demo));
+            herald::http::serve_node(node, listen, true)
+                .await
+                .context("serving")?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve {
             config,
             listen,
             with_worker,
         } => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "info".into()),
-                )
-                .init();
-            let config = herald::config::Config::load(&config)
-                .with_context(|| format!("loading {}", config.display()))?;
-            let node = std::sync::Arc::new(
-                herald::Herald::build(config, std::sync::Arc::new(herald::clock::SystemClock))
-                    .await
-                    .context("starting Herald")?,
-            );
+            logs();
+            let node = build(load(&config)?).await?;
             herald::http::serve_node(node, listen, with_worker)
                 .await
                 .context("serving")?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { config } => {
+            build(load(&config)?).await?;
+            println!("migrations are up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::CreateAccount {
+            config,
+            name,
+            timezone,
+            date_format,
+            accept_rules,
+        } => {
+            let node = build(load(&config)?).await?;
+            let now = node.clock.now();
+            let mut account = node
+                .accounts
+                .create(
+                    &herald::accounts::NewAccount {
+                        name,
+                        timezone,
+                        date_format,
+                    },
+                    now,
+                )
+                .await?;
+            if let Some(by) = accept_rules {
+                account = node.accounts.accept_rules(account.id, &by, now).await?;
+            }
+            let key = node.accounts.create_key(account.id, now).await?;
+            println!(
+                "{}",
+                serde_json::json!({"account": account, "api_key": key})
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Openapi => {
+            println!("{}", herald::openapi::json());
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckDomain {

@@ -26,6 +26,7 @@ pub fn mass_campaign_name(
 
 /// A campaign as listed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Campaign {
     /// Its number.
     pub id: i64,

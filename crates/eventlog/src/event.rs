@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EventKind {
     /// Accepted for sending.
     Processed,
@@ -125,6 +126,7 @@ impl NewEvent {
 
 /// An event as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// Its number, increasing with time of recording.
     pub id: i64,

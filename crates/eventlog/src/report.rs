@@ -16,6 +16,7 @@ use sqlx::Row;
 /// An event field a report can filter or sort on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EventField {
     /// The event kind.
     Kind,
@@ -84,6 +85,7 @@ impl EventField {
 /// Which set of contact fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Namespace {
     /// Person fields.
     Person,
@@ -106,6 +108,7 @@ impl Namespace {
 /// A value to compare with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Value {
     /// A number.
     Int(i64),
@@ -116,6 +119,7 @@ pub enum Value {
 /// One condition; a report's conditions all hold (AND).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Filter {
     /// `field = value`.
     Equals {
@@ -172,6 +176,7 @@ pub enum Filter {
 
 /// A report: filters, order and page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportQuery {
     /// Conditions, all of which hold.
     #[serde(default)]

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Status totals of an account (R-EVT-3); they never shrink when events are pruned.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Totals {
     /// Accepted for sending.
     pub processed: u64,
@@ -600,6 +601,73 @@ impl EventLog {
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| Ok(r.try_get::<String, _>(0)?)).transpose()
+    }
+
+    /// The stored contact fields of the persons `ids` of `account`, by person
+    /// (persons with no fields are absent).
+    pub async fn persons(
+        &self,
+        account: u64,
+        ids: &[String],
+    ) -> Result<HashMap<String, crate::report::PersonRecord>> {
+        use crate::report::{Namespace, PersonRecord};
+        let account = account_i64(account)?;
+        let mut out: HashMap<String, PersonRecord> = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT person, namespace, field, value FROM herald_person_fields WHERE account = $1 AND person IN ({}) ORDER BY person, namespace, field",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(account);
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                let person: String = row.try_get(0)?;
+                let namespace = match row.try_get::<String, _>(1)?.as_str() {
+                    "person" => Namespace::Person,
+                    "organisation" => Namespace::Organisation,
+                    _ => Namespace::Custom,
+                };
+                let field: String = row.try_get(2)?;
+                let value: String = row.try_get(3)?;
+                out.entry(person.clone())
+                    .or_insert_with(|| PersonRecord {
+                        id: person,
+                        fields: Vec::new(),
+                    })
+                    .fields
+                    .push((namespace, field, value));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes everything the event log holds for `account`: events, totals,
+    /// campaigns, suppressions and contact fields (R-ACC-1). Returns the
+    /// number of rows removed.
+    pub async fn delete_account(&self, account: u64) -> Result<u64> {
+        let account = account_i64(account)?;
+        let mut tx = self.writer.begin().await?;
+        let mut removed = 0;
+        for table in [
+            "herald_events",
+            "herald_totals",
+            "herald_message_marks",
+            "herald_campaigns",
+            "herald_suppressions",
+            "herald_person_fields",
+        ] {
+            removed += sqlx::query(&format!("DELETE FROM {table} WHERE account = $1"))
+                .bind(account)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(removed)
     }
 
     /// Lifts the blocklist entry of `email` (the only way it is lifted, R-EVT-5).

@@ -42,6 +42,64 @@ pub struct Config {
     /// The event log.
     #[serde(default)]
     pub events: EventsConfig,
+    /// The HTTP API.
+    #[serde(default)]
+    pub api: ApiConfig,
+    /// Customer sending domains and their checks.
+    #[serde(default)]
+    pub domains: DomainsConfig,
+}
+
+/// The HTTP API's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ApiConfig {
+    /// The operator's token for the admin endpoints (accounts, inbound over
+    /// HTTP), at least 32 characters; none disables them. Or `HERALD_ADMIN_TOKEN`.
+    pub admin_token: Option<String>,
+    /// The largest request body in bytes (attachments arrive base64-encoded).
+    /// Default 16 MiB.
+    pub max_body_bytes: usize,
+    /// The most persons one contacts upsert may carry. Default 10,000.
+    pub max_persons_per_upsert: usize,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            admin_token: None,
+            max_body_bytes: 16 * 1024 * 1024,
+            max_persons_per_upsert: 10_000,
+        }
+    }
+}
+
+/// How customer domains are checked (R-AUTH-2..4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DomainsConfig {
+    /// The DKIM selector of generated keys. Default `herald`.
+    pub selector: String,
+    /// The domain customers include in their SPF record.
+    pub spf_include: String,
+    /// The platform's sending IPs; SPF `check_host` must pass for each.
+    pub sending_ips: Vec<std::net::IpAddr>,
+    /// The name server to ask (IP:PORT); default the system's resolver.
+    pub nameserver: Option<std::net::SocketAddr>,
+    /// Seconds one DNS query may take. Default 5.
+    pub dns_timeout_secs: u64,
+}
+
+impl Default for DomainsConfig {
+    fn default() -> Self {
+        DomainsConfig {
+            selector: "herald".into(),
+            spf_include: "spf.herald.invalid".into(),
+            sending_ips: Vec::new(),
+            nameserver: None,
+            dns_timeout_secs: 5,
+        }
+    }
 }
 
 /// The event log's settings.
@@ -184,7 +242,7 @@ impl Config {
     /// Applies environment overrides, given as `(name, value)` pairs:
     /// `HERALD_DATABASE_URL`, `HERALD_TRACKING_SECRET`, `HERALD_TRACKING_BASE_URL`,
     /// `HERALD_SMTP_HOST`, `HERALD_SMTP_PORT`, `HERALD_SMTP_USERNAME`,
-    /// `HERALD_SMTP_PASSWORD`, `HERALD_WORKER_ID`, `HERALD_WORKER_CONCURRENCY`,
+    /// `HERALD_SMTP_PASSWORD`, `HERALD_WORKER_ID`, `HERALD_ADMIN_TOKEN`, `HERALD_WORKER_CONCURRENCY`,
     /// `HERALD_THROTTLE_PER_ACCOUNT`, `HERALD_THROTTLE_GLOBAL`.
     pub fn apply_env(
         mut self,
@@ -200,6 +258,7 @@ impl Config {
                 "HERALD_TRACKING_SECRET" => self.tracking.secret = value,
                 "HERALD_TRACKING_BASE_URL" => self.tracking.base_url = value,
                 "HERALD_WORKER_ID" => self.worker.id = value,
+                "HERALD_ADMIN_TOKEN" => self.api.admin_token = Some(value),
                 "HERALD_WORKER_CONCURRENCY" => {
                     self.worker.concurrency = value
                         .parse()

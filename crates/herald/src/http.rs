@@ -1,25 +1,48 @@
 //! Herald's HTTP surface: `router(herald)` for tests (call it with tower's
-//! `oneshot`, no socket) and `serve` for the binary. Today it holds the
-//! tracking endpoints and the health probes; the JSON API joins it with the
-//! server issue.
+//! `oneshot`, no socket) and `serve` for the binary: the JSON API under `/v1`
+//! ([`crate::api`]), the tracking endpoints ([`crate::tracking`]), the OpenAPI
+//! document, `/metrics` and the health probes.
 
 use crate::service::Herald;
 use axum::Router;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::get;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Every route: tracking (`/c`, `/o`, `/u`), `GET /healthz` (the process
-/// answers) and `GET /readyz` (the database answers).
+/// Every route: the API (`/v1/…`), tracking (`/c`, `/o`, `/u`),
+/// `GET /openapi.json`, `GET /metrics` (Prometheus), `GET /healthz` (the
+/// process answers) and `GET /readyz` (the database answers).
 pub fn router(herald: Arc<Herald>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
         .with_state(Arc::clone(&herald))
-        .merge(crate::tracking::routes(herald))
+        .merge(crate::tracking::routes(Arc::clone(&herald)))
+        .merge(crate::api::routes(herald))
+}
+
+async fn metrics(State(herald): State<Arc<Herald>>) -> impl IntoResponse {
+    let pending = herald.outbox.pending().await.ok();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        herald.metrics.render(pending),
+    )
+}
+
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::json(),
+    )
 }
 
 async fn ready(State(herald): State<Arc<Herald>>) -> (StatusCode, &'static str) {

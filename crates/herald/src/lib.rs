@@ -40,11 +40,16 @@ pub use herald_eventlog as eventlog;
 pub use herald_message as message;
 pub use herald_schedule as schedule;
 
+pub mod accounts;
+pub mod api;
 pub mod clock;
 pub mod config;
 pub mod domains;
 pub mod http;
 pub mod inbound;
+pub mod metrics;
+pub mod openapi;
+pub mod quickstart;
 mod service;
 pub mod signals;
 pub mod tracking;

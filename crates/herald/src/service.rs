@@ -1,5 +1,6 @@
 //! The Herald service: the parts built from a validated [`Config`].
 
+use crate::accounts::Accounts;
 use crate::clock::Clock;
 use crate::config::{Config, DkimKeyConfig};
 use crate::transport::{Transport, TransportError};
@@ -8,7 +9,7 @@ use herald_eventlog::EventLog;
 use herald_message::{Platform, Tracker};
 use herald_schedule::{Outbox, RetryPolicy, Throttle};
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Errors building or running the service.
 #[non_exhaustive]
@@ -45,6 +46,9 @@ pub enum Error {
         /// Why.
         error: String,
     },
+    /// The account store.
+    #[error(transparent)]
+    Accounts(#[from] crate::accounts::AccountError),
     /// A key file.
     #[error("dkim key_file {path}: {error}")]
     KeyFile {
@@ -59,15 +63,15 @@ pub enum Error {
 #[derive(Debug)]
 pub struct Signers {
     /// Signs mail from unverified domains (`d=` the platform).
-    pub platform: DkimSigner,
+    pub platform: Arc<DkimSigner>,
     /// Signs mail from verified domains with their own key.
-    pub domains: HashMap<String, DkimSigner>,
+    pub domains: HashMap<String, Arc<DkimSigner>>,
 }
 
 impl Signers {
     /// The signer for mail from `from_domain`: the domain's own when it is
     /// verified and Herald has its key, else the platform's (R-MSG-1).
-    pub fn for_sender(&self, from_domain: &str, verified: bool) -> &DkimSigner {
+    pub fn for_sender(&self, from_domain: &str, verified: bool) -> &Arc<DkimSigner> {
         if verified && let Some(s) = self.domains.get(&from_domain.to_ascii_lowercase()) {
             return s;
         }
@@ -99,6 +103,11 @@ pub struct Herald {
     pub clock: Arc<dyn Clock>,
     /// The configuration it was built from.
     pub config: Config,
+    /// Accounts, API keys and sending domains.
+    pub accounts: Accounts,
+    /// Counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
+    domain_signers: Mutex<HashMap<(u64, String), Arc<DkimSigner>>>,
 }
 
 impl std::fmt::Debug for Herald {
@@ -135,12 +144,12 @@ impl Herald {
         )?;
         let tracker = Tracker::new(config.tracking.secret.as_bytes(), &config.tracking.base_url)?;
         let signers = Signers {
-            platform: load_signer(&config.dkim.platform)?,
+            platform: Arc::new(load_signer(&config.dkim.platform)?),
             domains: config
                 .dkim
                 .domains
                 .iter()
-                .map(|k| Ok((k.domain.to_ascii_lowercase(), load_signer(k)?)))
+                .map(|k| Ok((k.domain.to_ascii_lowercase(), Arc::new(load_signer(k)?))))
                 .collect::<Result<_, Error>>()?,
         };
         let transport = Transport::new(&config.transport)?;
@@ -159,7 +168,16 @@ impl Herald {
             config.events.retention,
         );
         events.migrate().await?;
+        let accounts = Accounts::new(
+            outbox.pool().clone(),
+            outbox.writer().clone(),
+            outbox.backend(),
+        );
+        accounts.migrate().await?;
         Ok(Herald {
+            accounts,
+            metrics: crate::metrics::Metrics::default(),
+            domain_signers: Mutex::new(HashMap::new()),
             outbox,
             events,
             tracker,
@@ -172,5 +190,58 @@ impl Herald {
             clock,
             config,
         })
+    }
+}
+
+impl Herald {
+    /// The signer of a message from `from_domain` of `account`: the verified
+    /// domain's own key (from the configuration, else the one Herald generated
+    /// for the account), else the platform's (R-MSG-1).
+    pub async fn signer_for(
+        &self,
+        account: u64,
+        from_domain: &str,
+        verified: bool,
+    ) -> Result<Arc<DkimSigner>, Error> {
+        let domain = from_domain.to_ascii_lowercase();
+        if !verified || self.signers.domains.contains_key(&domain) {
+            return Ok(Arc::clone(self.signers.for_sender(&domain, verified)));
+        }
+        let key = (account, domain);
+        if let Some(s) = self.cached_signer(&key) {
+            return Ok(s);
+        }
+        let signer = match self.accounts.domain_signer(account, &key.1).await? {
+            Some(s) => Arc::new(s),
+            None => return Ok(Arc::clone(&self.signers.platform)),
+        };
+        if let Ok(mut cache) = self.domain_signers.lock() {
+            cache.insert(key, Arc::clone(&signer));
+        }
+        Ok(signer)
+    }
+
+    fn cached_signer(&self, key: &(u64, String)) -> Option<Arc<DkimSigner>> {
+        self.domain_signers.lock().ok()?.get(key).cloned()
+    }
+
+    /// Forgets the cached signers of `account` (after its domains change).
+    pub fn forget_signers(&self, account: u64) {
+        if let Ok(mut cache) = self.domain_signers.lock() {
+            cache.retain(|(a, _), _| *a != account);
+        }
+    }
+
+    /// Permanently deletes account `id` and everything Herald holds for it:
+    /// its keys and domains, its sends and messages (its tracking links stop
+    /// resolving), its events, totals, campaigns, suppressions and contacts
+    /// (R-ACC-1).
+    pub async fn delete_account(&self, id: u64) -> Result<(), Error> {
+        self.accounts.get(id).await?;
+        self.outbox.delete_account(id).await?;
+        self.events.delete_account(id).await?;
+        self.accounts.delete(id).await?;
+        self.forget_signers(id);
+        Ok(())
     }
 }

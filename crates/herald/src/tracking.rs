@@ -14,6 +14,7 @@ use axum::routing::get;
 use herald_eventlog::{EventKind, NewEvent};
 use herald_message::{TokenKind, TrackedLink};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 /// The 1×1 transparent GIF of the open pixel.
 const PIXEL: &[u8] = &[
@@ -140,6 +141,7 @@ async fn click(
     if let Err(err) = herald.events.ingest(&[e]).await {
         tracing::error!(error = %err, "recording a click failed");
     }
+    herald.metrics.clicks.fetch_add(1, Ordering::Relaxed);
     let mut resp = StatusCode::FOUND.into_response();
     resp.headers_mut().insert(header::LOCATION, location);
     resp.headers_mut()
@@ -157,6 +159,7 @@ async fn open(
         if let Err(err) = herald.events.ingest(&[e]).await {
             tracing::error!(error = %err, "recording an open failed");
         }
+        herald.metrics.opens.fetch_add(1, Ordering::Relaxed);
     }
     let mut resp = (StatusCode::OK, PIXEL).into_response();
     resp.headers_mut()
@@ -208,6 +211,7 @@ async fn unsubscribe(
             "<p>We could not record your request just now.</p>",
         );
     }
+    herald.metrics.unsubscribes.fetch_add(1, Ordering::Relaxed);
     page(
         StatusCode::OK,
         "You are unsubscribed",

@@ -83,10 +83,22 @@ async fn attempt(herald: &Herald, send: &StoredSend, m: &Claimed) -> Outcome {
             };
         }
     };
-    let signer = herald.signers.for_sender(
-        send.sender.user.address.domain(),
-        send.sender.domain_verified,
-    );
+    let signer = match herald
+        .signer_for(
+            m.account,
+            send.sender.user.address.domain(),
+            send.sender.domain_verified,
+        )
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => {
+            return Outcome::Deferred {
+                retry_at: now + chrono::Duration::seconds(60),
+                reply: format!("loading the domain's DKIM key: {e}"),
+            };
+        }
+    };
     let signed = match signer.sign_message(&email.message) {
         Ok(s) => s,
         Err(e) => {

@@ -13,10 +13,13 @@ use serde::{Deserialize, Serialize};
 
 /// Individual email, or mass email (a newsletter).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SendKind {
     /// One email to one person.
+    #[serde(rename = "individual", alias = "Individual")]
     Individual,
     /// A newsletter: carries `List-Unsubscribe` and `List-Unsubscribe-Post`.
+    #[serde(rename = "mass", alias = "Mass")]
     Mass,
 }
 
@@ -32,6 +35,7 @@ impl SendKind {
 /// A file sent with the message; with a `content_id` it is an inline part that
 /// the HTML refers to as `cid:<content_id>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attachment {
     /// File name shown to the recipient.
     pub filename: String,
@@ -39,6 +43,7 @@ pub struct Attachment {
     pub content_type: String,
     /// The bytes (base64 when serialised).
     #[serde(with = "base64_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte))]
     pub data: Vec<u8>,
     /// For inline parts (images in the HTML), the Content-ID without brackets.
     pub content_id: Option<String>,

@@ -72,7 +72,7 @@ pub use build::{Attachment, BuildParams, Envelope, OutgoingEmail, SendKind};
 pub use error::{Error, Part, Result};
 pub use identity::{Platform, SenderIdentity};
 pub use links::{TrackedLink, TrackingOptions};
-pub use merge::{CompiledTemplate, FieldSchema, MergeData, MergeValues, Template};
+pub use merge::{CompiledTemplate, FieldSchema, MergeData, MergeValues, Preview, Template};
 pub use policy::{AttachmentPolicy, Route};
 pub use tracking::{MessageRef, Token, TokenError, TokenKind, Tracker};
 

@@ -373,6 +373,22 @@ impl CompiledTemplate {
         out
     }
 
+    /// The message as this recipient will read it, for a preview: the merged
+    /// subject and bodies, tracked links shown as their destinations, the
+    /// open pixel with an empty source and the unsubscribe link as `#unsubscribe`.
+    pub fn preview(&self, values: &MergeValues) -> Preview {
+        let urls = |html| PreviewUrls {
+            template: self,
+            values,
+            html,
+        };
+        Preview {
+            subject: self.render_subject(values),
+            html: self.render_part(Part::Html, values, &urls(true)),
+            text: self.render_part(Part::Text, values, &urls(false)),
+        }
+    }
+
     pub(crate) fn render_part(
         &self,
         part: Part,
@@ -395,6 +411,47 @@ impl CompiledTemplate {
         );
         render_into(&mut out, segs, values, escape, urls);
         Some(out)
+    }
+}
+
+/// A merged message for a preview ([`CompiledTemplate::preview`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Preview {
+    /// The merged subject.
+    pub subject: String,
+    /// The merged HTML body, if the template has one.
+    pub html: Option<String>,
+    /// The merged text body, if the template has one.
+    pub text: Option<String>,
+}
+
+struct PreviewUrls<'a> {
+    template: &'a CompiledTemplate,
+    values: &'a MergeValues,
+    html: bool,
+}
+impl Urls for PreviewUrls<'_> {
+    fn link(&self, index: u16) -> String {
+        let url = self
+            .template
+            .link_url(index, self.values)
+            .unwrap_or_default();
+        if self.html {
+            url.replace('&', "&amp;")
+                .replace('"', "&quot;")
+                .replace('\'', "&#39;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+        } else {
+            url
+        }
+    }
+    fn open(&self) -> String {
+        String::new()
+    }
+    fn unsubscribe(&self) -> String {
+        "#unsubscribe".into()
     }
 }
 

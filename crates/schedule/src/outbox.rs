@@ -298,6 +298,7 @@ pub struct StoredSend {
 
 /// One line of the scheduled list (R-SND-5).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScheduledSend {
     /// The send's number.
     pub id: i64,
@@ -912,6 +913,26 @@ impl Outbox {
             });
         }
         Ok(out)
+    }
+
+    /// Deletes every send and message of `account` (R-ACC-1: an account's
+    /// deletion). Messages a worker holds at that moment are deleted too; its
+    /// later `record` finds no row and records nothing. Returns the number of
+    /// messages removed.
+    pub async fn delete_account(&self, account: u64) -> Result<u64> {
+        let account = account_i64(account)?;
+        let mut tx = self.writer.begin().await?;
+        let removed = sqlx::query("DELETE FROM herald_outbox WHERE account = $1")
+            .bind(account)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM herald_sends WHERE account = $1")
+            .bind(account)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(removed)
     }
 
     /// Deletes send `send_id` of `account` (R-SND-5): what is not yet sent is

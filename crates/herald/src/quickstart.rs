@@ -1,0 +1,214 @@
+//! The quick start (R-OPS-1): a single-node Herald in a data folder, with a
+//! SQLite file, the file transport, a generated platform DKIM key and tracking
+//! secret, and a demo account (rules accepted), API key and three demo persons.
+//! Everything is created on the first start and reused afterwards.
+
+use crate::accounts::NewAccount;
+use crate::config::{
+    Config, DkimConfig, DkimKeyConfig, PlatformConfig, TrackingConfig, WorkerOptions,
+};
+use crate::service::{Error, Herald};
+use crate::transport::TransportConfig;
+use herald_auth::KeyAlgorithm;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// What the quick start made or found.
+#[derive(Debug, Clone)]
+pub struct Demo {
+    /// The demo account's number.
+    pub account: u64,
+    /// Its API key.
+    pub api_key: String,
+    /// The admin token.
+    pub admin_token: String,
+    /// Where the .eml files land.
+    pub mail_dir: PathBuf,
+    /// The server's URL.
+    pub url: String,
+}
+
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |e| Error::ReadFile {
+        what,
+        path: path.display().to_string(),
+        error: e.to_string(),
+    }
+}
+
+fn random_token(prefix: &str) -> Result<String, Error> {
+    let mut bytes = [0u8; 24];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Task(format!("random: {e}")))?;
+    Ok(format!(
+        "{prefix}{}",
+        data_encoding::BASE32_NOPAD
+            .encode(&bytes)
+            .to_ascii_lowercase()
+    ))
+}
+
+/// The file `dir/name`, created with `make()` on the first start.
+fn persistent(
+    dir: &Path,
+    name: &str,
+    make: impl FnOnce() -> Result<String, Error>,
+) -> Result<String, Error> {
+    let path = dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Ok(s.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let v = make()?;
+            std::fs::write(&path, format!("{v}\n")).map_err(io("quick start file", &path))?;
+            Ok(v)
+        }
+        Err(e) => Err(io("quick start file", &path)(e)),
+    }
+}
+
+/// The configuration of a quick-start node in `dir`, listening on `listen`;
+/// creates the folder, key and secrets on the first start.
+pub fn config(dir: &Path, listen: SocketAddr) -> Result<(Config, String), Error> {
+    std::fs::create_dir_all(dir.join("mail")).map_err(io("data folder", dir))?;
+    let key_file = dir.join("dkim-platform.pem");
+    persistent(dir, "dkim-platform.pem", || {
+        Ok(
+            herald_auth::generate_key("herald.localhost", "herald", KeyAlgorithm::Ed25519)?
+                .private_key_pem,
+        )
+    })?;
+    let secret = persistent(dir, "tracking-secret", || random_token(""))?;
+    let admin_token = persistent(dir, "admin-token", || random_token("admin_"))?;
+    let host = if listen.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        listen.ip().to_string()
+    };
+    let base_url = format!("http://{host}:{}", listen.port());
+    let mut config: Config = toml::from_str(&format!(
+        r#"
+        database_url = "sqlite://{db}?mode=rwc"
+        [platform]
+        name = "Herald"
+        sender = "mailer@herald.localhost"
+        message_id_domain = "herald.localhost"
+        bounce_domain = "bounces.herald.localhost"
+        [tracking]
+        base_url = "{base_url}"
+        secret = "x"
+        [dkim.platform]
+        domain = "herald.localhost"
+        selector = "herald"
+        key_file = "x"
+        [transport]
+        kind = "file"
+        dir = "x"
+        "#,
+        db = dir.join("herald.db").display(),
+    ))
+    .map_err(crate::config::ConfigError::from)?;
+    config.tracking = TrackingConfig { base_url, secret };
+    config.dkim = DkimConfig {
+        platform: DkimKeyConfig {
+            domain: "herald.localhost".into(),
+            selector: "herald".into(),
+            key_file,
+        },
+        domains: Vec::new(),
+    };
+    config.transport = TransportConfig::File {
+        dir: dir.join("mail"),
+    };
+    config.platform = PlatformConfig {
+        name: "Herald".into(),
+        sender: "mailer@herald.localhost".into(),
+        message_id_domain: "herald.localhost".into(),
+        bounce_domain: "bounces.herald.localhost".into(),
+        feedback_sender: "herald".into(),
+    };
+    config.worker = WorkerOptions {
+        poll_ms: 200,
+        ..WorkerOptions::default()
+    };
+    config.api.admin_token = Some(admin_token.clone());
+    Ok((config, admin_token))
+}
+
+/// Makes sure the demo account (rules accepted), its API key and the demo
+/// persons exist.
+pub async fn seed(herald: &Herald, dir: &Path, admin_token: &str) -> Result<Demo, Error> {
+    let now = herald.clock.now();
+    let account = match herald.accounts.list().await?.first() {
+        Some(a) => a.id,
+        None => {
+            let a = herald
+                .accounts
+                .create(
+                    &NewAccount {
+                        name: "Demo".into(),
+                        timezone: "UTC".into(),
+                        date_format: "%Y-%m-%d".into(),
+                    },
+                    now,
+                )
+                .await?;
+            herald
+                .accounts
+                .accept_rules(a.id, "quick start", now)
+                .await?;
+            a.id
+        }
+    };
+    let key_path = dir.join("demo-api-key");
+    let api_key = match std::fs::read_to_string(&key_path) {
+        Ok(k) if herald.accounts.authenticate(k.trim()).await? == Some(account) => {
+            k.trim().to_owned()
+        }
+        _ => {
+            let k = herald.accounts.create_key(account, now).await?.key;
+            std::fs::write(&key_path, format!("{k}\n")).map_err(io("demo key", &key_path))?;
+            k
+        }
+    };
+    let persons: Vec<_> = crate::api::demo_persons()
+        .iter()
+        .map(|p| herald_eventlog::PersonRecord {
+            id: p.id.clone(),
+            fields: p
+                .person
+                .iter()
+                .map(|(k, v)| (herald_eventlog::Namespace::Person, k.clone(), v.clone()))
+                .collect(),
+        })
+        .collect();
+    herald.events.upsert_persons(account, &persons).await?;
+    Ok(Demo {
+        account,
+        api_key,
+        admin_token: admin_token.to_owned(),
+        mail_dir: match &herald.config.transport {
+            TransportConfig::File { dir } => dir.clone(),
+            _ => dir.join("mail"),
+        },
+        url: herald.config.tracking.base_url.clone(),
+    })
+}
+
+/// The guide printed at start.
+pub fn guide(demo: &Demo) -> String {
+    let send = crate::api::demo_send_json("news@shop.example").to_string();
+    format!(
+        "\nHerald is running at {url}\n\
+         \n  Demo account {account}, API key:  {key}\n  Admin token:                 {admin}\n\
+         \nSend a newsletter to the three demo persons:\n\
+         \n  curl -s {url}/v1/sends -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n    -d '{send}'\n\
+         \nThe messages land as .eml files in {mail}\n\
+         Open one, follow its tracked link (http://…/c/…), then look at:\n\
+         \n  curl -s {url}/v1/events -H 'Authorization: Bearer {key}'\n  curl -s {url}/v1/campaigns -H 'Authorization: Bearer {key}'\n\
+         \nThe API is described at {url}/openapi.json. Stop with Ctrl-C.\n",
+        url = demo.url,
+        account = demo.account,
+        key = demo.api_key,
+        admin = demo.admin_token,
+        mail = demo.mail_dir.display(),
+    )
+}
