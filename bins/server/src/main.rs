@@ -140,9 +140,12 @@ fn logs() {
 
 async fn build(config: herald::config::Config) -> anyhow::Result<Arc<herald::Herald>> {
     Ok(Arc::new(
-        herald::Herald::build(config, Arc::new(herald::clock::SystemClock))
-            .await
-            .context("starting Herald")?,
+        herald::Herald::build(
+            config,
+            herald::clock::from_env().map_err(anyhow::Error::msg)?,
+        )
+        .await
+        .context("starting Herald")?,
     ))
 }
 

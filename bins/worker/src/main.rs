@@ -4,7 +4,6 @@
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use herald::clock::SystemClock;
 use herald::config::Config;
 use herald::worker::{self, Stats};
 use std::io::Read as _;
@@ -52,9 +51,12 @@ async fn main() -> anyhow::Result<ExitCode> {
     let config =
         Config::load(&cli.config).with_context(|| format!("loading {}", cli.config.display()))?;
     let herald = Arc::new(
-        herald::Herald::build(config, Arc::new(SystemClock))
-            .await
-            .context("starting Herald")?,
+        herald::Herald::build(
+            config,
+            herald::clock::from_env().map_err(anyhow::Error::msg)?,
+        )
+        .await
+        .context("starting Herald")?,
     );
     if let Some(Command::Ingest) = cli.command {
         let mut raw = Vec::new();

@@ -645,6 +645,31 @@ impl EventLog {
         Ok(out)
     }
 
+    /// The contact field names `account` has stored, by namespace: the merge
+    /// fields its templates may use.
+    pub async fn field_names(
+        &self,
+        account: u64,
+    ) -> Result<Vec<(crate::report::Namespace, String)>> {
+        use crate::report::Namespace;
+        let rows = sqlx::query(
+            "SELECT DISTINCT namespace, field FROM herald_person_fields WHERE account = $1",
+        )
+        .bind(account_i64(account)?)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let ns = match r.try_get::<String, _>(0)?.as_str() {
+                    "person" => Namespace::Person,
+                    "organisation" => Namespace::Organisation,
+                    _ => Namespace::Custom,
+                };
+                Ok((ns, r.try_get::<String, _>(1)?))
+            })
+            .collect()
+    }
+
     /// Deletes everything the event log holds for `account`: events, totals,
     /// campaigns, suppressions and contact fields (R-ACC-1). Returns the
     /// number of rows removed.

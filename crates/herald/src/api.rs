@@ -103,12 +103,9 @@ impl IntoResponse for Problem {
 
 impl From<JsonRejection> for Problem {
     fn from(r: JsonRejection) -> Self {
-        let status = match r {
-            JsonRejection::MissingJsonContentType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            JsonRejection::BytesRejection(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        Problem::new(status, r.body_text())
+        // 400 for malformed JSON, 415 without a JSON content type, 413 for a
+        // body over the limit, 422 for JSON of the wrong shape.
+        Problem::new(r.status(), r.body_text())
     }
 }
 impl From<QueryRejection> for Problem {
@@ -824,11 +821,11 @@ fn merge_data(
     organisation: &BTreeMap<String, String>,
     custom: &BTreeMap<String, String>,
 ) -> MergeData {
-    let mut d = MergeData::default();
-    d.person = person.clone();
-    d.organisation = organisation.clone();
-    d.custom = custom.clone();
-    d
+    MergeData {
+        person: person.clone(),
+        organisation: organisation.clone(),
+        custom: custom.clone(),
+    }
 }
 
 fn display_name(p: &BTreeMap<String, String>) -> Option<String> {
@@ -906,8 +903,17 @@ async fn targets(
     Ok(out)
 }
 
-fn schema_for(targets: &[Target]) -> FieldSchema {
+/// The merge fields a send may use: the standard ones, every field the
+/// account has stored for its persons, and those its recipients carry.
+fn schema_for(stored: &[(Namespace, String)], targets: &[Target]) -> FieldSchema {
     let mut schema = FieldSchema::standard();
+    for (ns, k) in stored {
+        schema = match ns {
+            Namespace::Person => schema.with_person_field(k),
+            Namespace::Organisation => schema.with_organisation_field(k),
+            Namespace::Custom => schema.with_custom_field(k),
+        };
+    }
     for t in targets {
         for k in t.data.person.keys() {
             schema = schema.with_person_field(k);
@@ -939,7 +945,7 @@ async fn prepare(h: &Herald, account: &Account, input: &SendInput) -> ApiResult<
         text: input.text.clone(),
     }
     .compile(
-        &schema_for(&targets),
+        &schema_for(&h.events.field_names(account.id).await?, &targets),
         &TrackingOptions {
             track_links: input.track_links,
             track_opens: input.track_opens,
@@ -954,7 +960,9 @@ async fn prepare(h: &Herald, account: &Account, input: &SendInput) -> ApiResult<
             t.name.as_deref(),
             t.email.trim(),
         )?;
-        let values = template.resolve(&t.data)?;
+        let values = template
+            .resolve(&t.data)
+            .map_err(|e| Problem::invalid(&format!("recipients[{i}]"), e))?;
         recipients.push(NewRecipient {
             to,
             values,
@@ -1232,6 +1240,12 @@ async fn run_report(
     Q(f): Q<ReportFormat>,
     Json(q): Json<ReportQuery>,
 ) -> ApiResult<Response> {
+    if !(1..=10_000).contains(&q.limit) {
+        return Err(Problem::invalid("limit", "must be 1-10000"));
+    }
+    if q.offset < 0 {
+        return Err(Problem::invalid("offset", "must not be negative"));
+    }
     match f.format.as_deref() {
         Some("csv") => {
             let csv = h.events.report_csv(a, &q).await?;

@@ -2,6 +2,15 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+#[allow(dead_code)] // shared with herald-schedule's tests
+#[path = "../../../../crates/schedule/tests/it/db.rs"]
+mod db;
+mod e2e;
+#[path = "../../../../crates/herald/tests/it/inbound_mail.rs"]
+mod inbound;
+#[allow(dead_code)] // shared with herald's tests
+#[path = "../../../../crates/herald/tests/it/sink.rs"]
+mod sink;
 #[path = "../../../../crates/auth/tests/it/support.rs"]
 mod support;
 

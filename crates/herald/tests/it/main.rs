@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+mod api;
 #[allow(dead_code)] // shared with herald-schedule's tests; not every helper is used here
 #[path = "../../../schedule/tests/it/db.rs"]
 mod db;
@@ -10,6 +11,8 @@ mod delivery;
 #[allow(dead_code)] // shared with herald-auth's tests; not every helper is used here
 #[path = "../../../auth/tests/it/support.rs"]
 mod dns;
+#[allow(dead_code)] // shared with herald-server's tests
+mod inbound_mail;
 mod mx;
 mod sink;
 mod throttle;

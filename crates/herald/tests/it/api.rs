@@ -1,0 +1,806 @@
+//! The JSON API through the router (tower's oneshot, no socket): accounts,
+//! keys and tenant isolation, contacts and flags, sends, reports, deletion,
+//! errors. Each security property the server issue lists is its own test.
+
+use crate::db::Kind;
+use crate::delivery::{Rig, run_until};
+use axum::body::Body;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+pub const ADMIN: &str = "admin-token-0123456789abcdef0123456789";
+
+pub struct Api {
+    pub rig: Rig,
+    pub router: axum::Router,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "{e}: {} {}",
+                self.status,
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+impl Api {
+    pub async fn start(kind: Kind, name: &str) -> Api {
+        let rig = Rig::start(kind, name, &[], |c| {
+            c.api.admin_token = Some(ADMIN.into());
+            c.rules.mass_min_lead_minutes = 0;
+        })
+        .await;
+        let router = herald::http::router(std::sync::Arc::clone(&rig.herald));
+        Api { rig, router }
+    }
+
+    pub async fn call(&self, method: &str, uri: &str, key: Option<&str>, body: Body) -> Reply {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(header::CONTENT_TYPE, "application/json");
+        if let Some(k) = key {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {k}"));
+        }
+        let resp = self
+            .router
+            .clone()
+            .oneshot(req.body(body).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn json(&self, method: &str, uri: &str, key: Option<&str>, body: Value) -> Reply {
+        let b = if body.is_null() {
+            Body::empty()
+        } else {
+            Body::from(body.to_string())
+        };
+        self.call(method, uri, key, b).await
+    }
+
+    /// A new account with the rules accepted; returns its id and key.
+    pub async fn account(&self, name: &str) -> (u64, String) {
+        let r = self
+            .json("POST", "/v1/accounts", Some(ADMIN), json!({"name": name}))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let v = r.json();
+        let key = v["api_key"]["key"].as_str().unwrap().to_owned();
+        let id = v["account"]["id"].as_u64().unwrap();
+        let r = self
+            .json(
+                "POST",
+                "/v1/account/rules",
+                Some(&key),
+                json!({"accepted_by": "Ulla Ørsted"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+        (id, key)
+    }
+}
+
+pub fn persons(prefix: &str, n: usize) -> Value {
+    Value::Array(
+        (0..n)
+            .map(|i| {
+                json!({
+                    "id": format!("{prefix}-{i}"),
+                    "person": {"first_name": format!("P{i}"), "email": format!("{prefix}{i}@example.test")},
+                    "organisation": {"name": format!("Org {}", i % 3)},
+                    "custom": {"tier": if i % 2 == 0 { "gold" } else { "silver" }},
+                })
+            })
+            .collect(),
+    )
+}
+
+pub fn newsletter(ids: &[String]) -> Value {
+    json!({
+        "kind": "mass",
+        "from": {"name": "Shop", "email": "news@shop.test"},
+        "subject": "News for {{person.first_name | \"you\"}}",
+        "html": "<p>Hi {{person.first_name}} ({{custom.tier}})</p><a href=\"https://shop.test/sale\">Sale</a>",
+        "recipients": {"persons": ids},
+    })
+}
+
+fn problem(r: &Reply) -> Value {
+    assert_eq!(
+        r.headers[header::CONTENT_TYPE],
+        "application/problem+json",
+        "{}",
+        r.text()
+    );
+    r.json()
+}
+
+async fn accounts_are_enabled_only_with_the_rules_accepted(kind: Kind) {
+    let api = Api::start(kind, "api-accounts").await;
+    // No admin token, or a wrong one: 401.
+    let r = api
+        .json("POST", "/v1/accounts", None, json!({"name": "Shop"}))
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = api
+        .json(
+            "POST",
+            "/v1/accounts",
+            Some("admin-token-wrong"),
+            json!({"name": "Shop"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = api
+        .json(
+            "POST",
+            "/v1/accounts",
+            Some(ADMIN),
+            json!({"name": "Shop", "timezone": "Europe/Copenhagen"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let v = r.json();
+    assert_eq!(v["account"]["enabled"], false);
+    let key = v["api_key"]["key"].as_str().unwrap().to_owned();
+    assert!(key.starts_with("hk_") && key.len() > 30, "{key}");
+    // The key is stored hashed: it appears nowhere in the database.
+    let stored: Vec<String> = sqlx::query_scalar("SELECT hash FROM herald_api_keys")
+        .fetch_all(api.rig.herald.outbox.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0], key);
+    assert!(!stored[0].contains(&key[3..]));
+    api.json("PUT", "/v1/persons", Some(&key), persons("a", 2))
+        .await;
+    let send = newsletter(&["a-0".into(), "a-1".into()]);
+    let r = api
+        .json("POST", "/v1/sends", Some(&key), send.clone())
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(problem(&r)["detail"].as_str().unwrap().contains("rules"));
+    let r = api
+        .json(
+            "POST",
+            "/v1/account/rules",
+            Some(&key),
+            json!({"accepted_by": "Ulla Ørsted"}),
+        )
+        .await;
+    let v = r.json();
+    assert_eq!(v["enabled"], true);
+    assert_eq!(v["rules_accepted_by"], "Ulla Ørsted");
+    assert_eq!(
+        v["rules_accepted_at"].as_str().unwrap()[..10],
+        api.rig.now.to_rfc3339()[..10]
+    );
+    let r = api.json("POST", "/v1/sends", Some(&key), send).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["queued"], 2);
+    // A second key opens the same account.
+    let r = api
+        .json("POST", "/v1/account/keys", Some(&key), Value::Null)
+        .await;
+    let key2 = r.json()["key"].as_str().unwrap().to_owned();
+    let r = api.json("GET", "/v1/sends", Some(&key2), Value::Null).await;
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn accounts_are_enabled_only_with_the_rules_accepted_sqlite() {
+    accounts_are_enabled_only_with_the_rules_accepted(Kind::Sqlite).await;
+}
+#[tokio::test]
+async fn accounts_are_enabled_only_with_the_rules_accepted_postgres() {
+    accounts_are_enabled_only_with_the_rules_accepted(Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_key_get_401() {
+    let api = Api::start(Kind::Sqlite, "api-401").await;
+    for (method, uri) in [
+        ("GET", "/v1/account"),
+        ("DELETE", "/v1/account"),
+        ("POST", "/v1/account/rules"),
+        ("POST", "/v1/account/keys"),
+        ("GET", "/v1/domains"),
+        ("POST", "/v1/domains"),
+        ("PUT", "/v1/persons"),
+        ("GET", "/v1/persons/x"),
+        ("GET", "/v1/persons/x/clicks"),
+        ("POST", "/v1/blocklist/unblock"),
+        ("GET", "/v1/sends"),
+        ("POST", "/v1/sends"),
+        ("POST", "/v1/sends/preview"),
+        ("GET", "/v1/sends/1"),
+        ("DELETE", "/v1/sends/1"),
+        ("GET", "/v1/events"),
+        ("POST", "/v1/reports"),
+        ("POST", "/v1/reports/persons"),
+        ("POST", "/v1/reports/update"),
+        ("GET", "/v1/campaigns"),
+        ("GET", "/v1/campaigns/1"),
+        ("PATCH", "/v1/campaigns/1"),
+    ] {
+        for key in [None, Some("hk_notakey"), Some(ADMIN)] {
+            let r = api.json(method, uri, key, json!({})).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {uri} {key:?}");
+            assert!(r.headers.contains_key(header::WWW_AUTHENTICATE));
+            assert_eq!(problem(&r)["status"], 401);
+        }
+    }
+    // An account key does not open the admin endpoints.
+    let (_, key) = api.account("Shop").await;
+    for (method, uri) in [
+        ("POST", "/v1/accounts"),
+        ("GET", "/v1/accounts"),
+        ("DELETE", "/v1/accounts/1"),
+        ("POST", "/v1/inbound"),
+    ] {
+        let r = api.json(method, uri, Some(&key), json!({})).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{method} {uri}");
+    }
+}
+
+async fn keys_of_one_account_reach_only_its_own_data(kind: Kind) {
+    let api = Api::start(kind, "api-tenants").await;
+    let (_, a) = api.account("A").await;
+    let (_, b) = api.account("B").await;
+    api.json("PUT", "/v1/persons", Some(&a), persons("a", 3))
+        .await;
+    let r = api
+        .json("PUT", "/v1/persons", Some(&b), persons("b", 3))
+        .await;
+    assert_eq!(r.json()["upserted"], 3);
+    let ids: Vec<String> = (0..3).map(|i| format!("b-{i}")).collect();
+    let r = api
+        .json("POST", "/v1/sends", Some(&b), newsletter(&ids))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let v = r.json();
+    let send = v["send_id"].as_i64().unwrap();
+    let campaign = v["campaign_id"].as_i64().unwrap();
+    run_until(&api.rig.herald, &api.rig.stats, |s| s.done() >= 3).await;
+    // B sees its own; A gets 404 for each of B's objects.
+    for (uri, method) in [
+        (format!("/v1/sends/{send}"), "GET"),
+        (format!("/v1/campaigns/{campaign}"), "GET"),
+        ("/v1/persons/b-0".to_owned(), "GET"),
+    ] {
+        let r = api.json(method, &uri, Some(&b), Value::Null).await;
+        assert_eq!(r.status, StatusCode::OK, "B {uri}: {}", r.text());
+        let r = api.json(method, &uri, Some(&a), Value::Null).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "A {uri}");
+        assert_eq!(problem(&r)["status"], 404);
+    }
+    let r = api
+        .json(
+            "PATCH",
+            &format!("/v1/campaigns/{campaign}"),
+            Some(&a),
+            json!({"starred": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = api
+        .json(
+            "DELETE",
+            &format!("/v1/sends/{send}"),
+            Some(&a),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // A's event log, reports, campaigns and scheduled list hold none of B's rows.
+    let r = api.json("GET", "/v1/events", Some(&b), Value::Null).await;
+    assert_eq!(r.json().as_array().unwrap().len(), 6, "{}", r.text());
+    for (method, uri, body) in [
+        ("GET", "/v1/events", Value::Null),
+        ("GET", "/v1/campaigns?archived=true", Value::Null),
+        ("GET", "/v1/sends", Value::Null),
+        ("GET", "/v1/persons/b-0/clicks", Value::Null),
+    ] {
+        let r = api.json(method, uri, Some(&a), body).await;
+        assert_eq!(r.json(), json!([]), "{uri}");
+    }
+    // Report filters with SQL fragments return no foreign rows.
+    for evil in [
+        "' OR '1'='1",
+        "x' OR account <> 0 --",
+        "%",
+        "_",
+        "\\",
+        "b0@example.test' UNION SELECT * FROM herald_events --",
+        "1; DELETE FROM herald_events",
+    ] {
+        for filter in [
+            json!({"op": "equals", "field": "recipient", "value": evil}),
+            json!({"op": "contains", "field": "recipient", "value": evil}),
+            json!({"op": "person_contains", "namespace": "person", "field": "email", "value": evil}),
+            json!({"op": "person_equals", "namespace": "custom", "field": evil, "value": evil}),
+        ] {
+            let q = json!({"filters": [filter]});
+            let r = api.json("POST", "/v1/reports", Some(&a), q.clone()).await;
+            assert_eq!(r.status, StatusCode::OK, "{q}: {}", r.text());
+            assert_eq!(r.json()["count"], 0, "{q}");
+            let r = api.json("POST", "/v1/reports/persons", Some(&a), q).await;
+            assert_eq!(r.json()["persons"], json!([]));
+        }
+    }
+    // B's events are all still there.
+    let r = api
+        .json("POST", "/v1/reports", Some(&b), json!({"filters": []}))
+        .await;
+    assert_eq!(r.json()["count"], 6);
+    // A report of B's used as recipients from A's key finds nothing of B's.
+    let q = json!({"filters": [{"op": "kinds", "kinds": ["delivered"]}]});
+    let mut send = newsletter(&[]);
+    send["recipients"] = json!({"report": q});
+    let r = api.json("POST", "/v1/sends", Some(&a), send).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+}
+
+#[tokio::test]
+async fn keys_of_one_account_reach_only_its_own_data_sqlite() {
+    keys_of_one_account_reach_only_its_own_data(Kind::Sqlite).await;
+}
+#[tokio::test]
+async fn keys_of_one_account_reach_only_its_own_data_postgres() {
+    keys_of_one_account_reach_only_its_own_data(Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn cr_lf_in_names_and_subjects_is_refused_at_the_api() {
+    let api = Api::start(Kind::Sqlite, "api-crlf").await;
+    let (_, key) = api.account("Shop").await;
+    api.json("PUT", "/v1/persons", Some(&key), persons("p", 1))
+        .await;
+    let ok = newsletter(&["p-0".into()]);
+    let cases: Vec<(&str, Value)> = vec![
+        ("from.email", {
+            let mut s = ok.clone();
+            s["from"]["name"] = json!("Shop\r\nBcc: victim@example.test");
+            s
+        }),
+        ("subject", {
+            let mut s = ok.clone();
+            s["subject"] = json!("Hello\r\nBcc: victim@example.test");
+            s
+        }),
+        ("from.email", {
+            let mut s = ok.clone();
+            s["from"]["email"] = json!("news@shop.test\r\nBcc: victim@example.test");
+            s
+        }),
+        ("campaign", {
+            let mut s = ok.clone();
+            s["campaign"] = json!("Spring\nsale");
+            s
+        }),
+    ];
+    for (field, body) in cases {
+        let r = api.json("POST", "/v1/sends", Some(&key), body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{field}: {}", r.text());
+        let p = problem(&r);
+        assert!(
+            p["detail"].as_str().unwrap().contains(field),
+            "{field}: {p}"
+        );
+    }
+    // A person whose name carries CR/LF is refused when it would reach a header.
+    let r = api
+        .json(
+            "PUT",
+            "/v1/persons",
+            Some(&key),
+            json!([{"id": "evil", "person": {"email": "evil@example.test", "first_name": "X\r\nBcc: y@example.test"}}]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let mut s = ok.clone();
+    s["recipients"] = json!({"persons": ["evil"]});
+    let r = api.json("POST", "/v1/sends", Some(&key), s).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    let p = problem(&r);
+    assert!(
+        p["detail"].as_str().unwrap().contains("recipients[0]"),
+        "{p}"
+    );
+    // An account name with a line break.
+    let r = api
+        .json(
+            "POST",
+            "/v1/accounts",
+            Some(ADMIN),
+            json!({"name": "Shop\r\nX"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(problem(&r)["field"], "name");
+    // Nothing was queued by any refused request.
+    let r = api.json("GET", "/v1/sends", Some(&key), Value::Null).await;
+    assert_eq!(r.json(), json!([]));
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_problem_naming_the_field_never_a_500() {
+    let api = Api::start(Kind::Sqlite, "api-bad").await;
+    let (_, key) = api.account("Shop").await;
+    let k = Some(key.as_str());
+    let cases: Vec<(&str, &str, Body, StatusCode)> = vec![
+        (
+            "POST",
+            "/v1/sends",
+            Body::from("{not json"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/v1/sends",
+            Body::from("{}"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/v1/sends",
+            Body::from(r#"{"kind":"bulk"}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "PUT",
+            "/v1/persons",
+            Body::from(r#"[{"id":""}]"#),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "PUT",
+            "/v1/persons",
+            Body::from(r#"[{"id":"a","person":{"bad field":"x"}}]"#),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "PUT",
+            "/v1/persons",
+            Body::from(r#"[{"id":"a","person":{"email":"not an address"}}]"#),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            "/v1/sends/notanumber",
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            "/v1/sends/99999999999999999999",
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+        ),
+        ("GET", "/v1/sends/-1", Body::empty(), StatusCode::NOT_FOUND),
+        (
+            "GET",
+            "/v1/events?limit=0",
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            "/v1/events?limit=abc",
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            "/v1/events?kind=nope",
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
+            "/v1/events?offset=-5",
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/v1/reports",
+            Body::from(r#"{"limit": 1000000}"#),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/v1/reports?format=xml",
+            Body::from("{}"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/v1/reports",
+            Body::from(r#"{"filters":[{"op":"drop"}]}"#),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            "POST",
+            "/v1/domains",
+            Body::from(r#"{"domain":"not a domain"}"#),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "POST",
+            "/v1/domains/unknown.example/check",
+            Body::empty(),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "GET",
+            "/v1/nothing-here",
+            Body::empty(),
+            StatusCode::NOT_FOUND,
+        ),
+    ];
+    for (method, uri, body, want) in cases {
+        let r = api.call(method, uri, k, body).await;
+        assert_eq!(r.status, want, "{method} {uri}: {}", r.text());
+        let p = problem(&r);
+        assert!(!p["detail"].as_str().unwrap().is_empty());
+    }
+    // A newsletter of more than 100 recipients sent now breaks the 10-minute rule.
+    let api2 = Api::start(Kind::Sqlite, "api-rule").await;
+    let rig_rules = api2.rig.herald.outbox.rules().mass_min_lead_minutes;
+    assert_eq!(rig_rules, 0);
+    let r = api
+        .json(
+            "POST",
+            "/v1/sends",
+            k,
+            json!({
+                "kind": "individual",
+                "from": {"email": "u@shop.test"},
+                "subject": "Hi",
+                "text": "Hi",
+                "scheduled_at": "2099-01-01T00:00:00Z",
+                "recipients": {"addresses": [{"email": "x@example.test"}]},
+            }),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
+    assert!(problem(&r)["detail"].as_str().unwrap().contains("90"));
+}
+
+async fn contact_flags_blocklist_and_unblock(kind: Kind) {
+    let api = Api::start(kind, "api-contacts").await;
+    let (_, key) = api.account("Shop").await;
+    let k = Some(key.as_str());
+    let mut ps = persons("c", 4);
+    ps[3]["block_mass_emails"] = json!(true);
+    api.json("PUT", "/v1/persons", k, ps).await;
+    let r = api.json("GET", "/v1/persons/c-3", k, Value::Null).await;
+    let v = r.json();
+    assert_eq!(v["block_mass_emails"], true);
+    assert_eq!(v["person"]["email"], "c3@example.test");
+    assert_eq!(v["custom"]["tier"], "silver");
+    let ids: Vec<String> = (0..4)
+        .map(|i| format!("c-{i}"))
+        .chain(["nobody".into()])
+        .collect();
+    let r = api.json("POST", "/v1/sends", k, newsletter(&ids)).await;
+    let v = r.json();
+    assert_eq!(v["queued"], 3, "{v}");
+    assert_eq!(v["skipped"]["blocks mass email"], 1);
+    assert_eq!(v["skipped"]["unknown person"], 1);
+    // Preview merges the first recipient's data, links shown as their targets.
+    let r = api
+        .json("POST", "/v1/sends/preview", k, newsletter(&ids))
+        .await;
+    let v = r.json();
+    assert_eq!(v["subject"], "News for P0");
+    assert!(v["html"].as_str().unwrap().contains("Hi P0 (gold)"), "{v}");
+    assert!(
+        v["html"]
+            .as_str()
+            .unwrap()
+            .contains("https://shop.test/sale")
+    );
+    run_until(&api.rig.herald, &api.rig.stats, |s| s.done() >= 3).await;
+    // A hard bounce for c-1 through POST /v1/inbound (admin).
+    let verp = verp_of(&api.rig.herald, "c1@example.test").await;
+    let dsn = crate::inbound_mail::hard_bounce_dsn(&verp, "c1@example.test");
+    let r = api
+        .call("POST", "/v1/inbound", Some(ADMIN), Body::from(dsn.clone()))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["mapped"], true);
+    let r = api.json("GET", "/v1/persons/c-1", k, Value::Null).await;
+    assert_eq!(r.json()["email_bouncing"], true, "{}", r.text());
+    // The CRM marking the person again does not lift the blocklist.
+    api.json("PUT", "/v1/persons", k, persons("c", 2)).await;
+    let r = api.json("GET", "/v1/persons/c-1", k, Value::Null).await;
+    assert_eq!(r.json()["email_bouncing"], true);
+    let r = api
+        .json(
+            "POST",
+            "/v1/sends",
+            k,
+            json!({"kind": "individual", "from": {"email": "u@shop.test"}, "subject": "Hi", "text": "Hi",
+                   "recipients": {"persons": ["c-1"]}}),
+        )
+        .await;
+    // Accepted, but the blocklisted address is skipped with its reason.
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["queued"], 0);
+    assert_eq!(r.json()["skipped"]["blocklisted"], 1);
+    // Unblock is its own operation.
+    let r = api
+        .json(
+            "POST",
+            "/v1/blocklist/unblock",
+            k,
+            json!({"email": "C1@example.test"}),
+        )
+        .await;
+    assert_eq!(r.json()["unblocked"], true);
+    let r = api.json("GET", "/v1/persons/c-1", k, Value::Null).await;
+    assert_eq!(r.json()["email_bouncing"], false);
+}
+
+#[tokio::test]
+async fn contact_flags_blocklist_and_unblock_sqlite() {
+    contact_flags_blocklist_and_unblock(Kind::Sqlite).await;
+}
+#[tokio::test]
+async fn contact_flags_blocklist_and_unblock_postgres() {
+    contact_flags_blocklist_and_unblock(Kind::Postgres).await;
+}
+
+async fn deleting_an_account_removes_all_its_data(kind: Kind) {
+    let api = Api::start(kind, "api-delete").await;
+    let (a_id, a) = api.account("A").await;
+    let (_, b) = api.account("B").await;
+    for key in [&a, &b] {
+        api.json("PUT", "/v1/persons", Some(key), persons("d", 2))
+            .await;
+        let r = api
+            .json(
+                "POST",
+                "/v1/sends",
+                Some(key),
+                newsletter(&["d-0".into(), "d-1".into()]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+    }
+    run_until(&api.rig.herald, &api.rig.stats, |s| s.done() >= 4).await;
+    let r = api
+        .json(
+            "DELETE",
+            &format!("/v1/accounts/{a_id}"),
+            Some(ADMIN),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+    let r = api.json("GET", "/v1/account", Some(&a), Value::Null).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let pool = api.rig.herald.outbox.pool();
+    for table in [
+        "herald_sends",
+        "herald_outbox",
+        "herald_events",
+        "herald_totals",
+        "herald_campaigns",
+        "herald_person_fields",
+        "herald_api_keys",
+        "herald_domains",
+    ] {
+        let n: i64 =
+            sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE account = $1"))
+                .bind(i64::try_from(a_id).unwrap())
+                .fetch_one(pool)
+                .await
+                .unwrap();
+        assert_eq!(n, 0, "{table}");
+    }
+    // B is untouched.
+    let r = api.json("GET", "/v1/account", Some(&b), Value::Null).await;
+    assert_eq!(r.json()["totals"]["delivered"], 2);
+}
+
+#[tokio::test]
+async fn deleting_an_account_removes_all_its_data_sqlite() {
+    deleting_an_account_removes_all_its_data(Kind::Sqlite).await;
+}
+#[tokio::test]
+async fn deleting_an_account_removes_all_its_data_postgres() {
+    deleting_an_account_removes_all_its_data(Kind::Postgres).await;
+}
+
+#[tokio::test]
+async fn the_served_openapi_document_is_the_checked_in_one_and_lists_every_route() {
+    let api = Api::start(Kind::Sqlite, "api-openapi").await;
+    let r = api.call("GET", "/openapi.json", None, Body::empty()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let served = r.json();
+    let checked_in: Value = serde_json::from_str(include_str!("../../../../docs/openapi.json"))
+        .expect("docs/openapi.json parses");
+    assert_eq!(
+        served, checked_in,
+        "docs/openapi.json is stale: cargo run -p herald-server -- openapi > docs/openapi.json"
+    );
+    for path in [
+        "/v1/accounts",
+        "/v1/account",
+        "/v1/account/rules",
+        "/v1/domains/{domain}/check",
+        "/v1/persons",
+        "/v1/sends",
+        "/v1/sends/preview",
+        "/v1/reports",
+        "/v1/campaigns/{id}",
+        "/v1/inbound",
+    ] {
+        assert!(served["paths"].get(path).is_some(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_api_answers_and_the_outbox() {
+    let api = Api::start(Kind::Sqlite, "api-metrics").await;
+    api.json("GET", "/v1/account", None, Value::Null).await;
+    let r = api.call("GET", "/metrics", None, Body::empty()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let text = r.text();
+    assert!(
+        text.contains("herald_http_responses_total{class=\"4xx\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("herald_outbox_pending 0"), "{text}");
+}
+
+/// The VERP envelope sender Herald used for the message to `email`.
+pub async fn verp_of(herald: &herald::Herald, email: &str) -> String {
+    let (id, account): (i64, i64) = sqlx::query_as(
+        "SELECT id, account FROM herald_outbox WHERE recipient_email = $1 ORDER BY id LIMIT 1",
+    )
+    .bind(email)
+    .fetch_one(herald.outbox.pool())
+    .await
+    .unwrap();
+    herald.tracker.verp_address(
+        herald::message::MessageRef {
+            account: u64::try_from(account).unwrap(),
+            message: u64::try_from(id).unwrap(),
+        },
+        &herald.config.platform.bounce_domain,
+    )
+}
