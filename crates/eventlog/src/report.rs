@@ -189,9 +189,11 @@ pub struct ReportQuery {
     pub descending: bool,
     /// Page size (at most 10,000; default 100).
     #[serde(default = "hundred")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10000))]
     pub limit: i64,
     /// Rows to skip.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0))]
     pub offset: i64,
 }
 
