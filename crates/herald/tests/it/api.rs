@@ -804,3 +804,127 @@ pub async fn verp_of(herald: &herald::Herald, email: &str) -> String {
         &herald.config.platform.bounce_domain,
     )
 }
+
+/// dkimpy's verdict on `message`, with `txt` published at `dns_name`.
+fn dkimpy_verifies(message: &[u8], dns_name: &str, txt: &str) -> bool {
+    let file = crate::delivery::scratch("api-dkimpy").join("m.eml");
+    std::fs::write(&file, message).unwrap();
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../auth/tests/data/dkimpy_verify.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&file)
+        .arg(dns_name)
+        .arg(txt)
+        .output()
+        .unwrap();
+    out.status.success()
+}
+
+#[tokio::test]
+async fn a_verified_domain_signs_with_its_own_key_and_has_no_sender() {
+    let mut api = Api::start(Kind::Sqlite, "api-domain").await;
+    let (_, key) = api.account("Shop").await;
+    let k = Some(key.as_str());
+    let r = api
+        .json("POST", "/v1/domains", k, json!({"domain": "Shop.test"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let d = r.json();
+    assert_eq!(d["domain"], "shop.test");
+    assert_eq!(d["dns_name"], "herald._domainkey.shop.test");
+    assert_eq!(d["verified"], false);
+    let txt = d["txt_record"].as_str().unwrap().to_owned();
+    assert!(txt.starts_with("v=DKIM1; k=rsa; p="), "{txt}");
+    // Before the records are published the check fails, with reasons.
+    let empty = crate::dns::DnsServer::start(&[], &[]);
+    let set_dns = |api: &mut Api, addr| {
+        let mut config = api.rig.herald.config.clone();
+        config.domains.nameserver = Some(addr);
+        config.domains.spf_include = "spf.herald.test".into();
+        config.domains.sending_ips = vec!["192.0.2.10".parse().unwrap()];
+        config
+    };
+    let config = set_dns(&mut api, empty.addr);
+    let herald = std::sync::Arc::new(
+        herald::Herald::build(config, std::sync::Arc::clone(&api.rig.clock) as _)
+            .await
+            .unwrap(),
+    );
+    api.router = herald::http::router(std::sync::Arc::clone(&herald));
+    let r = api
+        .json("POST", "/v1/domains/shop.test/check", k, Value::Null)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["domain"]["verified"], false, "{v}");
+    // Published: SPF with the platform's include, the DKIM key, DMARC.
+    let dns = crate::dns::DnsServer::start(
+        &[
+            ("shop.test", "v=spf1 include:spf.herald.test -all"),
+            ("spf.herald.test", "v=spf1 ip4:192.0.2.10 -all"),
+            ("herald._domainkey.shop.test", &txt),
+            ("_dmarc.shop.test", "v=DMARC1; p=reject"),
+        ],
+        &[],
+    );
+    let config = set_dns(&mut api, dns.addr);
+    let herald = std::sync::Arc::new(
+        herald::Herald::build(config, std::sync::Arc::clone(&api.rig.clock) as _)
+            .await
+            .unwrap(),
+    );
+    api.router = herald::http::router(std::sync::Arc::clone(&herald));
+    let r = api
+        .json("POST", "/v1/domains/shop.test/check", k, Value::Null)
+        .await;
+    let v = r.json();
+    assert_eq!(v["domain"]["verified"], true, "{v}");
+    // Mail from it: no Sender, signed d=shop.test with the generated key.
+    let r = api
+        .json(
+            "POST",
+            "/v1/sends",
+            k,
+            json!({"kind": "individual", "from": {"name": "Ulla", "email": "ulla@shop.test"},
+                   "subject": "Your order", "text": "Thanks",
+                   "recipients": {"addresses": [{"email": "kunde@example.test"}]}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    run_until(&herald, &api.rig.stats, |s| s.done() >= 1).await;
+    let (_, raw) = api.rig.sink.messages().pop().unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let headers = &text[..text.find("\r\n\r\n").unwrap()];
+    assert!(
+        !headers.to_ascii_lowercase().contains("\nsender:"),
+        "{headers}"
+    );
+    assert!(headers.contains("d=shop.test"), "{headers}");
+    assert!(headers.contains("s=herald"), "{headers}");
+    assert!(dkimpy_verifies(&raw, "herald._domainkey.shop.test", &txt));
+    // Mail from another, unverified domain keeps the platform's signature and Sender.
+    let r = api
+        .json(
+            "POST",
+            "/v1/sends",
+            k,
+            json!({"kind": "individual", "from": {"email": "ulla@other.test"},
+                   "subject": "Hi", "text": "Hi",
+                   "recipients": {"addresses": [{"email": "kunde2@example.test"}]}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    run_until(&herald, &api.rig.stats, |s| s.done() >= 2).await;
+    let other = api
+        .rig
+        .sink
+        .messages()
+        .into_iter()
+        .find(|(to, _)| to.iter().any(|t| t.contains("kunde2")))
+        .unwrap()
+        .1;
+    let text = String::from_utf8_lossy(&other).into_owned();
+    assert!(text.contains("\r\nSender: "), "{text}");
+    assert!(text.contains("d=herald.test"));
+}
