@@ -189,6 +189,79 @@ impl EventLog {
         Ok(())
     }
 
+    /// Stores `events` durably for [`EventLog::process_staged`]: one row
+    /// holding them all, in one cheap transaction (no parsing, no counting),
+    /// the tracking endpoints' fast path.
+    pub async fn stage(&self, events: &[NewEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let json = serde_json::to_string(events).map_err(|e| Error::Corrupt(e.to_string()))?;
+        sqlx::query("INSERT INTO herald_staged_events (events) VALUES ($1)")
+            .bind(json)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Records staged events, oldest first, about `limit` of them (whole
+    /// staged groups; at least one), like [`EventLog::ingest`], and removes
+    /// them from the stage, in one transaction; returns how many events it
+    /// recorded (0: the stage is empty). On PostgreSQL several processes may
+    /// call it at once (`SKIP LOCKED`).
+    pub async fn process_staged(&self, limit: usize) -> Result<usize> {
+        let mut tx = self.writer.begin().await?;
+        let lock = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let rows = sqlx::query(&format!(
+            "SELECT id, events FROM herald_staged_events ORDER BY id LIMIT 64{lock}"
+        ))
+        .fetch_all(&mut *tx)
+        .await?;
+        if rows.is_empty() {
+            tx.rollback().await?;
+            return Ok(0);
+        }
+        let mut ids = Vec::new();
+        let mut events: Vec<NewEvent> = Vec::new();
+        for row in &rows {
+            if !ids.is_empty() && events.len() >= limit {
+                break;
+            }
+            ids.push(row.try_get::<i64, _>(0)?);
+            let text: String = row.try_get(1)?;
+            // The stage only holds what `stage` wrote; a group that does not
+            // parse is dropped rather than blocking every later event.
+            if let Ok(group) = serde_json::from_str::<Vec<NewEvent>>(&text) {
+                events.extend(group);
+            }
+        }
+        self.ingest_in(&mut tx, &events).await?;
+        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "DELETE FROM herald_staged_events WHERE id IN ({})",
+            placeholders.join(",")
+        );
+        let mut q = sqlx::query(&sql);
+        for id in &ids {
+            q = q.bind(*id);
+        }
+        q.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(events.len())
+    }
+
+    /// Staged groups of events not processed yet.
+    pub async fn staged(&self) -> Result<u64> {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM herald_staged_events")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// [`EventLog::ingest`] inside the caller's transaction `tx` (on this log's
     /// database), so the caller can commit other work with it atomically.
     pub async fn ingest_in(

@@ -56,4 +56,4 @@ pub mod tracking;
 pub mod transport;
 pub mod worker;
 
-pub use service::{Error, Herald, Signers};
+pub use service::{Error, Herald, MessageValues, Signers};

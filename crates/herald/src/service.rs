@@ -59,6 +59,9 @@ pub enum Error {
     },
 }
 
+/// Sends kept by [`Herald::send_cached`].
+const SEND_CACHE: usize = 1024;
+
 /// DKIM signers: the platform's, and verified customer domains' by domain.
 #[derive(Debug)]
 pub struct Signers {
@@ -108,7 +111,24 @@ pub struct Herald {
     /// Counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
     domain_signers: Mutex<HashMap<(u64, String), Arc<DkimSigner>>>,
+    sends: Mutex<HashMap<i64, Arc<herald_schedule::StoredSend>>>,
+    messages: Mutex<HashMap<i64, (std::time::Instant, Arc<MessageValues>)>>,
 }
+
+/// What a tracking link needs of its message: account, recipient, send, CRM
+/// person and merged values.
+pub type MessageValues = (
+    u64,
+    String,
+    i64,
+    Option<String>,
+    herald_message::MergeValues,
+);
+
+/// Messages kept by [`Herald::message_cached`], and for how long: a message
+/// deleted with its account stops resolving on every server within that time.
+const MESSAGE_CACHE: usize = 65_536;
+const MESSAGE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl std::fmt::Debug for Herald {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -178,6 +198,8 @@ impl Herald {
             accounts,
             metrics: crate::metrics::Metrics::default(),
             domain_signers: Mutex::new(HashMap::new()),
+            sends: Mutex::new(HashMap::new()),
+            messages: Mutex::new(HashMap::new()),
             outbox,
             events,
             tracker,
@@ -225,6 +247,53 @@ impl Herald {
         self.domain_signers.lock().ok()?.get(key).cloned()
     }
 
+    /// The stored send `send_id`, from a cache of recent sends (a send's
+    /// template and sender never change once stored). The tracking endpoints
+    /// use it so a click does not parse the send's template each time.
+    pub async fn send_cached(
+        &self,
+        send_id: i64,
+    ) -> Result<Arc<herald_schedule::StoredSend>, Error> {
+        if let Some(s) = self
+            .sends
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&send_id).cloned())
+        {
+            return Ok(s);
+        }
+        let send = Arc::new(self.outbox.send(send_id).await?);
+        if let Ok(mut cache) = self.sends.lock() {
+            if cache.len() >= SEND_CACHE {
+                cache.clear();
+            }
+            cache.insert(send_id, Arc::clone(&send));
+        }
+        Ok(send)
+    }
+
+    /// What a tracking link of message `id` needs, from a cache of recently
+    /// clicked or opened messages (their values never change), else the outbox.
+    pub async fn message_cached(&self, id: i64) -> Result<Option<Arc<MessageValues>>, Error> {
+        let cached = self.messages.lock().ok().and_then(|c| c.get(&id).cloned());
+        if let Some((at, m)) = cached
+            && at.elapsed() < MESSAGE_TTL
+        {
+            return Ok(Some(m));
+        }
+        let Some(m) = self.outbox.message_values(id).await? else {
+            return Ok(None);
+        };
+        let m = Arc::new(m);
+        if let Ok(mut cache) = self.messages.lock() {
+            if cache.len() >= MESSAGE_CACHE {
+                cache.clear();
+            }
+            cache.insert(id, (std::time::Instant::now(), Arc::clone(&m)));
+        }
+        Ok(Some(m))
+    }
+
     /// Forgets the cached signers of `account` (after its domains change).
     pub fn forget_signers(&self, account: u64) {
         if let Ok(mut cache) = self.domain_signers.lock() {
@@ -242,6 +311,12 @@ impl Herald {
         self.events.delete_account(id).await?;
         self.accounts.delete(id).await?;
         self.forget_signers(id);
+        if let Ok(mut cache) = self.sends.lock() {
+            cache.retain(|_, s| s.account != id);
+        }
+        if let Ok(mut cache) = self.messages.lock() {
+            cache.retain(|_, (_, m)| m.0 != id);
+        }
         Ok(())
     }
 }

@@ -27,12 +27,113 @@ const NO_STORE: &str = "no-store, no-cache, must-revalidate, private";
 
 /// The tracking routes: `GET /c/{token}`, `GET /o/{token}`, `GET /u/{token}`
 /// and `POST /u/{token}`.
+///
+/// Events are written through a [`Recorder`] started here (so call it inside a
+/// Tokio runtime): each request waits until its event is committed, and the
+/// events of requests arriving meanwhile are committed together.
 pub fn routes(herald: Arc<Herald>) -> Router {
+    let recorder = Recorder::spawn(herald.events.clone());
     Router::new()
         .route("/c/{token}", get(click))
         .route("/o/{token}", get(open))
         .route("/u/{token}", get(unsubscribe_page).post(unsubscribe))
-        .with_state(herald)
+        .with_state(Tracking { herald, recorder })
+}
+
+#[derive(Clone)]
+struct Tracking {
+    herald: Arc<Herald>,
+    recorder: Recorder,
+}
+
+/// Group commit of tracking events: callers hand over one event and wait until
+/// it is durably staged ([`EventLog::stage`]); one task stages whatever has
+/// queued up while the previous transaction ran (up to 2,000 events), so a
+/// burst of clicks costs a few cheap transactions, not one each, and nothing
+/// is answered before it is durable. A second task turns staged events into
+/// events ([`EventLog::process_staged`], batches of 250, exactly once): totals
+/// and campaign rates follow within moments, and a burst larger than that task
+/// keeps up with waits, durably, in the stage.
+///
+/// [`EventLog::stage`]: herald_eventlog::EventLog::stage
+/// [`EventLog::process_staged`]: herald_eventlog::EventLog::process_staged
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    tx: tokio::sync::mpsc::Sender<(NewEvent, tokio::sync::oneshot::Sender<bool>)>,
+}
+
+impl Recorder {
+    /// Starts both tasks on the current Tokio runtime; they end (the second
+    /// after emptying the stage) when the last clone of the recorder is dropped.
+    pub fn spawn(events: herald_eventlog::EventLog) -> Self {
+        let (tx, mut rx) =
+            tokio::sync::mpsc::channel::<(NewEvent, tokio::sync::oneshot::Sender<bool>)>(16_384);
+        let staged = Arc::new(tokio::sync::Notify::new());
+        let (closed_tx, mut closed_rx) = tokio::sync::watch::channel(false);
+        let stager = events.clone();
+        let notify = Arc::clone(&staged);
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(2000);
+            let mut acks = Vec::with_capacity(2000);
+            while let Some((e, ack)) = rx.recv().await {
+                batch.push(e);
+                acks.push(ack);
+                while batch.len() < 2000 {
+                    match rx.try_recv() {
+                        Ok((e, ack)) => {
+                            batch.push(e);
+                            acks.push(ack);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let ok = match stager.stage(&batch).await {
+                    Ok(()) => true,
+                    Err(err) => {
+                        tracing::error!(error = %err, events = batch.len(), "staging tracking events failed");
+                        false
+                    }
+                };
+                notify.notify_one();
+                for ack in acks.drain(..) {
+                    let _ = ack.send(ok);
+                }
+                batch.clear();
+            }
+            let _ = closed_tx.send(true);
+        });
+        tokio::spawn(async move {
+            loop {
+                match events.process_staged(250).await {
+                    Ok(0) => {
+                        if *closed_rx.borrow() {
+                            return;
+                        }
+                        tokio::select! {
+                            () = staged.notified() => {}
+                            _ = closed_rx.changed() => {}
+                            () = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(err) => {
+                        tracing::error!(error = %err, "processing staged tracking events failed");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Recorder { tx }
+    }
+
+    /// Stages `event`; true once it is durable, false if it could not be.
+    pub async fn record(&self, event: NewEvent) -> bool {
+        let (ack, done) = tokio::sync::oneshot::channel();
+        if self.tx.send((event, ack)).await.is_err() {
+            return false;
+        }
+        done.await.unwrap_or(false)
+    }
 }
 
 fn page(status: StatusCode, title: &str, body: &str) -> Response {
@@ -72,40 +173,34 @@ fn client(headers: &HeaderMap) -> (Option<String>, Option<String>) {
 async fn resolve(herald: &Herald, token: &str, kind: TokenKind) -> Option<Resolved> {
     let t = herald.tracker.decode_kind(token, kind).ok()?;
     let id = i64::try_from(t.message.message).ok()?;
-    let (account, recipient, send_id, person, values) =
-        herald.outbox.message_values(id).await.ok()??;
-    if account != t.message.account {
+    let m = herald.message_cached(id).await.ok()??;
+    if m.0 != t.message.account {
         return None;
     }
-    let send = herald.outbox.send(send_id).await.ok()?;
+    let send = herald.send_cached(m.2).await.ok()?;
     Some(Resolved {
-        account,
+        m,
         id,
-        recipient,
-        person,
-        values,
         send,
         link: t.link,
     })
 }
 
 struct Resolved {
-    account: u64,
+    /// Account, recipient, send, person, merged values.
+    m: Arc<crate::service::MessageValues>,
     id: i64,
-    recipient: String,
-    person: Option<String>,
-    values: herald_message::MergeValues,
-    send: herald_schedule::StoredSend,
+    send: Arc<herald_schedule::StoredSend>,
     link: Option<u16>,
 }
 
 impl Resolved {
     fn event(&self, herald: &Herald, kind: EventKind, headers: &HeaderMap) -> NewEvent {
         let (ip, ua) = client(headers);
-        let mut e = NewEvent::new(kind, herald.clock.now(), self.account, &self.recipient);
+        let mut e = NewEvent::new(kind, herald.clock.now(), self.m.0, &self.m.1);
         e.message = Some(self.id);
         e.campaign = self.send.campaign.and_then(|c| i64::try_from(c).ok());
-        e.person = self.person.clone();
+        e.person = self.m.3.clone();
         e.ip = ip;
         e.user_agent = ua;
         e
@@ -113,7 +208,7 @@ impl Resolved {
 }
 
 async fn click(
-    State(herald): State<Arc<Herald>>,
+    State(Tracking { herald, recorder }): State<Tracking>,
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -124,7 +219,7 @@ async fn click(
         return not_found();
     };
     // Only the URL recorded for this message's link: never one from the request.
-    let Some(url) = r.send.template.link_url(index, &r.values) else {
+    let Some(url) = r.send.template.link_url(index, &r.m.4) else {
         return not_found();
     };
     let Ok(location) = HeaderValue::from_str(&url) else {
@@ -138,9 +233,8 @@ async fn click(
         .links()
         .get(usize::from(index))
         .map(|l: &TrackedLink| l.label.clone());
-    if let Err(err) = herald.events.ingest(&[e]).await {
-        tracing::error!(error = %err, "recording a click failed");
-    }
+    // The redirect happens even if the click could not be recorded (logged).
+    recorder.record(e).await;
     herald.metrics.clicks.fetch_add(1, Ordering::Relaxed);
     let mut resp = StatusCode::FOUND.into_response();
     resp.headers_mut().insert(header::LOCATION, location);
@@ -150,15 +244,13 @@ async fn click(
 }
 
 async fn open(
-    State(herald): State<Arc<Herald>>,
+    State(Tracking { herald, recorder }): State<Tracking>,
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
     if let Some(r) = resolve(&herald, &token, TokenKind::Open).await {
         let e = r.event(&herald, EventKind::Open, &headers);
-        if let Err(err) = herald.events.ingest(&[e]).await {
-            tracing::error!(error = %err, "recording an open failed");
-        }
+        recorder.record(e).await;
         herald.metrics.opens.fetch_add(1, Ordering::Relaxed);
     }
     let mut resp = (StatusCode::OK, PIXEL).into_response();
@@ -174,7 +266,7 @@ async fn open(
 }
 
 async fn unsubscribe_page(
-    State(herald): State<Arc<Herald>>,
+    State(Tracking { herald, .. }): State<Tracking>,
     Path(token): Path<String>,
 ) -> Response {
     if herald
@@ -195,7 +287,7 @@ async fn unsubscribe_page(
 }
 
 async fn unsubscribe(
-    State(herald): State<Arc<Herald>>,
+    State(Tracking { herald, .. }): State<Tracking>,
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
@@ -203,6 +295,7 @@ async fn unsubscribe(
         return not_found();
     };
     let e = r.event(&herald, EventKind::Unsubscribe, &headers);
+    // Recorded directly (not staged): mass mail stops at once.
     if let Err(err) = herald.events.ingest(&[e]).await {
         tracing::error!(error = %err, "recording an unsubscribe failed");
         return page(

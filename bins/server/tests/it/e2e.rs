@@ -328,7 +328,12 @@ fn newsletter_end_to_end(kind: Kind) {
         assert_eq!(v["mapped"], true, "{v}");
     }
 
-    // The event log, totals, campaign, flags and blocklist, exactly.
+    // The event log, totals, campaign, flags and blocklist, exactly (clicks
+    // and opens are staged durably before their answer and counted moments later).
+    wait_for("the clicks and opens to be counted", 30, || {
+        let t = api.call("GET", "/v1/account", &key, None).1;
+        t["totals"]["clicked"] == CLICKERS && t["totals"]["opened"] == OPENERS
+    });
     let (_, account) = api.call("GET", "/v1/account", &key, None);
     let t = &account["totals"];
     assert_eq!(t["processed"], PERSONS, "{t}");

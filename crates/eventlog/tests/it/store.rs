@@ -319,3 +319,33 @@ both!(click_history_per_person, |db: TestDb| async move {
     );
     assert!(log.click_history(2, "42").await.unwrap().is_empty());
 });
+
+both!(
+    staged_events_are_recorded_exactly_once_and_survive_a_new_log,
+    |db: TestDb| async move {
+        let (_o, log) = log(&db, 50_000).await;
+        // Three groups, as three group commits of the tracking endpoints.
+        for g in 0..3i64 {
+            let group: Vec<NewEvent> = (0..40)
+                .map(|i| human(ev(EventKind::Click, 1, g * 100 + i, "p@x.test")))
+                .collect();
+            log.stage(&group).await.unwrap();
+        }
+        assert_eq!(log.staged().await.unwrap(), 3);
+        assert_eq!(log.totals(1).await.unwrap().clicked, 0);
+        // A new log on the same database (a restarted server) finds them.
+        let (_o2, again) = self::log(&db, 50_000).await;
+        // About `limit` events per call, in whole groups.
+        assert_eq!(again.process_staged(50).await.unwrap(), 80);
+        assert_eq!(again.staged().await.unwrap(), 1);
+        assert_eq!(again.process_staged(1000).await.unwrap(), 40);
+        assert_eq!(again.process_staged(1000).await.unwrap(), 0);
+        let t = again.totals(1).await.unwrap();
+        assert_eq!(t.clicked, 120, "each of 120 messages clicked once");
+        let clicks = again
+            .events(1, Some(EventKind::Click), 1000, 0)
+            .await
+            .unwrap();
+        assert_eq!(clicks.len(), 120);
+    }
+);

@@ -148,6 +148,9 @@ async fn clicks_redirect_only_to_the_recorded_url_and_opens_and_unsubscribes_are
     let (status, _, body) = call(&router, "POST", &unsubscribe).await;
     assert_eq!(status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&body).contains("You are unsubscribed"));
+    // Clicks and opens are staged durably before the answer and turned into
+    // events moments later.
+    crate::tracking::processed(herald).await;
 
     let kinds: Vec<EventKind> = herald
         .events
@@ -197,4 +200,16 @@ async fn clicks_redirect_only_to_the_recorded_url_and_opens_and_unsubscribes_are
             .unwrap(),
         vec![Suppressed::Unsubscribed]
     );
+}
+
+/// Waits (up to 10 s) until every staged tracking event is an event.
+pub async fn processed(herald: &herald::Herald) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while herald.events.staged().await.unwrap() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "staged events were not processed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
 }
