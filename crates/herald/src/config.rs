@@ -48,6 +48,9 @@ pub struct Config {
     /// Customer sending domains and their checks.
     #[serde(default)]
     pub domains: DomainsConfig,
+    /// The HTTP SMS gateway.
+    #[serde(default)]
+    pub sms: crate::sms::SmsConfig,
 }
 
 /// The HTTP API's settings.
@@ -242,7 +245,7 @@ impl Config {
     /// Applies environment overrides, given as `(name, value)` pairs:
     /// `HERALD_DATABASE_URL`, `HERALD_TRACKING_SECRET`, `HERALD_TRACKING_BASE_URL`,
     /// `HERALD_SMTP_HOST`, `HERALD_SMTP_PORT`, `HERALD_SMTP_USERNAME`,
-    /// `HERALD_SMTP_PASSWORD`, `HERALD_WORKER_ID`, `HERALD_ADMIN_TOKEN`, `HERALD_WORKER_CONCURRENCY`,
+    /// `HERALD_SMTP_PASSWORD`, `HERALD_WORKER_ID`, `HERALD_ADMIN_TOKEN`, `HERALD_SMS_GATEWAY_URL`, `HERALD_SMS_AUTHORIZATION`, `HERALD_WORKER_CONCURRENCY`,
     /// `HERALD_THROTTLE_PER_ACCOUNT`, `HERALD_THROTTLE_GLOBAL`.
     pub fn apply_env(
         mut self,
@@ -259,6 +262,8 @@ impl Config {
                 "HERALD_TRACKING_BASE_URL" => self.tracking.base_url = value,
                 "HERALD_WORKER_ID" => self.worker.id = value,
                 "HERALD_ADMIN_TOKEN" => self.api.admin_token = Some(value),
+                "HERALD_SMS_AUTHORIZATION" => self.sms.authorization = Some(value),
+                "HERALD_SMS_GATEWAY_URL" => self.sms.gateway_url = Some(value),
                 "HERALD_WORKER_CONCURRENCY" => {
                     self.worker.concurrency = value
                         .parse()

@@ -52,6 +52,7 @@ pub mod openapi;
 pub mod quickstart;
 mod service;
 pub mod signals;
+pub mod sms;
 pub mod tracking;
 pub mod transport;
 pub mod worker;

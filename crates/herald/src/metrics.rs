@@ -25,6 +25,10 @@ pub struct Metrics {
     pub messages_queued: AtomicU64,
     /// Inbound bounce and complaint messages accepted.
     pub inbound: AtomicU64,
+    /// SMS texts the gateway accepted.
+    pub sms_sent: AtomicU64,
+    /// SMS texts the gateway refused or did not answer.
+    pub sms_failed: AtomicU64,
 }
 
 impl Metrics {
@@ -81,6 +85,18 @@ impl Metrics {
             "Inbound bounce and complaint messages accepted.",
             "",
             &self.inbound,
+        );
+        counter(
+            "herald_sms_sent_total",
+            "SMS texts the gateway accepted.",
+            "",
+            &self.sms_sent,
+        );
+        counter(
+            "herald_sms_failed_total",
+            "SMS texts the gateway refused or did not answer.",
+            "",
+            &self.sms_failed,
         );
         let _ = writeln!(
             out,

@@ -32,6 +32,7 @@ use utoipa::{Modify, OpenApi};
         crate::api::list_sends,
         crate::api::get_send,
         crate::api::delete_send,
+        crate::api::send_sms,
         crate::api::list_events,
         crate::api::run_report,
         crate::api::report_persons,

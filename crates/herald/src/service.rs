@@ -49,6 +49,9 @@ pub enum Error {
     /// The account store.
     #[error(transparent)]
     Accounts(#[from] crate::accounts::AccountError),
+    /// The SMS gateway.
+    #[error(transparent)]
+    Sms(#[from] crate::sms::SmsError),
     /// A key file.
     #[error("dkim key_file {path}: {error}")]
     KeyFile {
@@ -110,6 +113,8 @@ pub struct Herald {
     pub accounts: Accounts,
     /// Counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// The SMS gateway, if one is configured.
+    pub sms: Option<crate::sms::SmsGateway>,
     domain_signers: Mutex<HashMap<(u64, String), Arc<DkimSigner>>>,
     sends: Mutex<HashMap<i64, Arc<herald_schedule::StoredSend>>>,
     messages: Mutex<HashMap<i64, (std::time::Instant, Arc<MessageValues>)>>,
@@ -194,7 +199,9 @@ impl Herald {
             outbox.backend(),
         );
         accounts.migrate().await?;
+        let sms = crate::sms::SmsGateway::new(&config.sms)?;
         Ok(Herald {
+            sms,
             accounts,
             metrics: crate::metrics::Metrics::default(),
             domain_signers: Mutex::new(HashMap::new()),

@@ -10,6 +10,7 @@
 //! the API tests cover them).
 
 use crate::sink::free_port;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -34,8 +35,24 @@ fn schemathesis_finds_no_server_error_and_no_response_outside_the_document() {
     let dir =
         std::env::temp_dir().join(format!("herald-st-{}-{}", std::process::id(), free_port()));
     let _ = std::fs::remove_dir_all(&dir);
+    // The test SMS gateway, so /v1/sms is exercised too.
+    let sms_port = free_port();
+    let gateway = Command::new("python3")
+        .arg(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../crates/herald/tests/data/sms_gateway.py"),
+        )
+        .arg(sms_port.to_string())
+        .arg(std::env::temp_dir().join(format!("herald-st-sms-{sms_port}.jsonl")))
+        .spawn()
+        .unwrap();
+    let _gateway = crate::KillOnDrop(gateway);
     let port = free_port();
     let server = Command::new(env!("CARGO_BIN_EXE_herald-server"))
+        .env(
+            "HERALD_SMS_GATEWAY_URL",
+            format!("http://127.0.0.1:{sms_port}/send"),
+        )
         .arg("quickstart")
         .arg("--data-dir")
         .arg(&dir)

@@ -928,3 +928,154 @@ async fn a_verified_domain_signs_with_its_own_key_and_has_no_sender() {
     assert!(text.contains("\r\nSender: "), "{text}");
     assert!(text.contains("d=herald.test"));
 }
+
+/// The test SMS gateway (tests/data/sms_gateway.py) on a loopback port.
+struct Gateway {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+    port: u16,
+}
+
+impl Gateway {
+    fn start() -> Gateway {
+        let port = crate::sink::free_port();
+        let log = crate::delivery::scratch("sms").join("gateway.jsonl");
+        let script =
+            std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/sms_gateway.py");
+        let child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(port.to_string())
+            .arg(&log)
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the SMS gateway did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        Gateway { child, log, port }
+    }
+
+    fn received(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn sms_go_through_the_http_gateway_merged_with_their_segments() {
+    let gateway = Gateway::start();
+    let port = gateway.port;
+    let rig = Rig::start(Kind::Sqlite, "api-sms", &[], |c| {
+        c.api.admin_token = Some(ADMIN.into());
+        c.sms.gateway_url = Some(format!("http://127.0.0.1:{port}/send"));
+        c.sms.authorization = Some("Bearer gw-secret".into());
+        c.sms.default_sender = "Shop".into();
+    })
+    .await;
+    let router = herald::http::router(std::sync::Arc::clone(&rig.herald));
+    let api = Api { rig, router };
+    let (_, key) = api.account("Shop").await;
+    let k = Some(key.as_str());
+    api.json(
+        "PUT",
+        "/v1/persons",
+        k,
+        json!([
+            {"id": "s-1", "person": {"first_name": "Ada", "mobile": "+45 12 34 56 78"}},
+            {"id": "s-2", "person": {"first_name": "Zoë", "phone": "0045 8765 4321"}},
+            {"id": "s-3", "person": {"first_name": "Nobody"}},
+            {"id": "s-4", "person": {"first_name": "Gone", "mobile": "+45 11 22 33 999"}},
+        ]),
+    )
+    .await;
+    let r = api
+        .json(
+            "POST",
+            "/v1/sms",
+            k,
+            json!({"text": "Hi {{person.first_name}}, your order has shipped.",
+                   "recipients": {"persons": ["s-1", "s-2", "s-3", "s-4", "s-5"]}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["sent"], 2, "{v}");
+    assert_eq!(v["failed"], 1);
+    assert_eq!(v["skipped"]["no mobile number"], 1);
+    assert_eq!(v["skipped"]["unknown person"], 1);
+    assert_eq!(v["results"][2]["status"], "failed");
+    assert_eq!(v["results"][2]["gateway_status"], 400);
+    assert!(
+        v["results"][2]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unknown number")
+    );
+    let got = gateway.received();
+    assert_eq!(got.len(), 3);
+    let ada = got
+        .iter()
+        .find(|g| g["sms"]["to"] == "+4512345678")
+        .unwrap();
+    assert_eq!(ada["authorization"], "Bearer gw-secret");
+    assert_eq!(ada["path"], "/send");
+    assert_eq!(ada["sms"]["from"], "Shop");
+    assert_eq!(ada["sms"]["text"], "Hi Ada, your order has shipped.");
+    assert_eq!(ada["sms"]["encoding"], "Gsm7");
+    assert_eq!(ada["sms"]["segments"], 1);
+    // "ë" is not in GSM-7: the whole text goes as UCS-2.
+    let zoe = got
+        .iter()
+        .find(|g| g["sms"]["to"] == "+4587654321")
+        .unwrap();
+    assert_eq!(zoe["sms"]["text"], "Hi Zoë, your order has shipped.");
+    assert_eq!(zoe["sms"]["encoding"], "Ucs2");
+    // A long text by number is split into segments; bad numbers and senders are refused.
+    let long = "x".repeat(200);
+    let r = api
+        .json(
+            "POST",
+            "/v1/sms",
+            k,
+            json!({"from": "+4599999999", "text": long, "recipients": {"numbers": [{"phone": "+4520304050"}]}}),
+        )
+        .await;
+    assert_eq!(r.json()["segments"], 2, "{}", r.text());
+    for (body, field) in [
+        (
+            json!({"text": "x", "recipients": {"numbers": [{"phone": "12345"}]}}),
+            "recipients[0].phone",
+        ),
+        (
+            json!({"from": "A much too long sender", "text": "x", "recipients": {"numbers": []}}),
+            "from",
+        ),
+        (
+            json!({"text": "{{person.nope}}", "recipients": {"numbers": [{"phone": "+4520304050"}]}}),
+            "text",
+        ),
+    ] {
+        let r = api.json("POST", "/v1/sms", k, body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+        assert_eq!(problem(&r)["field"], field);
+    }
+    assert_eq!(
+        gateway.received().len(),
+        4,
+        "nothing sent for refused requests"
+    );
+}
