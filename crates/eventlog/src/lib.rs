@@ -21,7 +21,7 @@ pub use client::{GeoIp, UserAgent, parse_user_agent};
 pub use event::{Event, EventKind, NewEvent};
 pub use inbound::{DsnRecipient, Inbound, InboundKind};
 pub use report::{EventField, Filter, Namespace, PersonRecord, ReportQuery, Value};
-pub use store::{EventLog, Suppressed, Totals};
+pub use store::{EventLog, StagedEvent, Suppressed, Totals};
 
 /// Errors of this crate.
 #[non_exhaustive]

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use herald_eventlog::{EventKind, NewEvent};
+use herald_eventlog::{EventKind, NewEvent, StagedEvent};
 use herald_message::{TokenKind, TrackedLink};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -59,7 +59,7 @@ struct Tracking {
 /// [`EventLog::process_staged`]: herald_eventlog::EventLog::process_staged
 #[derive(Debug, Clone)]
 pub struct Recorder {
-    tx: tokio::sync::mpsc::Sender<(NewEvent, tokio::sync::oneshot::Sender<bool>)>,
+    tx: tokio::sync::mpsc::Sender<(StagedEvent, tokio::sync::oneshot::Sender<bool>)>,
 }
 
 impl Recorder {
@@ -67,7 +67,7 @@ impl Recorder {
     /// after emptying the stage) when the last clone of the recorder is dropped.
     pub fn spawn(events: herald_eventlog::EventLog) -> Self {
         let (tx, mut rx) =
-            tokio::sync::mpsc::channel::<(NewEvent, tokio::sync::oneshot::Sender<bool>)>(16_384);
+            tokio::sync::mpsc::channel::<(StagedEvent, tokio::sync::oneshot::Sender<bool>)>(16_384);
         let staged = Arc::new(tokio::sync::Notify::new());
         let (closed_tx, mut closed_rx) = tokio::sync::watch::channel(false);
         let stager = events.clone();
@@ -78,13 +78,20 @@ impl Recorder {
             while let Some((e, ack)) = rx.recv().await {
                 batch.push(e);
                 acks.push(ack);
-                while batch.len() < 2000 {
-                    match rx.try_recv() {
-                        Ok((e, ack)) => {
-                            batch.push(e);
-                            acks.push(ack);
+                // Take what is queued; let the other request tasks run once
+                // and take what they queued too, so each commit carries more.
+                for round in 0..2 {
+                    while batch.len() < 2000 {
+                        match rx.try_recv() {
+                            Ok((e, ack)) => {
+                                batch.push(e);
+                                acks.push(ack);
+                            }
+                            Err(_) => break,
                         }
-                        Err(_) => break,
+                    }
+                    if round == 0 && batch.len() < 2000 {
+                        tokio::task::yield_now().await;
                     }
                 }
                 let ok = match stager.stage(&batch).await {
@@ -128,6 +135,9 @@ impl Recorder {
 
     /// Stages `event`; true once it is durable, false if it could not be.
     pub async fn record(&self, event: NewEvent) -> bool {
+        let Ok(event) = StagedEvent::new(&event) else {
+            return false;
+        };
         let (ack, done) = tokio::sync::oneshot::channel();
         if self.tx.send((event, ack)).await.is_err() {
             return false;
@@ -210,8 +220,9 @@ impl Resolved {
 async fn click(
     State(Tracking { herald, recorder }): State<Tracking>,
     Path(token): Path<String>,
-    headers: HeaderMap,
+    request: axum::extract::Request,
 ) -> Response {
+    let headers = request.headers();
     let Some(r) = resolve(&herald, &token, TokenKind::Click).await else {
         return not_found();
     };
@@ -246,8 +257,9 @@ async fn click(
 async fn open(
     State(Tracking { herald, recorder }): State<Tracking>,
     Path(token): Path<String>,
-    headers: HeaderMap,
+    request: axum::extract::Request,
 ) -> Response {
+    let headers = request.headers();
     if let Some(r) = resolve(&herald, &token, TokenKind::Open).await {
         let e = r.event(&herald, EventKind::Open, &headers);
         recorder.record(e).await;
@@ -281,8 +293,9 @@ async fn unsubscribe_page(
         "Unsubscribe",
         "<p>Do you want to stop receiving these newsletters?</p>\
          <form method=\"post\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
-         <button type=\"submit\">Unsubscribe</button></form>\
-         <p>Individual emails from the sender are not affected.</p>",
+         <p><button type=\"submit\">Yes, unsubscribe me</button></p></form>\
+         <p>No: close this page and nothing changes; you stay subscribed.</p>\
+         <p>Either way, individual emails from the sender are not affected.</p>",
     )
 }
 

@@ -326,8 +326,11 @@ both!(
         let (_o, log) = log(&db, 50_000).await;
         // Three groups, as three group commits of the tracking endpoints.
         for g in 0..3i64 {
-            let group: Vec<NewEvent> = (0..40)
-                .map(|i| human(ev(EventKind::Click, 1, g * 100 + i, "p@x.test")))
+            let group: Vec<StagedEvent> = (0..40)
+                .map(|i| {
+                    StagedEvent::new(&human(ev(EventKind::Click, 1, g * 100 + i, "p@x.test")))
+                        .unwrap()
+                })
                 .collect();
             log.stage(&group).await.unwrap();
         }
