@@ -236,7 +236,7 @@ async fn click(
     let Ok(location) = HeaderValue::from_str(&url) else {
         return not_found();
     };
-    let mut e = r.event(&herald, EventKind::Click, &headers);
+    let mut e = r.event(&herald, EventKind::Click, headers);
     e.link = Some(index);
     e.label = r
         .send
@@ -261,7 +261,7 @@ async fn open(
 ) -> Response {
     let headers = request.headers();
     if let Some(r) = resolve(&herald, &token, TokenKind::Open).await {
-        let e = r.event(&herald, EventKind::Open, &headers);
+        let e = r.event(&herald, EventKind::Open, headers);
         recorder.record(e).await;
         herald.metrics.opens.fetch_add(1, Ordering::Relaxed);
     }
