@@ -177,6 +177,30 @@ impl From<crate::Error> for Problem {
     }
 }
 
+/// The error answers every operation may give, for the OpenAPI document.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // only its derive is used
+enum Errors {
+    /// Bad input: the detail names the field and the rule.
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(Problem),
+    /// No key, or a key that is not valid.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// Not found, or another account's.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// The body is over the limit.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// The body is not JSON.
+    #[response(status = 415, content_type = "application/problem+json")]
+    NotJson(Problem),
+    /// JSON of the wrong shape, or a sending rule refused the send.
+    #[response(status = 422, content_type = "application/problem+json")]
+    Unprocessable(Problem),
+}
+
 type ApiResult<T> = Result<T, Problem>;
 
 /// A JSON body whose rejection is a [`Problem`].
@@ -293,7 +317,7 @@ pub struct CreatedAccount {
     pub api_key: NewApiKey,
 }
 
-#[utoipa::path(post, path = "/v1/accounts", tag = "admin", summary = "Create an account",  request_body = CreateAccount, responses((status = 201, description = "The account (disabled until the rules are accepted) and its first API key, shown once", body = CreatedAccount), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("admin_token" = [])))]
+#[utoipa::path(post, path = "/v1/accounts", tag = "admin", summary = "Create an account",  request_body = CreateAccount, responses((status = 201, description = "The account (disabled until the rules are accepted) and its first API key, shown once", body = CreatedAccount), Errors), security(("admin_token" = [])))]
 async fn create_account(
     State(h): State<Arc<Herald>>,
     _: Admin,
@@ -318,12 +342,12 @@ async fn create_account(
     ))
 }
 
-#[utoipa::path(get, path = "/v1/accounts", tag = "admin", summary = "List accounts",   responses((status = 200, description = "All accounts", body = [Account]), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("admin_token" = [])))]
+#[utoipa::path(get, path = "/v1/accounts", tag = "admin", summary = "List accounts",   responses((status = 200, description = "All accounts", body = [Account]), Errors), security(("admin_token" = [])))]
 async fn list_accounts(State(h): State<Arc<Herald>>, _: Admin) -> ApiResult<Json<Vec<Account>>> {
     Ok(Json(h.accounts.list().await?))
 }
 
-#[utoipa::path(delete, path = "/v1/accounts/{id}", tag = "admin", summary = "Delete an account and all its data", params(("id" = u64, Path, description = "Account number")),  responses((status = 204, description = "The account and all its data are deleted"), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("admin_token" = [])))]
+#[utoipa::path(delete, path = "/v1/accounts/{id}", tag = "admin", summary = "Delete an account and all its data", params(("id" = u64, Path, description = "Account number")),  responses((status = 204, description = "The account and all its data are deleted"), Errors), security(("admin_token" = [])))]
 async fn delete_account_admin(
     State(h): State<Arc<Herald>>,
     _: Admin,
@@ -342,7 +366,7 @@ pub struct AccountStatus {
     pub totals: Totals,
 }
 
-#[utoipa::path(get, path = "/v1/account", tag = "api", summary = "The key's account and its totals",   responses((status = 200, description = "The account and its status totals", body = AccountStatus), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/account", tag = "api", summary = "The key's account and its totals",   responses((status = 200, description = "The account and its status totals", body = AccountStatus), Errors), security(("api_key" = [])))]
 async fn get_account(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -353,7 +377,7 @@ async fn get_account(
     }))
 }
 
-#[utoipa::path(delete, path = "/v1/account", tag = "api", summary = "Delete the key's account and all its data",   responses((status = 204, description = "The account and all its data are deleted"), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/v1/account", tag = "api", summary = "Delete the key's account and all its data",   responses((status = 204, description = "The account and all its data are deleted"), Errors), security(("api_key" = [])))]
 async fn delete_own_account(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -371,7 +395,7 @@ pub struct AcceptRules {
     pub accepted_by: String,
 }
 
-#[utoipa::path(post, path = "/v1/account/rules", tag = "api", summary = "Accept the sending rules (enables the account)",  request_body = AcceptRules, responses((status = 200, description = "The account, enabled", body = Account), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/account/rules", tag = "api", summary = "Accept the sending rules (enables the account)",  request_body = AcceptRules, responses((status = 200, description = "The account, enabled", body = Account), Errors), security(("api_key" = [])))]
 async fn accept_rules(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -384,7 +408,7 @@ async fn accept_rules(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/account/keys", tag = "api", summary = "Create another API key",   responses((status = 201, description = "A new API key, shown once", body = NewApiKey), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/account/keys", tag = "api", summary = "Create another API key",   responses((status = 201, description = "A new API key, shown once", body = NewApiKey), Errors), security(("api_key" = [])))]
 async fn create_key(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -406,7 +430,7 @@ pub struct AddDomain {
     pub domain: String,
 }
 
-#[utoipa::path(post, path = "/v1/domains", tag = "api", summary = "Add a sending domain",  request_body = AddDomain, responses((status = 201, description = "The domain with its DKIM record to publish", body = Domain), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/domains", tag = "api", summary = "Add a sending domain",  request_body = AddDomain, responses((status = 201, description = "The domain with its DKIM record to publish", body = Domain), Errors), security(("api_key" = [])))]
 async fn add_domain(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -419,7 +443,7 @@ async fn add_domain(
     Ok((StatusCode::CREATED, Json(d)))
 }
 
-#[utoipa::path(get, path = "/v1/domains", tag = "api", summary = "List sending domains",   responses((status = 200, description = "The sending domains", body = [Domain]), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/domains", tag = "api", summary = "List sending domains",   responses((status = 200, description = "The sending domains", body = [Domain]), Errors), security(("api_key" = [])))]
 async fn list_domains(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -437,7 +461,7 @@ pub struct DomainCheckResult {
     pub report: herald_auth::DomainReport,
 }
 
-#[utoipa::path(post, path = "/v1/domains/{domain}/check", tag = "api", summary = "Check a domain", params(("domain" = String, Path, description = "The domain")),  responses((status = 200, description = "SPF, DKIM and DMARC verdicts; verified when all pass", body = DomainCheckResult), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/domains/{domain}/check", tag = "api", summary = "Check a domain", params(("domain" = String, Path, description = "The domain")),  responses((status = 200, description = "SPF, DKIM and DMARC verdicts; verified when all pass", body = DomainCheckResult), Errors), security(("api_key" = [])))]
 async fn check_domain(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -589,7 +613,7 @@ pub struct Upserted {
     pub upserted: usize,
 }
 
-#[utoipa::path(put, path = "/v1/persons", tag = "api", summary = "Upsert persons in bulk",  request_body = Vec<PersonInput>, responses((status = 200, description = "Persons stored", body = Upserted), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(put, path = "/v1/persons", tag = "api", summary = "Upsert persons in bulk",  request_body = Vec<PersonInput>, responses((status = 200, description = "Persons stored", body = Upserted), Errors), security(("api_key" = [])))]
 async fn upsert_persons(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -643,7 +667,7 @@ fn view_of(record: PersonRecord) -> PersonView {
     v
 }
 
-#[utoipa::path(get, path = "/v1/persons/{id}", tag = "api", summary = "A person with its flags", params(("id" = String, Path, description = "The CRM person id")),  responses((status = 200, description = "The person and its flags", body = PersonView), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/persons/{id}", tag = "api", summary = "A person with its flags", params(("id" = String, Path, description = "The CRM person id")),  responses((status = 200, description = "The person and its flags", body = PersonView), Errors), security(("api_key" = [])))]
 async fn get_person(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -663,7 +687,7 @@ async fn get_person(
     Ok(Json(v))
 }
 
-#[utoipa::path(get, path = "/v1/persons/{id}/clicks", tag = "api", summary = "A person's click history", params(("id" = String, Path, description = "The CRM person id")),  responses((status = 200, description = "The person's clicks, newest first", body = [Event]), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/persons/{id}/clicks", tag = "api", summary = "A person's click history", params(("id" = String, Path, description = "The CRM person id")),  responses((status = 200, description = "The person's clicks, newest first", body = [Event]), Errors), security(("api_key" = [])))]
 async fn person_clicks(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -688,7 +712,7 @@ pub struct Unblocked {
     pub unblocked: bool,
 }
 
-#[utoipa::path(post, path = "/v1/blocklist/unblock", tag = "api", summary = "Lift the blocklist entry of an address",  request_body = Unblock, responses((status = 200, description = "Whether the address was blocklisted", body = Unblocked), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/blocklist/unblock", tag = "api", summary = "Lift the blocklist entry of an address",  request_body = Unblock, responses((status = 200, description = "Whether the address was blocklisted", body = Unblocked), Errors), security(("api_key" = [])))]
 async fn unblock(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -1002,7 +1026,7 @@ async fn prepare(h: &Herald, account: &Account, input: &SendInput) -> ApiResult<
     })
 }
 
-#[utoipa::path(post, path = "/v1/sends", tag = "api", summary = "Send an individual or mass email",  request_body = SendInput, responses((status = 201, description = "The send is queued", body = SendAccepted), (status = 403, description = "The account is not enabled", body = Problem, content_type = "application/problem+json"), (status = 422, description = "A sending rule refused the send", body = Problem, content_type = "application/problem+json"), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/sends", tag = "api", summary = "Send an individual or mass email",  request_body = SendInput, responses((status = 201, description = "The send is queued", body = SendAccepted), (status = 403, description = "The account is not enabled", body = Problem, content_type = "application/problem+json"), Errors), security(("api_key" = [])))]
 async fn create_send(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -1088,7 +1112,7 @@ pub struct PreviewOut {
     pub preview: Preview,
 }
 
-#[utoipa::path(post, path = "/v1/sends/preview", tag = "api", summary = "Preview a send",  request_body = SendInput, responses((status = 200, description = "The message merged for its first recipient", body = PreviewOut), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/sends/preview", tag = "api", summary = "Preview a send",  request_body = SendInput, responses((status = 200, description = "The message merged for its first recipient", body = PreviewOut), Errors), security(("api_key" = [])))]
 async fn preview_send(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -1106,7 +1130,7 @@ async fn preview_send(
     }))
 }
 
-#[utoipa::path(get, path = "/v1/sends", tag = "api", summary = "The scheduled list",   responses((status = 200, description = "The scheduled list", body = [ScheduledSend]), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/sends", tag = "api", summary = "The scheduled list",   responses((status = 200, description = "The scheduled list", body = [ScheduledSend]), Errors), security(("api_key" = [])))]
 async fn list_sends(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -1131,7 +1155,7 @@ pub struct SendView {
     pub messages: BTreeMap<String, usize>,
 }
 
-#[utoipa::path(get, path = "/v1/sends/{id}", tag = "api", summary = "View a send", params(("id" = i64, Path, description = "The send number")),  responses((status = 200, description = "The send and its messages by state", body = SendView), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/sends/{id}", tag = "api", summary = "View a send", params(("id" = i64, Path, description = "The send number")),  responses((status = 200, description = "The send and its messages by state", body = SendView), Errors), security(("api_key" = [])))]
 async fn get_send(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -1159,7 +1183,7 @@ pub struct Cancelled {
     pub cancelled: u64,
 }
 
-#[utoipa::path(delete, path = "/v1/sends/{id}", tag = "api", summary = "Delete a send", params(("id" = i64, Path, description = "The send number")),  responses((status = 200, description = "Unsent messages cancelled", body = Cancelled), (status = 409, description = "Nothing left to cancel", body = Problem, content_type = "application/problem+json"), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/v1/sends/{id}", tag = "api", summary = "Delete a send", params(("id" = i64, Path, description = "The send number")),  responses((status = 200, description = "Unsent messages cancelled", body = Cancelled), (status = 409, description = "Nothing left to cancel", body = Problem, content_type = "application/problem+json"), Errors), security(("api_key" = [])))]
 async fn delete_send(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -1250,7 +1274,7 @@ pub struct SmsSent {
     pub results: Vec<SmsOutcome>,
 }
 
-#[utoipa::path(post, path = "/v1/sms", tag = "api", summary = "Send an SMS through the gateway", request_body = SmsInput, responses((status = 200, description = "Each text, sent or failed", body = SmsSent), (status = 403, description = "The account is not enabled", body = Problem, content_type = "application/problem+json"), (status = 503, description = "No SMS gateway is configured", body = Problem, content_type = "application/problem+json"), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/sms", tag = "api", summary = "Send an SMS through the gateway", request_body = SmsInput, responses((status = 200, description = "Each text, sent or failed", body = SmsSent), (status = 403, description = "The account is not enabled", body = Problem, content_type = "application/problem+json"), (status = 503, description = "No SMS gateway is configured", body = Problem, content_type = "application/problem+json"), Errors), security(("api_key" = [])))]
 async fn send_sms(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -1418,7 +1442,7 @@ pub struct EventsQuery {
     pub offset: Option<i64>,
 }
 
-#[utoipa::path(get, path = "/v1/events", tag = "api", summary = "The event log", params(EventsQuery),  responses((status = 200, description = "Events, newest first", body = [Event]), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/events", tag = "api", summary = "The event log", params(EventsQuery),  responses((status = 200, description = "Events, newest first", body = [Event]), Errors), security(("api_key" = [])))]
 async fn list_events(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -1462,7 +1486,7 @@ pub struct ReportFormat {
     pub format: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/reports", tag = "api", summary = "Run a report", params(ReportFormat), request_body = ReportQuery, responses((status = 200, description = "The page of events and the total count, or with ?format=csv the CSV export", content((ReportPage = "application/json"), (String = "text/csv"))), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/reports", tag = "api", summary = "Run a report", params(ReportFormat), request_body = ReportQuery, responses((status = 200, description = "The page of events and the total count, or with ?format=csv the CSV export", content((ReportPage = "application/json"), (String = "text/csv"))), Errors), security(("api_key" = [])))]
 async fn run_report(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -1508,7 +1532,7 @@ pub struct ReportPersons {
     pub persons: Vec<String>,
 }
 
-#[utoipa::path(post, path = "/v1/reports/persons", tag = "api", summary = "The persons of a report",  request_body = ReportQuery, responses((status = 200, description = "The persons of the report", body = ReportPersons), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/reports/persons", tag = "api", summary = "The persons of a report",  request_body = ReportQuery, responses((status = 200, description = "The persons of the report", body = ReportPersons), Errors), security(("api_key" = [])))]
 async fn report_persons(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -1541,7 +1565,7 @@ pub struct Updated {
     pub updated: u64,
 }
 
-#[utoipa::path(post, path = "/v1/reports/update", tag = "api", summary = "Set a field of a report's persons",  request_body = ReportUpdate, responses((status = 200, description = "Persons updated", body = Updated), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/reports/update", tag = "api", summary = "Set a field of a report's persons",  request_body = ReportUpdate, responses((status = 200, description = "Persons updated", body = Updated), Errors), security(("api_key" = [])))]
 async fn report_update(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -1567,7 +1591,7 @@ pub struct CampaignsQuery {
     pub archived: bool,
 }
 
-#[utoipa::path(get, path = "/v1/campaigns", tag = "api", summary = "List campaigns", params(CampaignsQuery),  responses((status = 200, description = "Campaigns, newest first", body = [Campaign]), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/campaigns", tag = "api", summary = "List campaigns", params(CampaignsQuery),  responses((status = 200, description = "Campaigns, newest first", body = [Campaign]), Errors), security(("api_key" = [])))]
 async fn list_campaigns(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -1585,7 +1609,7 @@ async fn find_campaign(h: &Herald, account: u64, id: i64) -> ApiResult<Campaign>
         .ok_or(Problem::not_found("campaign"))
 }
 
-#[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "api", summary = "A campaign", params(("id" = i64, Path, description = "The campaign number")),  responses((status = 200, description = "The campaign", body = Campaign), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/campaigns/{id}", tag = "api", summary = "A campaign", params(("id" = i64, Path, description = "The campaign number")),  responses((status = 200, description = "The campaign", body = Campaign), Errors), security(("api_key" = [])))]
 async fn get_campaign(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -1607,7 +1631,7 @@ pub struct CampaignMarks {
     pub archived: Option<bool>,
 }
 
-#[utoipa::path(patch, path = "/v1/campaigns/{id}", tag = "api", summary = "Star or archive a campaign", params(("id" = i64, Path, description = "The campaign number")), request_body = CampaignMarks, responses((status = 200, description = "The campaign", body = Campaign), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("api_key" = [])))]
+#[utoipa::path(patch, path = "/v1/campaigns/{id}", tag = "api", summary = "Star or archive a campaign", params(("id" = i64, Path, description = "The campaign number")), request_body = CampaignMarks, responses((status = 200, description = "The campaign", body = Campaign), Errors), security(("api_key" = [])))]
 async fn mark_campaign(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -1633,7 +1657,7 @@ pub struct InboundResult {
     pub events: Vec<EventKind>,
 }
 
-#[utoipa::path(post, path = "/v1/inbound", tag = "admin", summary = "Post a raw bounce or complaint message",  request_body(content((String = "message/rfc822"), (String = "text/plain")), description = "The raw message"), responses((status = 200, description = "What the message recorded", body = InboundResult), (status = 400, description = "Bad input", body = Problem, content_type = "application/problem+json"), (status = 401, description = "No or bad key", body = Problem, content_type = "application/problem+json"), (status = 404, description = "Not found (or another account's)", body = Problem, content_type = "application/problem+json"), (status = 413, description = "Body over the limit", body = Problem, content_type = "application/problem+json"), (status = 415, description = "Not JSON", body = Problem, content_type = "application/problem+json"), (status = 422, description = "JSON of the wrong shape", body = Problem, content_type = "application/problem+json")), security(("admin_token" = [])))]
+#[utoipa::path(post, path = "/v1/inbound", tag = "admin", summary = "Post a raw bounce or complaint message",  request_body(content((String = "message/rfc822"), (String = "text/plain")), description = "The raw message"), responses((status = 200, description = "What the message recorded", body = InboundResult), Errors), security(("admin_token" = [])))]
 async fn inbound(
     State(h): State<Arc<Herald>>,
     _: Admin,

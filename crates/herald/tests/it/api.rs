@@ -10,6 +10,22 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+/// Runs the async test body `$name(kind)` as two tests, on SQLite and on PostgreSQL.
+macro_rules! on_both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(crate::db::Kind::Sqlite).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(crate::db::Kind::Postgres).await;
+            }
+        }
+    };
+}
+
 pub const ADMIN: &str = "admin-token-0123456789abcdef0123456789";
 
 pub struct Api {
@@ -217,14 +233,7 @@ async fn accounts_are_enabled_only_with_the_rules_accepted(kind: Kind) {
     assert_eq!(r.json().as_array().unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn accounts_are_enabled_only_with_the_rules_accepted_sqlite() {
-    accounts_are_enabled_only_with_the_rules_accepted(Kind::Sqlite).await;
-}
-#[tokio::test]
-async fn accounts_are_enabled_only_with_the_rules_accepted_postgres() {
-    accounts_are_enabled_only_with_the_rules_accepted(Kind::Postgres).await;
-}
+on_both!(accounts_are_enabled_only_with_the_rules_accepted);
 
 #[tokio::test]
 async fn requests_without_a_valid_key_get_401() {
@@ -371,14 +380,7 @@ async fn keys_of_one_account_reach_only_its_own_data(kind: Kind) {
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
 }
 
-#[tokio::test]
-async fn keys_of_one_account_reach_only_its_own_data_sqlite() {
-    keys_of_one_account_reach_only_its_own_data(Kind::Sqlite).await;
-}
-#[tokio::test]
-async fn keys_of_one_account_reach_only_its_own_data_postgres() {
-    keys_of_one_account_reach_only_its_own_data(Kind::Postgres).await;
-}
+on_both!(keys_of_one_account_reach_only_its_own_data);
 
 #[tokio::test]
 async fn cr_lf_in_names_and_subjects_is_refused_at_the_api() {
@@ -674,14 +676,7 @@ async fn contact_flags_blocklist_and_unblock(kind: Kind) {
     assert_eq!(r.json()["email_bouncing"], false);
 }
 
-#[tokio::test]
-async fn contact_flags_blocklist_and_unblock_sqlite() {
-    contact_flags_blocklist_and_unblock(Kind::Sqlite).await;
-}
-#[tokio::test]
-async fn contact_flags_blocklist_and_unblock_postgres() {
-    contact_flags_blocklist_and_unblock(Kind::Postgres).await;
-}
+on_both!(contact_flags_blocklist_and_unblock);
 
 async fn deleting_an_account_removes_all_its_data(kind: Kind) {
     let api = Api::start(kind, "api-delete").await;
@@ -736,14 +731,7 @@ async fn deleting_an_account_removes_all_its_data(kind: Kind) {
     assert_eq!(r.json()["totals"]["delivered"], 2);
 }
 
-#[tokio::test]
-async fn deleting_an_account_removes_all_its_data_sqlite() {
-    deleting_an_account_removes_all_its_data(Kind::Sqlite).await;
-}
-#[tokio::test]
-async fn deleting_an_account_removes_all_its_data_postgres() {
-    deleting_an_account_removes_all_its_data(Kind::Postgres).await;
-}
+on_both!(deleting_an_account_removes_all_its_data);
 
 #[tokio::test]
 async fn the_served_openapi_document_is_the_checked_in_one_and_lists_every_route() {
