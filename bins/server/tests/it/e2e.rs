@@ -194,6 +194,9 @@ fn newsletter_end_to_end(kind: Kind) {
     wait_for("the server", 30, || {
         std::net::TcpStream::connect(("127.0.0.1", http)).is_ok()
     });
+    // reqwest is built with rustls but without a chosen crypto provider (Herald
+    // passes its own TLS configuration); this client uses the process default.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let api = Http {
         client: Client::builder()
             .redirect(reqwest::redirect::Policy::none())
