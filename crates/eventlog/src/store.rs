@@ -90,16 +90,73 @@ impl Suppressed {
 }
 
 /// An event serialized for [`EventLog::stage`]: made by the caller (on its
-/// own thread), so the task that stages a group only joins them.
+/// own thread), so the task that stages a group only joins them. The form is
+/// a positional JSON array (no field names), about half the bytes of the
+/// event's own JSON, since a burst of clicks writes every byte to the WAL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagedEvent(String);
+
+/// The positional form: kind, time (Unix ms), account, message, campaign,
+/// recipient, person, link, label, IP, User-Agent, reply, seconds since delivery.
+type Compact<'a> = (
+    EventKind,
+    i64,
+    u64,
+    Option<i64>,
+    Option<i64>,
+    std::borrow::Cow<'a, str>,
+    Option<std::borrow::Cow<'a, str>>,
+    Option<u16>,
+    Option<std::borrow::Cow<'a, str>>,
+    Option<std::borrow::Cow<'a, str>>,
+    Option<std::borrow::Cow<'a, str>>,
+    Option<std::borrow::Cow<'a, str>>,
+    Option<i64>,
+);
 
 impl StagedEvent {
     /// Serializes `event`.
     pub fn new(event: &NewEvent) -> Result<Self> {
-        serde_json::to_string(event)
+        use std::borrow::Cow::Borrowed;
+        let c: Compact<'_> = (
+            event.kind,
+            millis(event.at),
+            event.account,
+            event.message,
+            event.campaign,
+            Borrowed(event.recipient.as_str()),
+            event.person.as_deref().map(Borrowed),
+            event.link,
+            event.label.as_deref().map(Borrowed),
+            event.ip.as_deref().map(Borrowed),
+            event.user_agent.as_deref().map(Borrowed),
+            event.reply.as_deref().map(Borrowed),
+            event.since_delivery_secs,
+        );
+        serde_json::to_string(&c)
             .map(StagedEvent)
             .map_err(|e| Error::Corrupt(e.to_string()))
+    }
+}
+
+fn unstage(c: Compact<'_>) -> NewEvent {
+    let own = |v: Option<std::borrow::Cow<'_, str>>| v.map(std::borrow::Cow::into_owned);
+    NewEvent {
+        kind: c.0,
+        at: chrono::TimeZone::timestamp_millis_opt(&Utc, c.1)
+            .single()
+            .unwrap_or_default(),
+        account: c.2,
+        message: c.3,
+        campaign: c.4,
+        recipient: c.5.into_owned(),
+        person: own(c.6),
+        link: c.7,
+        label: own(c.8),
+        ip: own(c.9),
+        user_agent: own(c.10),
+        reply: own(c.11),
+        since_delivery_secs: c.12,
     }
 }
 
@@ -257,8 +314,8 @@ impl EventLog {
             let text: String = row.try_get(1)?;
             // The stage only holds what `stage` wrote; a group that does not
             // parse is dropped rather than blocking every later event.
-            if let Ok(group) = serde_json::from_str::<Vec<NewEvent>>(&text) {
-                events.extend(group);
+            if let Ok(group) = serde_json::from_str::<Vec<Compact<'_>>>(&text) {
+                events.extend(group.into_iter().map(unstage));
             }
         }
         self.ingest_in(&mut tx, &events).await?;

@@ -350,5 +350,47 @@ both!(
             .await
             .unwrap();
         assert_eq!(clicks.len(), 120);
+        // Every field survives the stage.
+        let mut full = human(ev(EventKind::Click, 2, 7, "ann+\"q\"@x.test"));
+        full.campaign = Some(3);
+        full.person = Some("crm-7 ✓".into());
+        full.link = Some(4);
+        full.label = Some("https://shop.test/?a=1&b=\u{e9}".into());
+        full.ip = Some("192.0.2.1".into());
+        full.reply = Some("line\nbreak".into());
+        again
+            .stage(&[StagedEvent::new(&full).unwrap()])
+            .await
+            .unwrap();
+        assert_eq!(again.process_staged(10).await.unwrap(), 1);
+        let e = &again.events(2, None, 10, 0).await.unwrap()[0];
+        assert_eq!(
+            (
+                e.kind,
+                e.at,
+                e.message,
+                e.campaign,
+                e.recipient.as_str(),
+                e.person.as_deref(),
+                e.link,
+                e.label.as_deref(),
+                e.ip.as_deref(),
+                e.user_agent.as_deref(),
+                e.reply.as_deref()
+            ),
+            (
+                full.kind,
+                full.at,
+                full.message,
+                full.campaign,
+                full.recipient.as_str(),
+                full.person.as_deref(),
+                full.link.map(i64::from),
+                full.label.as_deref(),
+                full.ip.as_deref(),
+                full.user_agent.as_deref(),
+                full.reply.as_deref()
+            )
+        );
     }
 );
