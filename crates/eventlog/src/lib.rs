@@ -20,7 +20,9 @@ pub use campaign::{Campaign, individual_campaign_name, mass_campaign_name};
 pub use client::{GeoIp, UserAgent, parse_user_agent};
 pub use event::{Event, EventKind, NewEvent};
 pub use inbound::{DsnRecipient, Inbound, InboundKind};
-pub use report::{EventField, Filter, Namespace, PersonRecord, ReportQuery, Value};
+pub use report::{
+    EventField, Filter, Namespace, OrganisationRecord, PersonRecord, ReportQuery, Value,
+};
 pub use store::{EventLog, StagedEvent, Suppressed, Totals};
 
 /// Errors of this crate.

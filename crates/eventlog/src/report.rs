@@ -355,6 +355,15 @@ fn bind_all<'q>(
     q
 }
 
+/// One organisation's fields.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrganisationRecord {
+    /// The CRM's organisation id.
+    pub id: String,
+    /// Fields by name (`{{organisation.<name>}}` in templates).
+    pub fields: Vec<(String, String)>,
+}
+
 /// One person's contact fields, for reports.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonRecord {
@@ -517,6 +526,107 @@ impl EventLog {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Stores (replaces) the fields of `organisations` and copies them into
+    /// the organisation fields of every person whose person field
+    /// `organisation_id` names one of them, in one transaction. Returns how
+    /// many persons were updated.
+    pub async fn upsert_organisations(
+        &self,
+        account: u64,
+        organisations: &[OrganisationRecord],
+    ) -> Result<u64> {
+        let account = i64::try_from(account).map_err(|_| Error::Invalid {
+            field: "account",
+            rule: "must be below 2^63".into(),
+        })?;
+        let mut tx = self.writer().begin().await?;
+        let mut updated = 0;
+        for o in organisations {
+            sqlx::query(
+                "DELETE FROM herald_organisation_fields WHERE account = $1 AND organisation = $2",
+            )
+            .bind(account)
+            .bind(o.id.as_str())
+            .execute(&mut *tx)
+            .await?;
+            for (field, value) in &o.fields {
+                sqlx::query("INSERT INTO herald_organisation_fields (account, organisation, field, value) VALUES ($1, $2, $3, $4)")
+                    .bind(account)
+                    .bind(o.id.as_str())
+                    .bind(field.as_str())
+                    .bind(value.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let persons: Vec<String> = sqlx::query(
+                "SELECT person FROM herald_person_fields WHERE account = $1 AND namespace = 'person' AND field = 'organisation_id' AND value = $2",
+            )
+            .bind(account)
+            .bind(o.id.as_str())
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>(0))
+            .collect::<std::result::Result<_, _>>()?;
+            for p in &persons {
+                sqlx::query("DELETE FROM herald_person_fields WHERE account = $1 AND person = $2 AND namespace = 'organisation'")
+                    .bind(account)
+                    .bind(p.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                for (field, value) in &o.fields {
+                    sqlx::query("INSERT INTO herald_person_fields (account, person, namespace, field, value) VALUES ($1, $2, 'organisation', $3, $4)")
+                        .bind(account)
+                        .bind(p.as_str())
+                        .bind(field.as_str())
+                        .bind(value.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            updated += persons.len() as u64;
+        }
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// The stored fields of the organisations `ids` of `account`, by id
+    /// (unknown ones are absent).
+    pub async fn organisations(
+        &self,
+        account: u64,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, OrganisationRecord>> {
+        let account = i64::try_from(account).map_err(|_| Error::Invalid {
+            field: "account",
+            rule: "must be below 2^63".into(),
+        })?;
+        let mut out = std::collections::HashMap::new();
+        for chunk in ids.chunks(500) {
+            let placeholders: Vec<String> =
+                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT organisation, field, value FROM herald_organisation_fields WHERE account = $1 AND organisation IN ({}) ORDER BY organisation, field",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(account);
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            for row in q.fetch_all(self.pool()).await? {
+                let id: String = row.try_get(0)?;
+                out.entry(id.clone())
+                    .or_insert_with(|| OrganisationRecord {
+                        id,
+                        fields: Vec::new(),
+                    })
+                    .fields
+                    .push((row.try_get(1)?, row.try_get(2)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Sets one contact field of every person of a report (the second report

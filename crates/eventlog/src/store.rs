@@ -837,6 +837,7 @@ impl EventLog {
             "herald_campaigns",
             "herald_suppressions",
             "herald_person_fields",
+            "herald_organisation_fields",
         ] {
             removed += sqlx::query(&format!("DELETE FROM {table} WHERE account = $1"))
                 .bind(account)

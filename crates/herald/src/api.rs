@@ -525,6 +525,81 @@ pub struct PersonInput {
     /// The "block mass emails" flag: no newsletters to this person.
     #[serde(default)]
     pub block_mass_emails: bool,
+    /// The person's organisation (upserted with `PUT /v1/organisations`):
+    /// when `organisation` is empty, its fields are the organisation's.
+    #[serde(default)]
+    pub organisation_id: Option<String>,
+}
+
+/// An organisation as the CRM sends it (`PUT /v1/organisations`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrganisationInput {
+    /// The CRM's organisation id.
+    pub id: String,
+    /// Its fields, used as `{{organisation.x}}` for its persons.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+/// What an organisation upsert stored.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct OrganisationsUpserted {
+    /// Organisations stored.
+    pub upserted: usize,
+    /// Persons whose organisation fields were updated.
+    pub persons_updated: u64,
+}
+
+#[utoipa::path(put, path = "/v1/organisations", tag = "api", summary = "Upsert organisations in bulk", request_body = Vec<OrganisationInput>, responses((status = 200, description = "Organisations stored; their persons' organisation fields updated", body = OrganisationsUpserted), Errors), security(("api_key" = [])))]
+async fn upsert_organisations(
+    State(h): State<Arc<Herald>>,
+    Tenant(a): Tenant,
+    Json(orgs): Json<Vec<OrganisationInput>>,
+) -> ApiResult<Json<OrganisationsUpserted>> {
+    let max = h.config.api.max_persons_per_upsert;
+    if orgs.len() > max {
+        return Err(Problem::invalid(
+            "organisations",
+            format!("at most {max} organisations per request"),
+        ));
+    }
+    let mut records = Vec::with_capacity(orgs.len());
+    for (i, o) in orgs.iter().enumerate() {
+        check_id(&format!("organisations[{i}].id"), &o.id)?;
+        for (k, v) in &o.fields {
+            check_field_name(&format!("organisations[{i}].fields"), k)?;
+            if v.len() > 10_000 {
+                return Err(Problem::invalid(
+                    &format!("organisations[{i}].fields.{k}"),
+                    "at most 10,000 bytes",
+                ));
+            }
+        }
+        records.push(herald_eventlog::OrganisationRecord {
+            id: o.id.clone(),
+            fields: o
+                .fields
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        });
+    }
+    let persons_updated = h.events.upsert_organisations(a, &records).await?;
+    Ok(Json(OrganisationsUpserted {
+        upserted: records.len(),
+        persons_updated,
+    }))
+}
+
+fn check_id(field: &str, id: &str) -> ApiResult<()> {
+    if id.trim().is_empty() || id.len() > 200 || id.chars().any(char::is_control) {
+        return Err(Problem::invalid(
+            field,
+            "must be 1-200 characters without control characters",
+        ));
+    }
+    Ok(())
 }
 
 /// A person as stored, with the flags Herald keeps.
@@ -540,6 +615,8 @@ pub struct PersonView {
     pub custom: BTreeMap<String, String>,
     /// "Block mass emails".
     pub block_mass_emails: bool,
+    /// The person's organisation.
+    pub organisation_id: Option<String>,
     /// "Email bouncing": the address is on the blocklist (hard bounce).
     pub email_bouncing: bool,
     /// Unsubscribed or complained: no mass email.
@@ -547,6 +624,7 @@ pub struct PersonView {
 }
 
 const BLOCK_MASS: &str = "block_mass_emails";
+const ORGANISATION_ID: &str = "organisation_id";
 
 fn check_field_name(field: &str, name: &str) -> ApiResult<()> {
     let ok = !name.is_empty()
@@ -564,13 +642,12 @@ fn check_field_name(field: &str, name: &str) -> ApiResult<()> {
     }
 }
 
-fn to_record(i: usize, p: &PersonInput) -> ApiResult<PersonRecord> {
-    if p.id.trim().is_empty() || p.id.len() > 200 || p.id.chars().any(char::is_control) {
-        return Err(Problem::invalid(
-            &format!("persons[{i}].id"),
-            "must be 1-200 characters without control characters",
-        ));
-    }
+fn to_record(
+    i: usize,
+    p: &PersonInput,
+    organisations: &std::collections::HashMap<String, herald_eventlog::OrganisationRecord>,
+) -> ApiResult<PersonRecord> {
+    check_id(&format!("persons[{i}].id"), &p.id)?;
     let mut fields = Vec::new();
     for (ns, map, label) in [
         (Namespace::Person, &p.person, "person"),
@@ -600,6 +677,23 @@ fn to_record(i: usize, p: &PersonInput) -> ApiResult<PersonRecord> {
     if p.block_mass_emails {
         fields.push((Namespace::Person, BLOCK_MASS.into(), "true".into()));
     }
+    if let Some(org) = &p.organisation_id {
+        check_id(&format!("persons[{i}].organisation_id"), org)?;
+        if p.person.contains_key(ORGANISATION_ID) {
+            return Err(Problem::invalid(
+                &format!("persons[{i}].person.{ORGANISATION_ID}"),
+                "set `organisation_id` on the person",
+            ));
+        }
+        fields.push((Namespace::Person, ORGANISATION_ID.into(), org.clone()));
+        if p.organisation.is_empty()
+            && let Some(o) = organisations.get(org)
+        {
+            for (k, v) in &o.fields {
+                fields.push((Namespace::Organisation, k.clone(), v.clone()));
+            }
+        }
+    }
     Ok(PersonRecord {
         id: p.id.clone(),
         fields,
@@ -628,10 +722,15 @@ async fn upsert_persons(
     }
     // Every record is checked before anything is stored: one bad person loses
     // nothing, and the whole request is refused with that person's field.
+    let org_ids: Vec<String> = persons
+        .iter()
+        .filter_map(|p| p.organisation_id.clone())
+        .collect();
+    let organisations = h.events.organisations(a, &org_ids).await?;
     let records = persons
         .iter()
         .enumerate()
-        .map(|(i, p)| to_record(i, p))
+        .map(|(i, p)| to_record(i, p, &organisations))
         .collect::<ApiResult<Vec<_>>>()?;
     h.events.upsert_persons(a, &records).await?;
     Ok(Json(Upserted {
@@ -646,12 +745,14 @@ fn view_of(record: PersonRecord) -> PersonView {
         organisation: BTreeMap::new(),
         custom: BTreeMap::new(),
         block_mass_emails: false,
+        organisation_id: None,
         email_bouncing: false,
         unsubscribed: false,
     };
     for (ns, k, val) in record.fields {
         match ns {
             Namespace::Person if k == BLOCK_MASS => v.block_mass_emails = val == "true",
+            Namespace::Person if k == ORGANISATION_ID => v.organisation_id = Some(val),
             Namespace::Person if k == "email_bouncing" => {}
             Namespace::Person => {
                 v.person.insert(k, val);
@@ -1706,6 +1807,10 @@ pub fn routes(herald: Arc<Herald>) -> Router {
         .route("/v1/domains", post(add_domain).get(list_domains))
         .route("/v1/domains/{domain}/check", post(check_domain))
         .route("/v1/persons", axum::routing::put(upsert_persons))
+        .route(
+            "/v1/organisations",
+            axum::routing::put(upsert_organisations),
+        )
         .route("/v1/persons/{id}", get(get_person))
         .route("/v1/persons/{id}/clicks", get(person_clicks))
         .route("/v1/blocklist/unblock", post(unblock))

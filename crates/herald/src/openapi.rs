@@ -24,6 +24,7 @@ use utoipa::{Modify, OpenApi};
         crate::api::list_domains,
         crate::api::check_domain,
         crate::api::upsert_persons,
+        crate::api::upsert_organisations,
         crate::api::get_person,
         crate::api::person_clicks,
         crate::api::unblock,

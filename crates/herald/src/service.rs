@@ -314,6 +314,9 @@ impl Herald {
     /// (R-ACC-1).
     pub async fn delete_account(&self, id: u64) -> Result<(), Error> {
         self.accounts.get(id).await?;
+        // Record what the tracking endpoints staged first, so none of the
+        // account's events are recorded after its data is gone.
+        while self.events.process_staged(1000).await? > 0 {}
         self.outbox.delete_account(id).await?;
         self.events.delete_account(id).await?;
         self.accounts.delete(id).await?;

@@ -375,7 +375,8 @@ impl CompiledTemplate {
 
     /// The message as this recipient will read it, for a preview: the merged
     /// subject and bodies, tracked links shown as their destinations, the
-    /// open pixel with an empty source and the unsubscribe link as `#unsubscribe`.
+    /// open pixel as an inline transparent GIF and the unsubscribe link as
+    /// `#unsubscribe`.
     pub fn preview(&self, values: &MergeValues) -> Preview {
         let urls = |html| PreviewUrls {
             template: self,
@@ -426,6 +427,9 @@ pub struct Preview {
     pub text: Option<String>,
 }
 
+const PREVIEW_PIXEL: &str =
+    "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7";
+
 struct PreviewUrls<'a> {
     template: &'a CompiledTemplate,
     values: &'a MergeValues,
@@ -448,7 +452,8 @@ impl Urls for PreviewUrls<'_> {
         }
     }
     fn open(&self) -> String {
-        String::new()
+        // A transparent 1×1 GIF inline: a preview page loads nothing.
+        PREVIEW_PIXEL.into()
     }
     fn unsubscribe(&self) -> String {
         "#unsubscribe".into()
