@@ -8,6 +8,7 @@ mod db;
 mod e2e;
 #[path = "../../../../crates/herald/tests/it/inbound_mail.rs"]
 mod inbound;
+mod quickstart;
 mod schemathesis;
 #[allow(dead_code)] // shared with herald's tests
 #[path = "../../../../crates/herald/tests/it/sink.rs"]
