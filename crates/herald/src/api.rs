@@ -557,13 +557,11 @@ async fn upsert_organisations(
     Tenant(a): Tenant,
     Json(orgs): Json<Vec<OrganisationInput>>,
 ) -> ApiResult<Json<OrganisationsUpserted>> {
-    let max = h.config.api.max_persons_per_upsert;
-    if orgs.len() > max {
-        return Err(Problem::invalid(
-            "organisations",
-            format!("at most {max} organisations per request"),
-        ));
-    }
+    at_most(
+        "organisations",
+        orgs.len(),
+        h.config.api.max_persons_per_upsert,
+    )?;
     let mut records = Vec::with_capacity(orgs.len());
     for (i, o) in orgs.iter().enumerate() {
         check_id(&format!("organisations[{i}].id"), &o.id)?;
@@ -590,6 +588,17 @@ async fn upsert_organisations(
         upserted: records.len(),
         persons_updated,
     }))
+}
+
+/// Refuses a bulk request of more than `max` items.
+fn at_most(field: &str, len: usize, max: usize) -> ApiResult<()> {
+    if len > max {
+        return Err(Problem::invalid(
+            field,
+            format!("at most {max} {field} per request"),
+        ));
+    }
+    Ok(())
 }
 
 fn check_id(field: &str, id: &str) -> ApiResult<()> {
@@ -713,13 +722,11 @@ async fn upsert_persons(
     Tenant(a): Tenant,
     Json(persons): Json<Vec<PersonInput>>,
 ) -> ApiResult<Json<Upserted>> {
-    let max = h.config.api.max_persons_per_upsert;
-    if persons.len() > max {
-        return Err(Problem::invalid(
-            "persons",
-            format!("at most {max} persons per request"),
-        ));
-    }
+    at_most(
+        "persons",
+        persons.len(),
+        h.config.api.max_persons_per_upsert,
+    )?;
     // Every record is checked before anything is stored: one bad person loses
     // nothing, and the whole request is refused with that person's field.
     let org_ids: Vec<String> = persons
