@@ -7,6 +7,7 @@ use crate::delivery::{Rig, run_until};
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use http_body_util::BodyExt;
+use mail_parser::MimeHeaders as _;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -1170,3 +1171,131 @@ async fn organisations_give_their_persons_their_fields(kind: Kind) {
     assert_eq!(problem(&r)["field"], "organisations[0].fields");
 }
 on_both!(organisations_give_their_persons_their_fields);
+
+#[tokio::test]
+async fn sends_reports_and_campaigns_through_the_api() {
+    let api = Api::start(Kind::Sqlite, "api-flow").await;
+    let (_, key) = api.account("Shop").await;
+    let k = Some(key.as_str());
+    api.json("PUT", "/v1/persons", k, persons("f", 3)).await;
+    // A mass send with an attachment, now.
+    let mut send = newsletter(&["f-0".into(), "f-1".into(), "f-2".into()]);
+    send["campaign"] = json!("Spring");
+    send["attachments"] = json!([{"filename": "terms.pdf", "content_type": "application/pdf", "data": "JVBERi0xLjQKJcfs"}]);
+    let r = api.json("POST", "/v1/sends", k, send).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["campaign"], "Spring");
+    let campaign = v["campaign_id"].as_i64().unwrap();
+    let send_id = v["send_id"].as_i64().unwrap();
+    run_until(&api.rig.herald, &api.rig.stats, |s| s.done() >= 3).await;
+    let (_, raw) = api.rig.sink.messages().pop().unwrap();
+    let msg = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let att = msg.attachments().next().expect("the attachment");
+    assert_eq!(att.attachment_name(), Some("terms.pdf"));
+    assert_eq!(att.contents(), b"%PDF-1.4\n%\xc7\xec");
+    let r = api
+        .json("GET", &format!("/v1/sends/{send_id}"), k, Value::Null)
+        .await;
+    assert_eq!(r.json()["messages"]["delivered"], 3, "{}", r.text());
+    // A send with the same campaign name joins that campaign.
+    let mut again = newsletter(&["f-0".into()]);
+    again["campaign"] = json!("Spring");
+    let r = api.json("POST", "/v1/sends", k, again).await;
+    assert_eq!(r.json()["campaign_id"], campaign);
+    // A scheduled send is listed, then deleted: what was unsent is cancelled.
+    let mut later = newsletter(&["f-1".into(), "f-2".into()]);
+    later["scheduled_at"] = json!(api.rig.now + chrono::Duration::days(2));
+    let r = api.json("POST", "/v1/sends", k, later).await;
+    let later_id = r.json()["send_id"].as_i64().unwrap();
+    let list = api.json("GET", "/v1/sends", k, Value::Null).await.json();
+    let row = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == later_id)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (row["count"].clone(), row["status"].clone()),
+        (json!(2), json!("Scheduled"))
+    );
+    let r = api
+        .json("DELETE", &format!("/v1/sends/{later_id}"), k, Value::Null)
+        .await;
+    assert_eq!(r.json()["cancelled"], 2, "{}", r.text());
+    let r = api
+        .json("DELETE", &format!("/v1/sends/{later_id}"), k, Value::Null)
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Reports: CSV export, the persons of a report, and a field set for them.
+    let q = json!({"filters": [{"op": "kinds", "kinds": ["delivered"]},
+                               {"op": "person_equals", "namespace": "custom", "field": "tier", "value": "gold"}]});
+    let r = api
+        .json("POST", "/v1/reports?format=csv", k, q.clone())
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers[header::CONTENT_TYPE], "text/csv; charset=utf-8");
+    let csv = r.text();
+    assert!(csv.starts_with("id,kind,at,"), "{csv}");
+    assert_eq!(csv.lines().count(), 3, "header + f-0 and f-2 (gold): {csv}");
+    let r = api.json("POST", "/v1/reports/persons", k, q.clone()).await;
+    assert_eq!(r.json()["persons"], json!(["f-0", "f-2"]));
+    let r = api
+        .json(
+            "POST",
+            "/v1/reports/update",
+            k,
+            json!({"query": q, "namespace": "custom", "field": "segment", "value": "vip"}),
+        )
+        .await;
+    assert_eq!(r.json()["updated"], 2, "{}", r.text());
+    let p = api
+        .json("GET", "/v1/persons/f-2", k, Value::Null)
+        .await
+        .json();
+    assert_eq!(p["custom"]["segment"], "vip");
+    let p = api
+        .json("GET", "/v1/persons/f-1", k, Value::Null)
+        .await
+        .json();
+    assert!(p["custom"].get("segment").is_none());
+    // Campaigns: star and archive; archived ones are listed on request only.
+    let r = api
+        .json(
+            "PATCH",
+            &format!("/v1/campaigns/{campaign}"),
+            k,
+            json!({"starred": true, "archived": true}),
+        )
+        .await;
+    let c = r.json();
+    assert_eq!(
+        (c["starred"].clone(), c["archived"].clone()),
+        (json!(true), json!(true))
+    );
+    // Emails count once processed: the first send's three (the second is not sent yet).
+    assert_eq!(c["emails"], 3, "{c}");
+    let listed = api
+        .json("GET", "/v1/campaigns", k, Value::Null)
+        .await
+        .json();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["id"] != campaign)
+    );
+    let listed = api
+        .json("GET", "/v1/campaigns?archived=true", k, Value::Null)
+        .await
+        .json();
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == campaign)
+    );
+}
