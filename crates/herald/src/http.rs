@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 /// Every route: the API (`/v1/…`), tracking (`/c`, `/o`, `/u`),
 /// `GET /openapi.json`, `GET /metrics` (Prometheus), `GET /healthz` (the
-/// process answers) and `GET /readyz` (the database answers).
+/// process answers) and `GET /readyz` (the database answers). Call it inside a
+/// Tokio runtime: it starts the tracking endpoints' recorder tasks.
 pub fn router(herald: Arc<Herald>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
