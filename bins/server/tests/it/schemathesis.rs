@@ -72,7 +72,9 @@ fn schemathesis_finds_no_server_error_and_no_response_outside_the_document() {
     let admin = std::fs::read_to_string(dir.join("admin-token")).unwrap();
     let url = format!("http://127.0.0.1:{port}/openapi.json");
     for (token, scope) in [(key.trim(), "api"), (admin.trim(), "admin")] {
+        // In the scratch folder: Schemathesis keeps a cache where it runs.
         let out = schemathesis()
+            .current_dir(&dir)
             .args([
                 "run",
                 &url,
