@@ -215,7 +215,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             if let Some(by) = accept_rules {
                 account = node.accounts.accept_rules(account.id, &by, now).await?;
             }
-            let key = node.accounts.create_key(account.id, now).await?;
+            let key = herald::accounts::create_key(&node.accounts, account.id, now).await?;
             println!(
                 "{}",
                 serde_json::json!({"account": account, "api_key": key})

@@ -10,7 +10,7 @@
 //! opens the admin endpoints: creating, listing and deleting accounts, and
 //! posting inbound messages.
 
-use crate::accounts::{Account, AccountError, Domain, NewAccount, NewApiKey, key_hash};
+use crate::accounts::{Account, Domain, NewAccount, NewApiKey, key_hash};
 use crate::service::Herald;
 use axum::Router;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
@@ -119,17 +119,6 @@ impl From<PathRejection> for Problem {
     }
 }
 
-impl From<AccountError> for Problem {
-    fn from(e: AccountError) -> Self {
-        match e {
-            AccountError::Invalid { field, rule } => Problem::invalid(field, rule),
-            AccountError::NotFound(what) => Problem::not_found(what),
-            AccountError::Auth(e) => Problem::new(StatusCode::BAD_REQUEST, e.to_string()),
-            e => Problem::internal(e),
-        }
-    }
-}
-
 impl From<herald_schedule::Error> for Problem {
     fn from(e: herald_schedule::Error) -> Self {
         use herald_schedule::Error as E;
@@ -140,7 +129,7 @@ impl From<herald_schedule::Error> for Problem {
                 p.field = Some("scheduled_at".into());
                 p
             }
-            E::NotFound { .. } => Problem::not_found("send"),
+            E::NotFound { what, .. } => Problem::not_found(what),
             E::NothingToCancel { .. } => Problem::new(StatusCode::CONFLICT, e.to_string()),
             e => Problem::internal(e),
         }
@@ -168,7 +157,7 @@ impl From<herald_eventlog::Error> for Problem {
 impl From<crate::Error> for Problem {
     fn from(e: crate::Error) -> Self {
         match e {
-            crate::Error::Accounts(e) => e.into(),
+            crate::Error::Auth(e) => Problem::new(StatusCode::BAD_REQUEST, e.to_string()),
             crate::Error::Schedule(e) => e.into(),
             crate::Error::EventLog(e) => e.into(),
             crate::Error::Message(e) => e.into(),
@@ -246,7 +235,7 @@ impl FromRequestParts<Arc<Herald>> for Tenant {
                 "an API key is required: Authorization: Bearer <key>",
             ));
         };
-        match h.accounts.authenticate(key).await? {
+        match crate::accounts::authenticate(&h.accounts, key).await? {
             Some(account) => Ok(Tenant(account)),
             None => Err(Problem::new(
                 StatusCode::UNAUTHORIZED,
@@ -335,7 +324,7 @@ async fn create_account(
             now,
         )
         .await?;
-    let api_key = h.accounts.create_key(account.id, now).await?;
+    let api_key = crate::accounts::create_key(&h.accounts, account.id, now).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedAccount { account, api_key }),
@@ -415,7 +404,7 @@ async fn create_key(
 ) -> ApiResult<(StatusCode, Json<NewApiKey>)> {
     Ok((
         StatusCode::CREATED,
-        Json(h.accounts.create_key(a, h.clock.now()).await?),
+        Json(crate::accounts::create_key(&h.accounts, a, h.clock.now()).await?),
     ))
 }
 
@@ -436,9 +425,7 @@ async fn add_domain(
     Tenant(a): Tenant,
     Json(body): Json<AddDomain>,
 ) -> ApiResult<(StatusCode, Json<Domain>)> {
-    let d = h
-        .accounts
-        .add_domain(a, &body.domain, &h.config.domains.selector)
+    let d = crate::accounts::add_domain(&h.accounts, a, &body.domain, &h.config.domains.selector)
         .await?;
     Ok((StatusCode::CREATED, Json(d)))
 }
@@ -472,7 +459,7 @@ async fn check_domain(
         .domain(a, &domain)
         .await?
         .ok_or(Problem::not_found("domain"))?;
-    let key = h.accounts.domain_key(a, &d.domain).await?;
+    let key = crate::accounts::domain_key(&h.accounts, a, &d.domain).await?;
     let c = &h.config.domains;
     let report = crate::domains::check(crate::domains::DomainCheck {
         domain: &d.domain,

@@ -160,11 +160,16 @@ pub async fn seed(herald: &Herald, dir: &Path, admin_token: &str) -> Result<Demo
     };
     let key_path = dir.join("demo-api-key");
     let api_key = match std::fs::read_to_string(&key_path) {
-        Ok(k) if herald.accounts.authenticate(k.trim()).await? == Some(account) => {
+        Ok(k)
+            if crate::accounts::authenticate(&herald.accounts, k.trim()).await?
+                == Some(account) =>
+        {
             k.trim().to_owned()
         }
         _ => {
-            let k = herald.accounts.create_key(account, now).await?.key;
+            let k = crate::accounts::create_key(&herald.accounts, account, now)
+                .await?
+                .key;
             std::fs::write(&key_path, format!("{k}\n")).map_err(io("demo key", &key_path))?;
             k
         }

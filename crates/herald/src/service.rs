@@ -46,9 +46,9 @@ pub enum Error {
         /// Why.
         error: String,
     },
-    /// The account store.
-    #[error(transparent)]
-    Accounts(#[from] crate::accounts::AccountError),
+    /// The system's random number generator failed.
+    #[error("random number generator: {0}")]
+    Random(String),
     /// The SMS gateway.
     #[error(transparent)]
     Sms(#[from] crate::sms::SmsError),
@@ -193,12 +193,7 @@ impl Herald {
             config.events.retention,
         );
         events.migrate().await?;
-        let accounts = Accounts::new(
-            outbox.pool().clone(),
-            outbox.writer().clone(),
-            outbox.backend(),
-        );
-        accounts.migrate().await?;
+        let accounts = outbox.accounts();
         let sms = crate::sms::SmsGateway::new(&config.sms)?;
         Ok(Herald {
             sms,
@@ -240,7 +235,7 @@ impl Herald {
         if let Some(s) = self.cached_signer(&key) {
             return Ok(s);
         }
-        let signer = match self.accounts.domain_signer(account, &key.1).await? {
+        let signer = match crate::accounts::domain_signer(&self.accounts, account, &key.1).await? {
             Some(s) => Arc::new(s),
             None => return Ok(Arc::clone(&self.signers.platform)),
         };

@@ -2,9 +2,10 @@
 //! throttle (R-SND-3) and the durable outbox (R-SND-4, R-SND-5, R-SND-7).
 //!
 //! The rules are pure functions of a request and the time, which the caller
-//! passes in. The outbox is the only state: sqlx on SQLite (embedded default)
-//! or PostgreSQL, one SQL code path through sqlx's `Any` driver, with this
-//! crate's own migrations (versions 1000-1999).
+//! passes in. The state is the outbox and, beside it, the accounts that may
+//! send (rules accepted, API key digests, sending domains and their DKIM keys):
+//! sqlx on SQLite (embedded default) or PostgreSQL, one SQL code path through
+//! sqlx's `Any` driver, with this crate's own migrations (versions 1000-1999).
 //!
 //! ```
 //! use herald_schedule::{SendingRules, When};
@@ -17,11 +18,13 @@
 //! assert!(rules.check(now, 101, When::At(now + Duration::minutes(10))).is_ok());
 //! ```
 
+mod accounts;
 mod delivery;
 mod outbox;
 mod rules;
 mod throttle;
 
+pub use accounts::{Account, Accounts, Domain, DomainKey, NewAccount, check_domain};
 pub use delivery::{Attempt, RetryPolicy, enhanced_code, outcome, permanent_class};
 pub use outbox::{
     Accepted, Backend, BounceClass, Claimed, NewRecipient, NewSend, NoSuppression, Outbox, Outcome,

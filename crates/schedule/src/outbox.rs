@@ -363,7 +363,7 @@ pub struct Outbox {
     rules: SendingRules,
 }
 
-fn millis(t: DateTime<Utc>) -> i64 {
+pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
@@ -425,6 +425,11 @@ impl Outbox {
             backend,
             rules,
         })
+    }
+
+    /// The account store on this outbox's database.
+    pub fn accounts(&self) -> crate::Accounts {
+        crate::Accounts::new(self.pool.clone(), self.writer.clone(), self.backend)
     }
 
     /// The pool that writes go through (see [`Outbox::pool`] for reads): share

@@ -1,7 +1,7 @@
--- The facade (crate herald) owns migration versions 3000-3999.
+-- Accounts, API keys and sending domains (herald-schedule, versions 1000-1999).
 -- Accounts (R-ACC-1): enabled once the sending rules are accepted (who, when).
 CREATE TABLE herald_accounts (
-    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    id                BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name              TEXT    NOT NULL,
     timezone          TEXT    NOT NULL,
     date_format       TEXT    NOT NULL,
@@ -12,7 +12,7 @@ CREATE TABLE herald_accounts (
 
 -- API keys (R-ACC-2): only the SHA-256 of each key is stored.
 CREATE TABLE herald_api_keys (
-    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     account    BIGINT  NOT NULL,
     hash       TEXT    NOT NULL UNIQUE,
     prefix     TEXT    NOT NULL,
