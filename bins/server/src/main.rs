@@ -120,24 +120,6 @@ fn parse_nameserver(s: &str) -> Result<SocketAddr, String> {
         .map_err(|_| format!("`{s}` is not IP or IP:PORT (e.g. 127.0.0.1:5353 or [::1]:53)"))
 }
 
-fn logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,sqlx=warn".into());
-    // Structured (JSON) logs with HERALD_LOG_FORMAT=json, readable ones otherwise.
-    if std::env::var("HERALD_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        tracing_subscriber::fmt()
-            .json()
-            .with_writer(std::io::stderr)
-            .with_env_filter(filter)
-            .init();
-    } else {
-        tracing_subscriber::fmt()
-            .with_writer(std::io::stderr)
-            .with_env_filter(filter)
-            .init();
-    }
-}
-
 async fn build(config: herald::config::Config) -> anyhow::Result<Arc<herald::Herald>> {
     Ok(Arc::new(
         herald::Herald::build(
@@ -161,7 +143,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     });
     match command {
         Command::Quickstart { data_dir, listen } => {
-            logs();
+            herald::logs::init();
             let (config, admin) = herald::quickstart::config(&data_dir, listen)
                 .with_context(|| format!("preparing {}", data_dir.display()))?;
             let config = config.apply_env(std::env::vars()).context("environment")?;
@@ -180,7 +162,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             listen,
             with_worker,
         } => {
-            logs();
+            herald::logs::init();
             let node = build(load(&config)?).await?;
             herald::http::serve_node(node, listen, with_worker)
                 .await
@@ -200,22 +182,18 @@ async fn main() -> anyhow::Result<ExitCode> {
             accept_rules,
         } => {
             let node = build(load(&config)?).await?;
-            let now = node.clock.now();
-            let mut account = node
-                .accounts
-                .create(
-                    &herald::accounts::NewAccount {
-                        name,
-                        timezone,
-                        date_format,
-                    },
-                    now,
-                )
-                .await?;
-            if let Some(by) = accept_rules {
-                account = node.accounts.accept_rules(account.id, &by, now).await?;
-            }
-            let key = herald::accounts::create_key(&node.accounts, account.id, now).await?;
+            let new = herald::accounts::NewAccount {
+                name,
+                timezone,
+                date_format,
+            };
+            let (account, key) = herald::accounts::open(
+                &node.accounts,
+                &new,
+                accept_rules.as_deref(),
+                node.clock.now(),
+            )
+            .await?;
             println!(
                 "{}",
                 serde_json::json!({"account": account, "api_key": key})

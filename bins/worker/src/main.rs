@@ -41,21 +41,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    // Structured (JSON) logs with HERALD_LOG_FORMAT=json, readable ones otherwise.
-    if std::env::var("HERALD_LOG_FORMAT").is_ok_and(|f| f == "json") {
-        tracing_subscriber::fmt()
-            .json()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
-    } else {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
-    }
+    herald::logs::init();
     let cli = Cli::parse();
     let config =
         Config::load(&cli.config).with_context(|| format!("loading {}", cli.config.display()))?;

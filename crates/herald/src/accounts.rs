@@ -100,3 +100,20 @@ pub async fn domain_signer(
         None => Ok(None),
     }
 }
+
+/// Creates an account with its first API key; with `accepted_by`, records that
+/// this person accepted the sending rules, which enables it. For the admin API
+/// and `herald-server create-account`.
+pub async fn open(
+    store: &Accounts,
+    new: &NewAccount,
+    accepted_by: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(Account, NewApiKey), Error> {
+    let mut account = store.create(new, now).await?;
+    if let Some(by) = accepted_by {
+        account = store.accept_rules(account.id, by, now).await?;
+    }
+    let key = create_key(store, account.id, now).await?;
+    Ok((account, key))
+}

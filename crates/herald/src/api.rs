@@ -312,19 +312,12 @@ async fn create_account(
     _: Admin,
     Json(body): Json<CreateAccount>,
 ) -> ApiResult<(StatusCode, Json<CreatedAccount>)> {
-    let now = h.clock.now();
-    let account = h
-        .accounts
-        .create(
-            &NewAccount {
-                name: body.name,
-                timezone: body.timezone,
-                date_format: body.date_format,
-            },
-            now,
-        )
-        .await?;
-    let api_key = crate::accounts::create_key(&h.accounts, account.id, now).await?;
+    let new = NewAccount {
+        name: body.name,
+        timezone: body.timezone,
+        date_format: body.date_format,
+    };
+    let (account, api_key) = crate::accounts::open(&h.accounts, &new, None, h.clock.now()).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedAccount { account, api_key }),

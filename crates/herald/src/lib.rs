@@ -47,6 +47,7 @@ pub mod config;
 pub mod domains;
 pub mod http;
 pub mod inbound;
+pub mod logs;
 pub mod metrics;
 pub mod openapi;
 pub mod quickstart;
