@@ -1,0 +1,210 @@
+//! Accounts, API keys and sending domains: `/v1/accounts`, `/v1/account`, `/v1/domains`.
+
+use super::*;
+
+// ---------------------------------------------------------------- accounts
+
+/// `POST /v1/accounts`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
+pub struct CreateAccount {
+    /// The account's name.
+    pub name: String,
+    /// IANA time zone (default UTC).
+    #[serde(default)]
+    pub timezone: String,
+    /// chrono date format of mass campaign names (default `%Y-%m-%d`).
+    #[serde(default)]
+    pub date_format: String,
+}
+
+/// A created account and its first API key (shown once).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CreatedAccount {
+    /// The account.
+    pub account: Account,
+    /// Its first API key.
+    pub api_key: NewApiKey,
+}
+
+#[utoipa::path(post, path = "/v1/accounts", tag = "admin", summary = "Create an account",  request_body = CreateAccount, responses((status = 201, description = "The account (disabled until the rules are accepted) and its first API key, shown once", body = CreatedAccount), Errors), security(("admin_token" = [])))]
+pub(crate) async fn create_account(
+    State(h): State<Arc<Herald>>,
+    _: Admin,
+    Json(body): Json<CreateAccount>,
+) -> ApiResult<(StatusCode, Json<CreatedAccount>)> {
+    let new = NewAccount {
+        name: body.name,
+        timezone: body.timezone,
+        date_format: body.date_format,
+    };
+    let (account, api_key) = crate::accounts::open(&h.accounts, &new, None, h.clock.now()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedAccount { account, api_key }),
+    ))
+}
+
+#[utoipa::path(get, path = "/v1/accounts", tag = "admin", summary = "List accounts",   responses((status = 200, description = "All accounts", body = [Account]), Errors), security(("admin_token" = [])))]
+pub(crate) async fn list_accounts(
+    State(h): State<Arc<Herald>>,
+    _: Admin,
+) -> ApiResult<Json<Vec<Account>>> {
+    Ok(Json(h.accounts.list().await?))
+}
+
+#[utoipa::path(delete, path = "/v1/accounts/{id}", tag = "admin", summary = "Delete an account and all its data", params(("id" = u64, Path, description = "Account number")),  responses((status = 204, description = "The account and all its data are deleted"), Errors), security(("admin_token" = [])))]
+pub(crate) async fn delete_account_admin(
+    State(h): State<Arc<Herald>>,
+    _: Admin,
+    P(id): P<u64>,
+) -> ApiResult<StatusCode> {
+    h.delete_account(id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// An account with its status totals (R-ACC-1, R-EVT-3).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct AccountStatus {
+    /// The account.
+    pub account: Account,
+    /// Its totals.
+    pub totals: Totals,
+}
+
+#[utoipa::path(get, path = "/v1/account", tag = "api", summary = "The key's account and its totals",   responses((status = 200, description = "The account and its status totals", body = AccountStatus), Errors), security(("api_key" = [])))]
+pub(crate) async fn get_account(
+    State(h): State<Arc<Herald>>,
+    Tenant(a): Tenant,
+) -> ApiResult<Json<AccountStatus>> {
+    Ok(Json(AccountStatus {
+        account: h.accounts.get(a).await?,
+        totals: h.events.totals(a).await?,
+    }))
+}
+
+#[utoipa::path(delete, path = "/v1/account", tag = "api", summary = "Delete the key's account and all its data",   responses((status = 204, description = "The account and all its data are deleted"), Errors), security(("api_key" = [])))]
+pub(crate) async fn delete_own_account(
+    State(h): State<Arc<Herald>>,
+    Tenant(a): Tenant,
+) -> ApiResult<StatusCode> {
+    h.delete_account(a).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /v1/account/rules`: who accepts the sending rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
+pub struct AcceptRules {
+    /// The person accepting (name or email).
+    pub accepted_by: String,
+}
+
+#[utoipa::path(post, path = "/v1/account/rules", tag = "api", summary = "Accept the sending rules (enables the account)",  request_body = AcceptRules, responses((status = 200, description = "The account, enabled", body = Account), Errors), security(("api_key" = [])))]
+pub(crate) async fn accept_rules(
+    State(h): State<Arc<Herald>>,
+    Tenant(a): Tenant,
+    Json(body): Json<AcceptRules>,
+) -> ApiResult<Json<Account>> {
+    Ok(Json(
+        h.accounts
+            .accept_rules(a, &body.accepted_by, h.clock.now())
+            .await?,
+    ))
+}
+
+#[utoipa::path(post, path = "/v1/account/keys", tag = "api", summary = "Create another API key",   responses((status = 201, description = "A new API key, shown once", body = NewApiKey), Errors), security(("api_key" = [])))]
+pub(crate) async fn create_key(
+    State(h): State<Arc<Herald>>,
+    Tenant(a): Tenant,
+) -> ApiResult<(StatusCode, Json<NewApiKey>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(crate::accounts::create_key(&h.accounts, a, h.clock.now()).await?),
+    ))
+}
+
+// ---------------------------------------------------------------- domains
+
+/// `POST /v1/domains`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
+pub struct AddDomain {
+    /// The sending domain, e.g. `shop.example`.
+    pub domain: String,
+}
+
+#[utoipa::path(post, path = "/v1/domains", tag = "api", summary = "Add a sending domain",  request_body = AddDomain, responses((status = 201, description = "The domain with its DKIM record to publish", body = Domain), Errors), security(("api_key" = [])))]
+pub(crate) async fn add_domain(
+    State(h): State<Arc<Herald>>,
+    Tenant(a): Tenant,
+    Json(body): Json<AddDomain>,
+) -> ApiResult<(StatusCode, Json<Domain>)> {
+    let d = crate::accounts::add_domain(&h.accounts, a, &body.domain, &h.config.domains.selector)
+        .await?;
+    Ok((StatusCode::CREATED, Json(d)))
+}
+
+#[utoipa::path(get, path = "/v1/domains", tag = "api", summary = "List sending domains",   responses((status = 200, description = "The sending domains", body = [Domain]), Errors), security(("api_key" = [])))]
+pub(crate) async fn list_domains(
+    State(h): State<Arc<Herald>>,
+    Tenant(a): Tenant,
+) -> ApiResult<Json<Vec<Domain>>> {
+    Ok(Json(h.accounts.domains(a).await?))
+}
+
+/// A domain check's outcome.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DomainCheckResult {
+    /// The domain, with `verified` updated.
+    pub domain: Domain,
+    /// SPF, DKIM and DMARC verdicts with reasons and the records to publish.
+    #[schema(value_type = Object)]
+    pub report: herald_auth::DomainReport,
+}
+
+#[utoipa::path(post, path = "/v1/domains/{domain}/check", tag = "api", summary = "Check a domain", params(("domain" = String, Path, description = "The domain")),  responses((status = 200, description = "SPF, DKIM and DMARC verdicts; verified when all pass", body = DomainCheckResult), Errors), security(("api_key" = [])))]
+pub(crate) async fn check_domain(
+    State(h): State<Arc<Herald>>,
+    Tenant(a): Tenant,
+    P(domain): P<String>,
+) -> ApiResult<Json<DomainCheckResult>> {
+    let d = h
+        .accounts
+        .domain(a, &domain)
+        .await?
+        .ok_or(Problem::not_found("domain"))?;
+    let key = crate::accounts::domain_key(&h.accounts, a, &d.domain).await?;
+    let c = &h.config.domains;
+    let report = crate::domains::check(crate::domains::DomainCheck {
+        domain: &d.domain,
+        selector: &d.selector,
+        key: key.as_ref(),
+        mail_from: None,
+        platform: herald_auth::PlatformAuth {
+            spf_include: c.spf_include.clone(),
+            sending_ips: c.sending_ips.clone(),
+            bounce_domain: h.config.platform.bounce_domain.clone(),
+        },
+        dns: herald_auth::DnsConfig {
+            nameserver: c.nameserver,
+            timeout: std::time::Duration::from_secs(c.dns_timeout_secs),
+            attempts: 2,
+        },
+    })
+    .await
+    .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    h.accounts
+        .set_verified(a, &d.domain, report.passed(), h.clock.now())
+        .await?;
+    h.forget_signers(a);
+    let domain = h
+        .accounts
+        .domain(a, &d.domain)
+        .await?
+        .ok_or(Problem::not_found("domain"))?;
+    Ok(Json(DomainCheckResult { domain, report }))
+}
