@@ -103,6 +103,16 @@ impl Namespace {
             Namespace::Custom => "custom",
         }
     }
+
+    /// The namespace stored as `s` (the inverse of [`Namespace::as_str`];
+    /// anything else is custom).
+    pub(crate) fn from_stored(s: &str) -> Self {
+        match s {
+            "person" => Namespace::Person,
+            "organisation" => Namespace::Organisation,
+            _ => Namespace::Custom,
+        }
+    }
 }
 
 /// A value to compare with.

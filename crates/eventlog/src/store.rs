@@ -779,11 +779,7 @@ impl EventLog {
             }
             for row in q.fetch_all(&self.pool).await? {
                 let person: String = row.try_get(0)?;
-                let namespace = match row.try_get::<String, _>(1)?.as_str() {
-                    "person" => Namespace::Person,
-                    "organisation" => Namespace::Organisation,
-                    _ => Namespace::Custom,
-                };
+                let namespace = Namespace::from_stored(&row.try_get::<String, _>(1)?);
                 let field: String = row.try_get(2)?;
                 let value: String = row.try_get(3)?;
                 out.entry(person.clone())
@@ -813,12 +809,10 @@ impl EventLog {
         .await?;
         rows.iter()
             .map(|r| {
-                let ns = match r.try_get::<String, _>(0)?.as_str() {
-                    "person" => Namespace::Person,
-                    "organisation" => Namespace::Organisation,
-                    _ => Namespace::Custom,
-                };
-                Ok((ns, r.try_get::<String, _>(1)?))
+                Ok((
+                    Namespace::from_stored(&r.try_get::<String, _>(0)?),
+                    r.try_get::<String, _>(1)?,
+                ))
             })
             .collect()
     }
