@@ -89,6 +89,27 @@ impl Suppressed {
     }
 }
 
+const CAMPAIGN_COLUMNS: &str =
+    "id, name, first_subject, emails, delivered, opened, clicked, starred, archived";
+
+fn campaign_row(r: &AnyRow) -> Result<Campaign> {
+    let n = |c: &str| -> Result<u64> { Ok(u64::try_from(r.try_get::<i64, _>(c)?).unwrap_or(0)) };
+    let (delivered, opened, clicked) = (n("delivered")?, n("opened")?, n("clicked")?);
+    Ok(Campaign {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        first_subject: r.try_get("first_subject")?,
+        emails: n("emails")?,
+        delivered,
+        opened,
+        clicked,
+        open_rate: rate(opened, delivered),
+        click_rate: rate(clicked, delivered),
+        starred: r.try_get::<i64, _>("starred")? != 0,
+        archived: r.try_get::<i64, _>("archived")? != 0,
+    })
+}
+
 /// An event serialized for [`EventLog::stage`]: made by the caller (on its
 /// own thread), so the task that stages a group only joins them. The form is
 /// a positional JSON array (no field names), about half the bytes of the
@@ -883,35 +904,30 @@ impl EventLog {
 
     /// The campaigns of `account`, newest first (archived ones only if asked).
     pub async fn campaigns(&self, account: u64, include_archived: bool) -> Result<Vec<Campaign>> {
-        let rows = sqlx::query(
-            "SELECT id, name, first_subject, emails, delivered, opened, clicked, starred, archived FROM herald_campaigns
-             WHERE account = $1 AND (archived = 0 OR $2 = 1) ORDER BY created_at DESC, id DESC",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM herald_campaigns
+             WHERE account = $1 AND (archived = 0 OR $2 = 1) ORDER BY created_at DESC, id DESC"
+        ))
         .bind(account_i64(account)?)
         .bind(i64::from(include_archived))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let n = |c: &str| -> Result<u64> {
-                    Ok(u64::try_from(r.try_get::<i64, _>(c)?).unwrap_or(0))
-                };
-                let (delivered, opened, clicked) = (n("delivered")?, n("opened")?, n("clicked")?);
-                Ok(Campaign {
-                    id: r.try_get("id")?,
-                    name: r.try_get("name")?,
-                    first_subject: r.try_get("first_subject")?,
-                    emails: n("emails")?,
-                    delivered,
-                    opened,
-                    clicked,
-                    open_rate: rate(opened, delivered),
-                    click_rate: rate(clicked, delivered),
-                    starred: r.try_get::<i64, _>("starred")? != 0,
-                    archived: r.try_get::<i64, _>("archived")? != 0,
-                })
-            })
-            .collect()
+        rows.iter().map(campaign_row).collect()
+    }
+
+    /// Campaign `id` of `account` (archived or not); `None` if `account` has
+    /// no such campaign.
+    pub async fn campaign(&self, account: u64, id: i64) -> Result<Option<Campaign>> {
+        sqlx::query(&format!(
+            "SELECT {CAMPAIGN_COLUMNS} FROM herald_campaigns WHERE account = $1 AND id = $2"
+        ))
+        .bind(account_i64(account)?)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(campaign_row)
+        .transpose()
     }
 
     /// Stars or unstars, archives or unarchives a campaign of `account`.

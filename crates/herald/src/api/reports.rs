@@ -184,10 +184,8 @@ pub(crate) async fn list_campaigns(
 
 pub(crate) async fn find_campaign(h: &Herald, account: u64, id: i64) -> ApiResult<Campaign> {
     h.events
-        .campaigns(account, true)
+        .campaign(account, id)
         .await?
-        .into_iter()
-        .find(|c| c.id == id)
         .ok_or(Problem::not_found("campaign"))
 }
 
