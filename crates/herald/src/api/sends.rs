@@ -146,14 +146,14 @@ pub(super) fn display_name(p: &BTreeMap<String, String>) -> Option<String> {
 }
 
 /// One recipient before compiling: address, name, person, merge data.
-pub(super) struct Target {
-    pub(super) email: String,
-    pub(super) name: Option<String>,
-    pub(super) person: Option<String>,
-    pub(super) data: MergeData,
+struct Target {
+    email: String,
+    name: Option<String>,
+    person: Option<String>,
+    data: MergeData,
 }
 
-pub(super) async fn targets(
+async fn targets(
     h: &Herald,
     account: u64,
     input: &SendInput,
@@ -208,7 +208,10 @@ pub(super) async fn targets(
 
 /// The merge fields a send may use: the standard ones, every field the
 /// account has stored for its persons, and those its recipients carry.
-pub(super) fn schema_for(stored: &[(Namespace, String)], targets: &[Target]) -> FieldSchema {
+pub(super) fn schema_for<'a>(
+    stored: &[(Namespace, String)],
+    data: impl IntoIterator<Item = &'a MergeData>,
+) -> FieldSchema {
     let mut schema = FieldSchema::standard();
     for (ns, k) in stored {
         schema = match ns {
@@ -217,14 +220,14 @@ pub(super) fn schema_for(stored: &[(Namespace, String)], targets: &[Target]) -> 
             Namespace::Custom => schema.with_custom_field(k),
         };
     }
-    for t in targets {
-        for k in t.data.person.keys() {
+    for d in data {
+        for k in d.person.keys() {
             schema = schema.with_person_field(k);
         }
-        for k in t.data.organisation.keys() {
+        for k in d.organisation.keys() {
             schema = schema.with_organisation_field(k);
         }
-        for k in t.data.custom.keys() {
+        for k in d.custom.keys() {
             schema = schema.with_custom_field(k);
         }
     }
@@ -252,7 +255,10 @@ pub(super) async fn prepare(
         text: input.text.clone(),
     }
     .compile(
-        &schema_for(&h.events.field_names(account.id).await?, &targets),
+        &schema_for(
+            &h.events.field_names(account.id).await?,
+            targets.iter().map(|t| &t.data),
+        ),
         &TrackingOptions {
             track_links: input.track_links,
             track_opens: input.track_opens,

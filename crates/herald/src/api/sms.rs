@@ -156,19 +156,10 @@ pub(crate) async fn send_sms(
             format!("at most {max} recipients per SMS send"),
         ));
     }
-    let schema = {
-        let stored = h.events.field_names(account.id).await?;
-        let as_targets: Vec<Target> = targets
-            .iter()
-            .map(|(n, p, d)| Target {
-                email: n.clone(),
-                name: None,
-                person: p.clone(),
-                data: d.clone(),
-            })
-            .collect();
-        schema_for(&stored, &as_targets)
-    };
+    let schema = schema_for(
+        &h.events.field_names(account.id).await?,
+        targets.iter().map(|(_, _, data)| data),
+    );
     let template = herald_message::sms::SmsTemplate::compile(&input.text, &schema)
         .map_err(|e| Problem::invalid("text", e))?;
     let limit = Arc::new(tokio::sync::Semaphore::new(
