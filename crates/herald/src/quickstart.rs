@@ -84,52 +84,44 @@ pub fn config(dir: &Path, listen: SocketAddr) -> Result<(Config, String), Error>
         listen.ip().to_string()
     };
     let base_url = format!("http://{host}:{}", listen.port());
-    let mut config: Config = toml::from_str(&format!(
-        r#"
-        database_url = "sqlite://{db}?mode=rwc"
-        [platform]
-        name = "Herald"
-        sender = "mailer@herald.localhost"
-        message_id_domain = "herald.localhost"
-        bounce_domain = "bounces.herald.localhost"
-        [tracking]
-        base_url = "{base_url}"
-        secret = "x"
-        [dkim.platform]
-        domain = "herald.localhost"
-        selector = "herald"
-        key_file = "x"
-        [transport]
-        kind = "file"
-        dir = "x"
-        "#,
-        db = dir.join("herald.db").display(),
-    ))
-    .map_err(crate::config::ConfigError::from)?;
-    config.tracking = TrackingConfig { base_url, secret };
-    config.dkim = DkimConfig {
-        platform: DkimKeyConfig {
-            domain: "herald.localhost".into(),
-            selector: "herald".into(),
-            key_file,
+    let config = Config {
+        database_url: format!("sqlite://{}?mode=rwc", dir.join("herald.db").display()),
+        platform: PlatformConfig {
+            name: "Herald".into(),
+            sender: "mailer@herald.localhost".into(),
+            message_id_domain: "herald.localhost".into(),
+            bounce_domain: "bounces.herald.localhost".into(),
+            feedback_sender: "herald".into(),
         },
-        domains: Vec::new(),
+        tracking: TrackingConfig { base_url, secret },
+        dkim: DkimConfig {
+            platform: DkimKeyConfig {
+                domain: "herald.localhost".into(),
+                selector: "herald".into(),
+                key_file,
+            },
+            domains: Vec::new(),
+        },
+        transport: TransportConfig::File {
+            dir: dir.join("mail"),
+        },
+        fallback_transport: None,
+        attachments: Default::default(),
+        throttle: Default::default(),
+        rules: Default::default(),
+        retry: Default::default(),
+        worker: WorkerOptions {
+            poll_ms: 200,
+            ..WorkerOptions::default()
+        },
+        events: Default::default(),
+        api: crate::config::ApiConfig {
+            admin_token: Some(admin_token.clone()),
+            ..Default::default()
+        },
+        domains: Default::default(),
+        sms: Default::default(),
     };
-    config.transport = TransportConfig::File {
-        dir: dir.join("mail"),
-    };
-    config.platform = PlatformConfig {
-        name: "Herald".into(),
-        sender: "mailer@herald.localhost".into(),
-        message_id_domain: "herald.localhost".into(),
-        bounce_domain: "bounces.herald.localhost".into(),
-        feedback_sender: "herald".into(),
-    };
-    config.worker = WorkerOptions {
-        poll_ms: 200,
-        ..WorkerOptions::default()
-    };
-    config.api.admin_token = Some(admin_token.clone());
     Ok((config, admin_token))
 }
 
