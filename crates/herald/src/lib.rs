@@ -42,6 +42,7 @@ pub use herald_schedule as schedule;
 
 pub mod accounts;
 pub mod api;
+mod cache;
 pub mod clock;
 pub mod config;
 pub mod domains;

@@ -1,6 +1,7 @@
 //! The Herald service: the parts built from a validated [`Config`].
 
 use crate::accounts::Accounts;
+use crate::cache::Recent;
 use crate::clock::Clock;
 use crate::config::{Config, DkimKeyConfig};
 use crate::transport::{Transport, TransportError};
@@ -9,7 +10,7 @@ use herald_eventlog::EventLog;
 use herald_message::{Platform, Tracker};
 use herald_schedule::{Outbox, RetryPolicy, Throttle};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Errors building or running the service.
 #[non_exhaustive]
@@ -115,9 +116,9 @@ pub struct Herald {
     pub metrics: crate::metrics::Metrics,
     /// The SMS gateway, if one is configured.
     pub sms: Option<crate::sms::SmsGateway>,
-    domain_signers: Mutex<HashMap<(u64, String), Arc<DkimSigner>>>,
-    sends: Mutex<HashMap<i64, Arc<herald_schedule::StoredSend>>>,
-    messages: Mutex<HashMap<i64, (std::time::Instant, Arc<MessageValues>)>>,
+    domain_signers: Recent<(u64, String), DkimSigner>,
+    sends: Recent<i64, herald_schedule::StoredSend>,
+    messages: Recent<i64, MessageValues>,
 }
 
 /// What a tracking link needs of its message: account, recipient, send, CRM
@@ -199,9 +200,9 @@ impl Herald {
             sms,
             accounts,
             metrics: crate::metrics::Metrics::default(),
-            domain_signers: Mutex::new(HashMap::new()),
-            sends: Mutex::new(HashMap::new()),
-            messages: Mutex::new(HashMap::new()),
+            domain_signers: Recent::new(usize::MAX, None),
+            sends: Recent::new(SEND_CACHE, None),
+            messages: Recent::new(MESSAGE_CACHE, Some(MESSAGE_TTL)),
             outbox,
             events,
             tracker,
@@ -232,21 +233,15 @@ impl Herald {
             return Ok(Arc::clone(self.signers.for_sender(&domain, verified)));
         }
         let key = (account, domain);
-        if let Some(s) = self.cached_signer(&key) {
+        if let Some(s) = self.domain_signers.get(&key) {
             return Ok(s);
         }
         let signer = match crate::accounts::domain_signer(&self.accounts, account, &key.1).await? {
             Some(s) => Arc::new(s),
             None => return Ok(Arc::clone(&self.signers.platform)),
         };
-        if let Ok(mut cache) = self.domain_signers.lock() {
-            cache.insert(key, Arc::clone(&signer));
-        }
+        self.domain_signers.insert(key, Arc::clone(&signer));
         Ok(signer)
-    }
-
-    fn cached_signer(&self, key: &(u64, String)) -> Option<Arc<DkimSigner>> {
-        self.domain_signers.lock().ok()?.get(key).cloned()
     }
 
     /// The stored send `send_id`, from a cache of recent sends (a send's
@@ -256,51 +251,31 @@ impl Herald {
         &self,
         send_id: i64,
     ) -> Result<Arc<herald_schedule::StoredSend>, Error> {
-        if let Some(s) = self
-            .sends
-            .lock()
-            .ok()
-            .and_then(|c| c.get(&send_id).cloned())
-        {
+        if let Some(s) = self.sends.get(&send_id) {
             return Ok(s);
         }
         let send = Arc::new(self.outbox.send(send_id).await?);
-        if let Ok(mut cache) = self.sends.lock() {
-            if cache.len() >= SEND_CACHE {
-                cache.clear();
-            }
-            cache.insert(send_id, Arc::clone(&send));
-        }
+        self.sends.insert(send_id, Arc::clone(&send));
         Ok(send)
     }
 
     /// What a tracking link of message `id` needs, from a cache of recently
     /// clicked or opened messages (their values never change), else the outbox.
     pub async fn message_cached(&self, id: i64) -> Result<Option<Arc<MessageValues>>, Error> {
-        let cached = self.messages.lock().ok().and_then(|c| c.get(&id).cloned());
-        if let Some((at, m)) = cached
-            && at.elapsed() < MESSAGE_TTL
-        {
+        if let Some(m) = self.messages.get(&id) {
             return Ok(Some(m));
         }
         let Some(m) = self.outbox.message_values(id).await? else {
             return Ok(None);
         };
         let m = Arc::new(m);
-        if let Ok(mut cache) = self.messages.lock() {
-            if cache.len() >= MESSAGE_CACHE {
-                cache.clear();
-            }
-            cache.insert(id, (std::time::Instant::now(), Arc::clone(&m)));
-        }
+        self.messages.insert(id, Arc::clone(&m));
         Ok(Some(m))
     }
 
     /// Forgets the cached signers of `account` (after its domains change).
     pub fn forget_signers(&self, account: u64) {
-        if let Ok(mut cache) = self.domain_signers.lock() {
-            cache.retain(|(a, _), _| *a != account);
-        }
+        self.domain_signers.retain(|(a, _), _| *a != account);
     }
 
     /// Permanently deletes account `id` and everything Herald holds for it:
@@ -316,12 +291,8 @@ impl Herald {
         self.events.delete_account(id).await?;
         self.accounts.delete(id).await?;
         self.forget_signers(id);
-        if let Ok(mut cache) = self.sends.lock() {
-            cache.retain(|_, s| s.account != id);
-        }
-        if let Ok(mut cache) = self.messages.lock() {
-            cache.retain(|_, (_, m)| m.0 != id);
-        }
+        self.sends.retain(|_, s| s.account != id);
+        self.messages.retain(|_, m| m.0 != id);
         Ok(())
     }
 }
