@@ -7,7 +7,7 @@
 //! exactly one account. A sending domain keeps the DKIM key the caller
 //! generated for it and whether its checks passed.
 
-use crate::outbox::{Backend, millis};
+use crate::outbox::millis;
 use crate::{Error, Result};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
@@ -160,7 +160,7 @@ impl Accounts {
     /// The store on `pool` (reads) and `writer` (writes); the tables come
     /// with [`crate::Outbox::migrate`]. [`crate::Outbox::accounts`] makes one
     /// on the outbox's pools.
-    pub fn new(pool: AnyPool, writer: AnyPool, _backend: Backend) -> Self {
+    pub fn new(pool: AnyPool, writer: AnyPool) -> Self {
         Accounts { pool, writer }
     }
 

@@ -429,7 +429,7 @@ impl Outbox {
 
     /// The account store on this outbox's database.
     pub fn accounts(&self) -> crate::Accounts {
-        crate::Accounts::new(self.pool.clone(), self.writer.clone(), self.backend)
+        crate::Accounts::new(self.pool.clone(), self.writer.clone())
     }
 
     /// The pool that writes go through (see [`Outbox::pool`] for reads): share
