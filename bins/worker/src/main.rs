@@ -1,6 +1,7 @@
 //! `herald-worker`: parse the config, build Herald, run the delivery loop until
 //! SIGTERM or SIGINT, then finish what is in flight. `herald-worker ingest`
-//! reads one bounce or complaint from standard input (an MTA's pipe transport).
+//! reads one bounce or complaint from standard input (an MTA's pipe transport);
+//! `herald-worker classify` says what one is, with no configuration at all.
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -37,12 +38,30 @@ enum Command {
     /// its events and print what it was as JSON. Exits 0 when the message was
     /// read (mapped or not), 75 when it could not be recorded now (retry later).
     Ingest,
+    /// Read one raw message from standard input and print what it is as one
+    /// JSON object: `{"kind": "dsn"|"complaint"|"autoreply"|"other",
+    /// "recipients": [{"address", "class", "reason", "status", "action",
+    /// "diagnostic"}]}`, recipients in the order the report gives them. Needs
+    /// no configuration and records nothing.
+    Classify,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<ExitCode> {
     herald::logs::init();
     let cli = Cli::parse();
+    if let Some(Command::Classify) = cli.command {
+        let mut raw = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut raw)
+            .context("reading standard input")?;
+        let kind = herald::eventlog::inbound::classify_message(&raw);
+        println!(
+            "{}",
+            serde_json::to_string(&kind.classification()).context("writing the result")?
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
     let config =
         Config::load(&cli.config).with_context(|| format!("loading {}", cli.config.display()))?;
     let herald = Arc::new(

@@ -99,6 +99,8 @@ pub struct NewEvent {
     pub user_agent: Option<String>,
     /// For bounces and blocks: the SMTP reply or the DSN's diagnostic.
     pub reply: Option<String>,
+    /// For bounces and blocks: why ([`herald_schedule::BounceRules::judge`]).
+    pub reason: Option<herald_schedule::BounceReason>,
     /// Seconds from delivery to this event, when known (for bot rules).
     pub since_delivery_secs: Option<i64>,
 }
@@ -119,6 +121,7 @@ impl NewEvent {
             ip: None,
             user_agent: None,
             reply: None,
+            reason: None,
             since_delivery_secs: None,
         }
     }
@@ -152,6 +155,8 @@ pub struct Event {
     pub user_agent: Option<String>,
     /// The SMTP reply or diagnostic.
     pub reply: Option<String>,
+    /// For bounces and blocks: why (`user_unknown`, `mailbox_full`, …).
+    pub reason: Option<herald_schedule::BounceReason>,
     /// Whether the bot rules flagged it.
     pub bot: bool,
     /// The client's browser, from the User-Agent.

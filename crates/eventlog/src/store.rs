@@ -177,6 +177,8 @@ fn unstage(c: Compact<'_>) -> NewEvent {
         ip: own(c.9),
         user_agent: own(c.10),
         reply: own(c.11),
+        // Staged events are tracking hits (opens, clicks): never a bounce reason.
+        reason: None,
         since_delivery_secs: c.12,
     }
 }
@@ -406,10 +408,10 @@ impl EventLog {
         // number); these statements use each parameter once, in order, so on
         // SQLite they are written as anonymous `?`, which it binds by position.
         const ROWS: usize = 200;
-        const COLS: usize = 19;
+        const COLS: usize = 20;
         for (chunk_no, chunk) in events.chunks(ROWS).enumerate() {
             let mut sql = String::from(
-                "INSERT INTO herald_events (account, kind, at, message, campaign, recipient, person, link, label, ip, user_agent, reply, bot, seq, browser, os, device, country, city) VALUES ",
+                "INSERT INTO herald_events (account, kind, at, message, campaign, recipient, person, link, label, ip, user_agent, reply, reason, bot, seq, browser, os, device, country, city) VALUES ",
             );
             for i in 0..chunk.len() {
                 if i > 0 {
@@ -435,6 +437,7 @@ impl EventLog {
                     .bind(e.ip.clone())
                     .bind(e.user_agent.clone())
                     .bind(e.reply.clone())
+                    .bind(e.reason.map(|r| r.as_str()))
                     .bind(i64::from(bot[chunk_no * ROWS + i]))
                     .bind(*seq);
                 *seq += 1;
@@ -967,6 +970,7 @@ pub(crate) fn event_columns(prefix: &str) -> String {
         "ip",
         "user_agent",
         "reply",
+        "reason",
         "bot",
         "browser",
         "os",
@@ -996,6 +1000,13 @@ pub(crate) fn event_from_row(r: &AnyRow) -> Result<Event> {
         ip: r.try_get("ip")?,
         user_agent: r.try_get("user_agent")?,
         reply: r.try_get("reply")?,
+        reason: r
+            .try_get::<Option<String>, _>("reason")?
+            .map(|name| {
+                herald_schedule::BounceReason::parse(&name)
+                    .ok_or_else(|| Error::Corrupt(format!("unknown bounce reason `{name}`")))
+            })
+            .transpose()?,
         bot: r.try_get::<i64, _>("bot")? != 0,
         browser: r.try_get("browser")?,
         os: r.try_get("os")?,

@@ -9,7 +9,8 @@ use serde::Serialize;
 /// What an inbound message led to.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InboundOutcome {
-    /// What the message is.
+    /// What the message is (`herald-worker classify`'s `kind` and `recipients`).
+    #[serde(flatten)]
     pub kind: InboundKind,
     /// The message it was mapped to (account, outbox number), if any.
     pub message: Option<(u64, i64)>,
@@ -48,12 +49,23 @@ pub async fn ingest(herald: &Herald, raw: &[u8]) -> Result<InboundOutcome, Error
             e
         };
         match &parsed.kind {
-            InboundKind::Dsn(recipients) => {
-                for d in recipients {
-                    let Some(class) = d.class else { continue };
-                    let kind = EventKind::of_bounce(class);
-                    let reply = d.diagnostic.clone().or_else(|| d.status.clone());
-                    events.push(event(kind, reply));
+            InboundKind::Dsn { recipients } => {
+                // One message has one recipient: the entry about that address,
+                // else the first failed one (a forwarded address reports as
+                // its final recipient).
+                let failed = || recipients.iter().filter(|d| d.class.is_some());
+                let about = failed()
+                    .find(|d| d.recipient.eq_ignore_ascii_case(&recipient))
+                    .or_else(|| failed().next());
+                if let Some(d) = about
+                    && let Some(class) = d.class
+                {
+                    let mut e = event(
+                        EventKind::of_bounce(class),
+                        d.diagnostic.clone().or_else(|| d.status.clone()),
+                    );
+                    e.reason = d.reason;
+                    events.push(e);
                 }
             }
             InboundKind::Complaint { feedback_type } => events.push(event(

@@ -3,7 +3,7 @@
 
 use herald_auth::{Dns, DnsConfig, Lookup};
 use herald_message::Envelope;
-use herald_schedule::Attempt;
+use herald_schedule::{Attempt, Stage};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
@@ -200,14 +200,16 @@ impl SmtpPool {
                             break conn;
                         }
                     }
-                    None => break self.connect().await?,
+                    None => {
+                        break self.connect().await.map_err(|e| (Stage::Session, e))?;
+                    }
                 }
             };
-            let result = conn.send(envelope, message).await;
+            let result = transaction(&mut conn, envelope, message).await;
             if result.is_ok() && !conn.has_broken() {
                 self.idle.lock().await.push(conn);
             }
-            result.map_err(SendError::Smtp)
+            result
         };
         match tokio::time::timeout(limit, work).await {
             Err(_) => Attempt::Unreachable {
@@ -221,12 +223,14 @@ impl SmtpPool {
             Ok(Ok(resp)) => Attempt::Reply {
                 code: u16::from(resp.code()),
                 text: resp.message().collect::<Vec<_>>().join(" "),
+                stage: Stage::Data,
             },
-            Ok(Err(SendError::Io(reason))) => Attempt::Unreachable { reason },
-            Ok(Err(SendError::Smtp(e))) => match e.status() {
+            Ok(Err((_, SendError::Io(reason)))) => Attempt::Unreachable { reason },
+            Ok(Err((stage, SendError::Smtp(e)))) => match e.status() {
                 Some(code) => Attempt::Reply {
                     code: u16::from(code),
                     text: error_text(&e),
+                    stage,
                 },
                 None => Attempt::Unreachable {
                     reason: error_text(&e),
@@ -234,6 +238,56 @@ impl SmtpPool {
             },
         }
     }
+}
+
+/// One mail transaction (MAIL FROM, RCPT TO, DATA) on an open connection,
+/// each command's refusal tagged with its stage: only RCPT TO and DATA speak
+/// about the recipient. The options are lettre's own choice (SMTPUTF8 for
+/// non-ASCII addresses, 8BITMIME for a non-ASCII body).
+async fn transaction(
+    conn: &mut AsyncSmtpConnection,
+    envelope: &lettre::address::Envelope,
+    message: &[u8],
+) -> Result<lettre::transport::smtp::response::Response, (Stage, SendError)> {
+    use lettre::transport::smtp::commands::{Data, Mail, Rcpt};
+    use lettre::transport::smtp::extension::{Extension, MailBodyParameter, MailParameter};
+    let mut options = Vec::new();
+    let info = conn.server_info();
+    let non_ascii = envelope.from().is_some_and(|a| !a.to_string().is_ascii())
+        || envelope.to().iter().any(|a| !a.to_string().is_ascii());
+    if non_ascii {
+        if !info.supports_feature(Extension::SmtpUtfEight) {
+            return Err((
+                Stage::Recipient,
+                SendError::Io(
+                    "the address is not ASCII and the server does not offer SMTPUTF8".into(),
+                ),
+            ));
+        }
+        options.push(MailParameter::SmtpUtfEight);
+    }
+    if !message.is_ascii() && info.supports_feature(Extension::EightBitMime) {
+        options.push(MailParameter::Body(MailBodyParameter::EightBitMime));
+    }
+    let tag = |stage: Stage| move |e| (stage, SendError::Smtp(e));
+    let result = async {
+        conn.command(Mail::new(envelope.from().cloned(), options))
+            .await
+            .map_err(tag(Stage::Sender))?;
+        for to in envelope.to() {
+            conn.command(Rcpt::new(to.clone(), vec![]))
+                .await
+                .map_err(tag(Stage::Recipient))?;
+        }
+        conn.command(Data).await.map_err(tag(Stage::Data))?;
+        conn.message(message).await.map_err(tag(Stage::Data))
+    }
+    .await;
+    if result.is_err() {
+        // As lettre does: QUIT and drop; the connection is never pooled again.
+        conn.abort().await;
+    }
+    result
 }
 
 /// Why a transaction did not get a reply.
@@ -289,6 +343,7 @@ impl MxTransport {
                 return Attempt::Reply {
                     code: 556,
                     text: format!("5.1.10 {rcpt_domain} accepts no mail (null MX)"),
+                    stage: Stage::Recipient,
                 };
             }
             Lookup::Found(mx) => mx
@@ -413,6 +468,7 @@ impl Transport {
                     Ok(()) => Attempt::Reply {
                         code: 250,
                         text: format!("2.0.0 written to {}", path.display()),
+                        stage: Stage::Data,
                     },
                     Err(e) => Attempt::Unreachable {
                         reason: format!("writing {}: {e}", path.display()),
@@ -447,17 +503,23 @@ fn error_text(e: &lettre::transport::smtp::Error) -> String {
 
 /// The SMTP envelope, or the permanent failure when the client cannot use it.
 fn smtp_envelope(envelope: &Envelope) -> Result<lettre::address::Envelope, Attempt> {
-    let refused = |why: String| Attempt::Reply {
+    let refused = |stage: Stage, why: String| Attempt::Reply {
         code: 553,
         text: format!("5.1.3 {why}"),
+        stage,
     };
-    let from = envelope
-        .mail_from
-        .parse()
-        .map_err(|e| refused(format!("MAIL FROM <{}>: {e}", envelope.mail_from)))?;
-    let to = envelope
-        .rcpt_to
-        .parse()
-        .map_err(|e| refused(format!("RCPT TO <{}>: {e}", envelope.rcpt_to)))?;
-    lettre::address::Envelope::new(Some(from), vec![to]).map_err(|e| refused(e.to_string()))
+    let from = envelope.mail_from.parse().map_err(|e| {
+        refused(
+            Stage::Sender,
+            format!("MAIL FROM <{}>: {e}", envelope.mail_from),
+        )
+    })?;
+    let to = envelope.rcpt_to.parse().map_err(|e| {
+        refused(
+            Stage::Recipient,
+            format!("RCPT TO <{}>: {e}", envelope.rcpt_to),
+        )
+    })?;
+    lettre::address::Envelope::new(Some(from), vec![to])
+        .map_err(|e| refused(Stage::Recipient, e.to_string()))
 }

@@ -168,14 +168,22 @@ async fn process(
             owed.push(event(EventKind::Processed, None));
         }
         let kind = match &result {
-            Outcome::Delivered { .. } => Some((EventKind::Delivered, None)),
-            Outcome::Bounced { class, reply } => {
-                Some((EventKind::of_bounce(*class), Some(reply.as_str())))
-            }
+            Outcome::Delivered { .. } => Some((EventKind::Delivered, None, None)),
+            Outcome::Bounced {
+                class,
+                reason,
+                reply,
+            } => Some((
+                EventKind::of_bounce(*class),
+                Some(reply.as_str()),
+                Some(*reason),
+            )),
             Outcome::Deferred { .. } | Outcome::Failed { .. } => None,
         };
-        if let Some((kind, reply)) = kind {
-            owed.push(event(kind, reply));
+        if let Some((kind, reply, reason)) = kind {
+            let mut e = event(kind, reply);
+            e.reason = reason;
+            owed.push(e);
         }
         if !owed.is_empty() {
             let _ = events.send(owed);
@@ -256,6 +264,7 @@ pub async fn recover_events(herald: &Herald) -> Result<u64, Error> {
             if let (true, Some(kind)) = (p.outcome, outcome) {
                 let mut e = event(kind);
                 e.reply = p.reply.clone();
+                e.reason = p.bounce_reason;
                 events.push(e);
             }
         }

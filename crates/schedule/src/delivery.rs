@@ -2,6 +2,7 @@
 //! reply classified by its code and RFC 3463 enhanced status code, and the
 //! retry schedule for temporary failures (RFC 5321 §4.5.4.1).
 
+use crate::bounce::{BounceRules, Evidence};
 use crate::outbox::{BounceClass, Outcome};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,12 +16,41 @@ pub enum Attempt {
         code: u16,
         /// The reply text (with the enhanced code, if the server sent one).
         text: String,
+        /// The step of the SMTP session the reply answered.
+        #[serde(default)]
+        stage: Stage,
     },
     /// No reply: connection refused or dropped, TLS failure, DNS failure, timeout.
     Unreachable {
         /// What went wrong.
         reason: String,
     },
+}
+
+/// The step of an SMTP session a reply answers. Only replies to RCPT TO and
+/// to the message (DATA) speak about the recipient; a refusal of the
+/// connection, the greeting, EHLO, STARTTLS, AUTH or MAIL FROM is about the
+/// sending side (a misconfigured relay, an unauthenticated client, a refused
+/// sender) and never bounces the recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Connection, greeting, EHLO, STARTTLS or AUTH.
+    Session,
+    /// MAIL FROM: the envelope sender.
+    Sender,
+    /// RCPT TO: the recipient.
+    #[default]
+    Recipient,
+    /// DATA and the message itself.
+    Data,
+}
+
+impl Stage {
+    /// Whether a refusal at this stage is about the recipient.
+    pub fn speaks_of_recipient(self) -> bool {
+        matches!(self, Stage::Recipient | Stage::Data)
+    }
 }
 
 /// When to retry and when to give up.
@@ -61,49 +91,13 @@ impl RetryPolicy {
     }
 }
 
-/// The RFC 3463 enhanced status code at the start of a reply text (`5.1.1`).
-pub fn enhanced_code(text: &str) -> Option<(u8, u16, u16)> {
-    let first = text.split_whitespace().next()?;
-    let mut parts = first.split('.');
-    let class: u8 = parts.next()?.parse().ok()?;
-    let subject: u16 = parts.next()?.parse().ok()?;
-    let detail: u16 = parts.next()?.trim_end_matches([',', ';']).parse().ok()?;
-    (matches!(class, 2 | 4 | 5) && parts.next().is_none()).then_some((class, subject, detail))
-}
-
-const BLOCK_WORDS: &[&str] = &[
-    "spam",
-    "blocked",
-    "blacklist",
-    "blocklist",
-    "denylist",
-    "reputation",
-    "policy",
-    "rejected due to",
-    "dnsbl",
-    "rbl",
-    "spamhaus",
-    "barracuda",
-    "abuse",
-];
-
-/// Classes a permanent (5xx) reply: `Blocked` when it refuses the sender or the
-/// content (enhanced `5.7.x`, or words such as spam, blocked, reputation),
-/// `Hard` when it refuses the address (`5.1.x`, `5.2.1`, and the rest).
-pub fn permanent_class(text: &str) -> BounceClass {
-    let lower = text.to_ascii_lowercase();
-    match enhanced_code(text) {
-        Some((5, 1, _)) => BounceClass::Hard,
-        Some((5, 7, _)) => BounceClass::Blocked,
-        _ if BLOCK_WORDS.iter().any(|w| lower.contains(w)) => BounceClass::Blocked,
-        _ => BounceClass::Hard,
-    }
-}
-
 /// The outcome of an attempt on a message that has had `attempts` earlier
-/// attempts, the first at `first_attempt_at`: 2xx delivered; 4xx and no reply
-/// deferred by the policy, or a soft bounce past the give-up age; 5xx a hard
-/// bounce or blocked.
+/// attempts, the first at `first_attempt_at`: 2xx delivered; a 5xx to RCPT TO
+/// or DATA bounced, classed by the built-in [`BounceRules`]; 4xx and no reply
+/// deferred by the policy, or a soft bounce past the give-up age. A refusal
+/// of the session or of the sender (any stage before RCPT TO) is about
+/// Herald's side: deferred by the policy like a temporary failure, and past
+/// the give-up age failed, never bounced, so no recipient is blocklisted.
 pub fn outcome(
     attempt: &Attempt,
     attempts: u32,
@@ -111,40 +105,66 @@ pub fn outcome(
     now: DateTime<Utc>,
     policy: &RetryPolicy,
 ) -> Outcome {
-    let (temporary, reply) = match attempt {
-        Attempt::Reply { code, text } => {
+    let (recipient_level, reply) = match attempt {
+        Attempt::Reply { code, text, stage } => {
             let reply = format!("{code} {text}").trim().to_owned();
-            match code / 100 {
-                2 => return Outcome::Delivered { reply },
-                5 => {
+            match (code / 100, stage.speaks_of_recipient()) {
+                (2, _) => return Outcome::Delivered { reply },
+                (5, true) => {
+                    let verdict = BounceRules::builtin().judge(&Evidence {
+                        code: Some(*code),
+                        diagnostic: Some(text),
+                        ..Evidence::default()
+                    });
                     return Outcome::Bounced {
-                        class: permanent_class(text),
+                        class: verdict.class,
+                        reason: verdict.reason,
                         reply,
                     };
                 }
-                _ => (true, reply),
+                (_, recipient_level) => (recipient_level, reply),
             }
         }
         Attempt::Unreachable { reason } => (true, reason.clone()),
     };
-    debug_assert!(temporary);
     let first = first_attempt_at.unwrap_or(now);
     let give_up =
         first + Duration::seconds(i64::try_from(policy.give_up_secs).unwrap_or(i64::MAX / 1000));
     let retry_at = now + policy.delay(attempts + 1);
-    if retry_at > give_up {
+    if retry_at <= give_up {
+        Outcome::Deferred { retry_at, reply }
+    } else if recipient_level {
+        let verdict = BounceRules::builtin().judge(&Evidence {
+            diagnostic: Some(&reply),
+            gave_up: true,
+            ..Evidence::default()
+        });
+        // Retries ran out: soft whatever the last reply said, for the reason it gave.
+        let reason = match verdict.reason {
+            crate::BounceReason::Undefined => crate::BounceReason::Expired,
+            r => r,
+        };
         Outcome::Bounced {
-            class: BounceClass::Soft,
+            class: match verdict.class {
+                BounceClass::Blocked => BounceClass::Blocked,
+                _ => BounceClass::Soft,
+            },
+            reason,
             reply,
         }
     } else {
-        Outcome::Deferred { retry_at, reply }
+        Outcome::Failed {
+            reason: format!(
+                "the receiving side refused the session or the sender until the give-up age: {reply}"
+            ),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::BounceReason;
     use chrono::TimeZone;
     use proptest::prelude::*;
 
@@ -158,6 +178,7 @@ mod tests {
         Attempt::Reply {
             code,
             text: text.into(),
+            stage: Stage::Recipient,
         }
     }
 
@@ -179,29 +200,41 @@ mod tests {
             }),
             Outcome::Deferred { .. }
         ));
-        for (text, class) in [
+        for (text, class, why) in [
             (
                 "5.1.1 <x@y.z>: Recipient address rejected: User unknown",
                 BounceClass::Hard,
+                BounceReason::UserUnknown,
             ),
-            ("5.2.1 mailbox disabled", BounceClass::Hard),
             (
                 "5.7.1 Service unavailable; client host blocked using Spamhaus",
                 BounceClass::Blocked,
+                BounceReason::Blocked,
             ),
             (
                 "Message rejected due to poor sender reputation",
                 BounceClass::Blocked,
+                BounceReason::BadReputation,
             ),
-            ("5.0.0 no such user here", BounceClass::Hard),
             (
-                "5.1.1 blocked words in a 5.1.1 are still an address problem",
+                "5.0.0 no such user here",
                 BounceClass::Hard,
+                BounceReason::UserUnknown,
             ),
+            (
+                "5.2.2 mailbox full",
+                BounceClass::Soft,
+                BounceReason::MailboxFull,
+            ),
+            ("5.0.0 sorry", BounceClass::Soft, BounceReason::Undefined),
         ] {
             match o(&reply(550, text)) {
-                Outcome::Bounced { class: c, reply } => {
-                    assert_eq!(c, class, "{text}");
+                Outcome::Bounced {
+                    class: c,
+                    reason,
+                    reply,
+                } => {
+                    assert_eq!((c, reason), (class, why), "{text}");
                     assert!(reply.starts_with("550 "));
                 }
                 other => panic!("{text}: {other:?}"),
@@ -210,7 +243,42 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_session_or_sender_never_bounces_the_recipient() {
+        let p = RetryPolicy::default();
+        for (code, text, stage) in [
+            (530, "5.7.0 Authentication required", Stage::Session),
+            (
+                554,
+                "5.7.1 Client host rejected: Access denied",
+                Stage::Session,
+            ),
+            (
+                550,
+                "5.7.1 Sender address rejected: not owned by user",
+                Stage::Sender,
+            ),
+            (553, "5.1.1 User unknown", Stage::Sender),
+        ] {
+            let a = Attempt::Reply {
+                code,
+                text: text.into(),
+                stage,
+            };
+            assert!(
+                matches!(outcome(&a, 0, None, now(), &p), Outcome::Deferred { .. }),
+                "{text}: deferred, to be retried once the sending side is fixed"
+            );
+            let late = now() + Duration::seconds(p.give_up_secs as i64);
+            match outcome(&a, 9, Some(now()), late, &p) {
+                Outcome::Failed { reason } => assert!(reason.contains(text), "{reason}"),
+                other => panic!("{text}: past the give-up age it fails, never bounces: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn enhanced_codes_parse() {
+        use crate::bounce::enhanced_code;
         assert_eq!(enhanced_code("5.1.1 user unknown"), Some((5, 1, 1)));
         assert_eq!(enhanced_code("4.7.0, try later"), Some((4, 7, 0)));
         assert_eq!(enhanced_code("user unknown"), None);
@@ -235,6 +303,7 @@ mod tests {
             Outcome::Bounced {
                 class: BounceClass::Soft,
                 reply,
+                ..
             } => assert_eq!(reply, "421 busy"),
             other => panic!("{other:?}"),
         }

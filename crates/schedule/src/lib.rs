@@ -19,13 +19,18 @@
 //! ```
 
 mod accounts;
+mod bounce;
 mod delivery;
 mod outbox;
 mod rules;
 mod throttle;
 
 pub use accounts::{Account, Accounts, Domain, DomainKey, NewAccount, check_domain};
-pub use delivery::{Attempt, RetryPolicy, enhanced_code, outcome, permanent_class};
+pub use bounce::{
+    BounceReason, BounceRules, Evidence, RulesError, Verdict, enhanced_code, find_basic_code,
+    find_enhanced_code,
+};
+pub use delivery::{Attempt, RetryPolicy, Stage, outcome};
 pub use outbox::{
     Accepted, Backend, BounceClass, Claimed, NewRecipient, NewSend, NoSuppression, Outbox, Outcome,
     PendingEvents, ScheduledSend, SkipReason, State, StateCounts, StaticSuppression, StoredSend,

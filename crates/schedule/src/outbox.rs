@@ -122,6 +122,8 @@ pub enum Outcome {
     Bounced {
         /// Hard, soft or blocked.
         class: BounceClass,
+        /// Why ([`crate::BounceRules::judge`]).
+        reason: crate::BounceReason,
         /// The reply.
         reply: String,
     },
@@ -336,6 +338,8 @@ pub struct PendingEvents {
     pub state: State,
     /// Its bounce class, if bounced.
     pub bounce_class: Option<BounceClass>,
+    /// Why, for a bounced message (none for rows bounced before reasons were kept).
+    pub bounce_reason: Option<crate::BounceReason>,
     /// The last reply.
     pub reply: Option<String>,
     /// A `processed` event is owed.
@@ -642,33 +646,43 @@ impl Outbox {
         outcome: &Outcome,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        let (state, due, class, reply) = match outcome {
-            Outcome::Delivered { reply } => (State::Delivered, None, None, reply.clone()),
+        let (state, due, class, why, reply) = match outcome {
+            Outcome::Delivered { reply } => (State::Delivered, None, None, None, reply.clone()),
             Outcome::Deferred { retry_at, reply } => (
                 State::Deferred,
                 Some(millis(*retry_at)),
                 None,
+                None,
                 reply.clone(),
             ),
-            Outcome::Bounced { class, reply } => {
-                (State::Bounced, None, Some(class.as_str()), reply.clone())
-            }
-            Outcome::Failed { reason } => (State::Failed, None, None, reason.clone()),
+            Outcome::Bounced {
+                class,
+                reason,
+                reply,
+            } => (
+                State::Bounced,
+                None,
+                Some(class.as_str()),
+                Some(reason.as_str()),
+                reply.clone(),
+            ),
+            Outcome::Failed { reason } => (State::Failed, None, None, None, reason.clone()),
         };
         // The events this outcome owes the event log (see `pending_events`).
         let processed = i64::from(state != State::Failed) * EVENTS_PROCESSED;
         let terminal =
             i64::from(matches!(state, State::Delivered | State::Bounced)) * EVENTS_OUTCOME;
         let result = sqlx::query(
-            "UPDATE herald_outbox SET state = $1, due_at = COALESCE($2, due_at), bounce_class = $3, reply = $4,
-                events_pending = events_pending | (CASE WHEN attempts = 0 THEN $5 ELSE 0 END) | $6,
-                attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $7),
-                lease_until = NULL, worker = NULL, updated_at = $8
-             WHERE id = $9 AND state = 'claimed' AND worker = $10",
+            "UPDATE herald_outbox SET state = $1, due_at = COALESCE($2, due_at), bounce_class = $3, bounce_reason = $4, reply = $5,
+                events_pending = events_pending | (CASE WHEN attempts = 0 THEN $6 ELSE 0 END) | $7,
+                attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $8),
+                lease_until = NULL, worker = NULL, updated_at = $9
+             WHERE id = $10 AND state = 'claimed' AND worker = $11",
         )
         .bind(state.as_str())
         .bind(due)
         .bind(class)
+        .bind(why)
         .bind(reply)
         .bind(processed)
         .bind(terminal)
@@ -690,7 +704,7 @@ impl Outbox {
         limit: usize,
     ) -> Result<Vec<PendingEvents>> {
         let rows = sqlx::query(
-            "SELECT id, account, recipient_email, send_id, state, bounce_class, reply, events_pending, updated_at, person FROM herald_outbox
+            "SELECT id, account, recipient_email, send_id, state, bounce_class, bounce_reason, reply, events_pending, updated_at, person FROM herald_outbox
              WHERE events_pending <> 0 AND updated_at < $1 ORDER BY id LIMIT $2",
         )
         .bind(millis(older_than))
@@ -701,6 +715,7 @@ impl Outbox {
             .map(|r| {
                 let account: i64 = r.try_get("account")?;
                 let class: Option<String> = r.try_get("bounce_class")?;
+                let why: Option<String> = r.try_get("bounce_reason")?;
                 let state: String = r.try_get("state")?;
                 Ok(PendingEvents {
                     id: r.try_get("id")?,
@@ -714,6 +729,7 @@ impl Outbox {
                         Some("blocked") => Some(BounceClass::Blocked),
                         _ => None,
                     },
+                    bounce_reason: why.as_deref().and_then(crate::BounceReason::parse),
                     reply: r.try_get("reply")?,
                     processed: r.try_get::<i64, _>("events_pending")? & EVENTS_PROCESSED != 0,
                     outcome: r.try_get::<i64, _>("events_pending")? & EVENTS_OUTCOME != 0,

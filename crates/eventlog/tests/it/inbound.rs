@@ -33,7 +33,7 @@ fn dsn(name: &str) -> Vec<(String, Option<BounceClass>)> {
         "{name}: mapped to its message by the VERP address"
     );
     match parsed.kind {
-        InboundKind::Dsn(recipients) => recipients
+        InboundKind::Dsn { recipients } => recipients
             .into_iter()
             .map(|r| (r.recipient, r.class))
             .collect(),
@@ -130,7 +130,7 @@ fn a_forged_or_foreign_verp_address_maps_to_nothing() {
     let parsed = inbound::parse(&raw, &tracker());
     assert_eq!(parsed.message, None);
     assert!(
-        matches!(parsed.kind, InboundKind::Dsn(_)),
+        matches!(parsed.kind, InboundKind::Dsn { .. }),
         "still classified"
     );
 }
@@ -140,7 +140,7 @@ fn garbage_is_other_not_a_panic() {
     let t = tracker();
     for raw in [&b""[..], b"\x00\xff\xfe", b"Subject: hi\r\n\r\nbody", b"Content-Type: multipart/report; report-type=delivery-status; boundary=x\r\n\r\n--x\r\nContent-Type: message/delivery-status\r\n\r\nAction: failed\r\n--x--"] {
         let parsed = inbound::parse(raw, &t);
-        assert!(matches!(parsed.kind, InboundKind::Other | InboundKind::Dsn(_)), "{parsed:?}");
+        assert!(matches!(parsed.kind, InboundKind::Other | InboundKind::Dsn { .. }), "{parsed:?}");
         assert_eq!(parsed.message, None);
     }
 }

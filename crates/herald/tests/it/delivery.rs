@@ -863,6 +863,7 @@ async fn outcomes_whose_events_were_never_written_are_recovered_once() {
     };
     let bounced = herald::schedule::Outcome::Bounced {
         class: herald::schedule::BounceClass::Hard,
+        reason: herald::schedule::BounceReason::UserUnknown,
         reply: "550 5.1.1 gone".into(),
     };
     assert!(
@@ -885,6 +886,16 @@ async fn outcomes_whose_events_were_never_written_are_recovered_once() {
     assert_eq!(herald::worker::recover_events(&herald).await.unwrap(), 4);
     let t = herald.events.totals(1).await.unwrap();
     assert_eq!((t.processed, t.delivered, t.bounced), (2, 1, 1));
+    let recovered = herald
+        .events
+        .events(1, Some(herald::eventlog::EventKind::HardBounce), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        recovered.iter().map(|e| e.reason).collect::<Vec<_>>(),
+        vec![Some(herald::schedule::BounceReason::UserUnknown)],
+        "the reason survives the recovery"
+    );
     assert_eq!(
         herald
             .events

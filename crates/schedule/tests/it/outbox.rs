@@ -288,6 +288,7 @@ both!(outcomes_move_messages_on, |db: TestDb| async move {
                 m[2].id,
                 &Outcome::Bounced {
                     class: BounceClass::Hard,
+                    reason: herald_schedule::BounceReason::UserUnknown,
                     reply: "550 5.1.1 no such user".into()
                 },
                 now()
