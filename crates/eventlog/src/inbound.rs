@@ -360,6 +360,8 @@ fn stage_of(text: &str) -> Option<herald_schedule::Stage> {
                 "[rcpt_to]",
                 "in reply to rcpt",
                 "does not like recipient",
+                "smtp:rcpt",
+                "rcpt to response",
             ]),
             Stage::Recipient,
         ),
@@ -583,6 +585,11 @@ fn classify_parsed(msg: &Message<'_>, whole: &str) -> InboundKind {
         return InboundKind::Complaint { feedback_type };
     }
     let explanation = explanation_text(msg);
+    // Amazon SES notifications (JSON, often through SNS e-mail): bounces,
+    // complaints and deliveries in SES's own fields.
+    if let Some(kind) = ses_notification(&explanation) {
+        return kind;
+    }
     // 2. DSNs, with their delivery-status part or (MIME broken) fields in the text.
     let status = find_part("message", "delivery-status")
         .or_else(|| find_part("message", "global-delivery-status"))
@@ -608,6 +615,79 @@ fn classify_parsed(msg: &Message<'_>, whole: &str) -> InboundKind {
         return InboundKind::AutoReply;
     }
     InboundKind::Other
+}
+
+/// An Amazon SES notification (`{"notificationType": "Bounce" | "Complaint" |
+/// "Delivery", …}`, as SES publishes it to SNS and SNS mails it).
+fn ses_notification(text: &str) -> Option<InboundKind> {
+    let start = text.find("{\"notificationType\"")?;
+    let json: String = text[start..]
+        .chars()
+        .filter(|c| *c != '\r' && *c != '\n')
+        .collect();
+    let value: serde_json::Value = serde_json::Deserializer::from_str(&json)
+        .into_iter()
+        .next()?
+        .ok()?;
+    let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+    match value.get("notificationType")?.as_str()? {
+        "Bounce" => {
+            let bounce = value.get("bounce")?;
+            let transient = s(bounce, "bounceType").as_deref() == Some("Transient");
+            let recipients = bounce
+                .get("bouncedRecipients")?
+                .as_array()?
+                .iter()
+                .filter_map(|r| {
+                    let recipient = s(r, "emailAddress")?;
+                    let status = s(r, "status");
+                    let diagnostic = s(r, "diagnosticCode").map(|d| after_type(&d));
+                    let action = if transient {
+                        "delayed".to_owned()
+                    } else {
+                        s(r, "action").unwrap_or_else(|| "failed".into())
+                    };
+                    let (class, reason) =
+                        classify(&action, status.as_deref(), diagnostic.as_deref());
+                    Some(DsnRecipient {
+                        recipient,
+                        action,
+                        status,
+                        diagnostic,
+                        class,
+                        reason,
+                    })
+                })
+                .collect();
+            Some(InboundKind::Dsn { recipients })
+        }
+        "Complaint" => Some(InboundKind::Complaint {
+            feedback_type: value
+                .get("complaint")
+                .and_then(|c| s(c, "complaintFeedbackType"))
+                .unwrap_or_else(|| "abuse".into())
+                .to_ascii_lowercase(),
+        }),
+        "Delivery" => {
+            let delivery = value.get("delivery")?;
+            let recipients = delivery
+                .get("recipients")?
+                .as_array()?
+                .iter()
+                .filter_map(|r| r.as_str())
+                .map(|r| DsnRecipient {
+                    recipient: r.to_owned(),
+                    action: "delivered".into(),
+                    status: Some("2.0.0".into()),
+                    diagnostic: s(delivery, "smtpResponse"),
+                    class: None,
+                    reason: None,
+                })
+                .collect();
+            Some(InboundKind::Dsn { recipients })
+        }
+        _ => None,
+    }
 }
 
 fn has_auto_reply_headers(msg: &Message<'_>) -> bool {
@@ -698,7 +778,25 @@ fn explanation_text(msg: &Message<'_>) -> String {
     {
         text = strip_tags(&h);
     }
-    cut_returned_copy(&text).to_owned()
+    cut_returned_copy(&unquote(&text)).to_owned()
+}
+
+/// A bounce forwarded as a quotation (`> ` before every line): one level of
+/// quoting removed, when most lines carry it.
+fn unquote(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let quoted = lines.iter().filter(|l| l.starts_with('>')).count();
+    if lines.len() < 4 || quoted * 2 < lines.len() {
+        return text.to_owned();
+    }
+    text.lines()
+        .map(|l| {
+            l.strip_prefix("> ")
+                .or_else(|| l.strip_prefix('>'))
+                .unwrap_or(l)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn strip_tags(html: &str) -> String {
@@ -985,6 +1083,7 @@ fn text_blocks(text: &str, own: &[String]) -> Vec<(String, String)> {
                 .to_lowercase();
             before.is_empty()
                 || before.ends_with(':') && before.len() < 40
+                || (before.len() == 3 && before.bytes().all(|b| b.is_ascii_digit()))
                 || before.starts_with("to ") && before.len() < 8
                 || [
                     "recipient",
@@ -1004,6 +1103,20 @@ fn text_blocks(text: &str, own: &[String]) -> Vec<(String, String)> {
                 .iter()
                 .any(|w| before.trim_end_matches(':').trim().ends_with(w) && before.len() < 40)
         });
+        // `>>> RCPT To:<a@b>`: what the server answers next is about a@b.
+        if lower.starts_with(">>>")
+            && let Some((_, _, addr)) = found.first()
+        {
+            current = Some(match blocks.iter().position(|(a, _)| a == addr) {
+                Some(i) => i,
+                None => {
+                    blocks.push((addr.clone(), String::new()));
+                    blocks.len() - 1
+                }
+            });
+            lines_in_block = 0;
+            continue;
+        }
         if starts_block
             && !lower.starts_with(">>>")
             && !lower.starts_with("from:")

@@ -214,6 +214,7 @@ pub struct BounceRules {
     patterns: RegexSet,
     pattern_reason: Vec<BounceReason>,
     pattern_weak: Vec<bool>,
+    pattern_sure: Vec<bool>,
     codes: HashMap<String, BounceReason>,
     hard: Vec<BounceReason>,
     blocked: Vec<BounceReason>,
@@ -241,6 +242,10 @@ struct TextRule {
     /// A weak rule (generic words) gives way to a specific enhanced code.
     #[serde(default)]
     weak: bool,
+    /// A sure rule (a provider's own wording for a missing mailbox) needs no
+    /// code or stage to agree.
+    #[serde(default)]
+    sure: bool,
     patterns: Vec<String>,
 }
 
@@ -266,12 +271,14 @@ impl BounceRules {
         let mut patterns = Vec::new();
         let mut pattern_reason = Vec::new();
         let mut pattern_weak = Vec::new();
+        let mut pattern_sure = Vec::new();
         for rule in &file.text {
             let r = reason(&rule.reason)?;
             for p in &rule.patterns {
                 patterns.push(p.clone());
                 pattern_reason.push(r);
                 pattern_weak.push(rule.weak);
+                pattern_sure.push(rule.sure);
             }
         }
         let patterns = RegexSet::new(&patterns).map_err(|e| RulesError(e.to_string()))?;
@@ -285,6 +292,7 @@ impl BounceRules {
             patterns,
             pattern_reason,
             pattern_weak,
+            pattern_sure,
             codes,
             hard: list(&file.classes.hard)?,
             blocked: list(&file.classes.blocked)?,
@@ -293,29 +301,23 @@ impl BounceRules {
 
     /// The reason the diagnostic text names, by the first matching rule.
     pub fn reason_of_text(&self, text: &str) -> Option<BounceReason> {
-        let (strong, weak) = self.text_reasons(text);
+        let (strong, weak, _) = self.text_reasons(text);
         strong.or(weak)
     }
 
-    /// The first strong and the first weak rule matching `text`.
-    fn text_reasons(&self, text: &str) -> (Option<BounceReason>, Option<BounceReason>) {
+    /// The first strong and the first weak rule matching `text`, and whether
+    /// the strong one is sure.
+    fn text_reasons(&self, text: &str) -> (Option<BounceReason>, Option<BounceReason>, bool) {
         let folded = fold(text);
-        let mut strong = None;
         let mut weak = None;
         for i in self.patterns.matches(&folded).iter() {
-            let slot = if self.pattern_weak[i] {
-                &mut weak
+            if self.pattern_weak[i] {
+                weak = weak.or(Some(self.pattern_reason[i]));
             } else {
-                &mut strong
-            };
-            if slot.is_none() {
-                *slot = Some(self.pattern_reason[i]);
-            }
-            if strong.is_some() {
-                break;
+                return (Some(self.pattern_reason[i]), weak, self.pattern_sure[i]);
             }
         }
-        (strong, weak)
+        (None, weak, false)
     }
 
     /// The reason an enhanced status code stands for (exact, then `class.subject`).
@@ -339,8 +341,9 @@ impl BounceRules {
     }
 
     /// Judges one failed delivery. Precedence: a strong text rule, then a
-    /// specific enhanced code (detail not 0), then a weak text rule, then a
-    /// vague code, else `undefined`. "User unknown" in the text needs a
+    /// specific enhanced code (detail not 0), then a vague code that the
+    /// table names (`5.6.0`: content), then a weak text rule, else
+    /// `undefined`. "User unknown" in the text needs a
     /// 5.1.x code or a reply to RCPT TO to agree, else it is `filtered`; an
     /// address reason in reply to the session or the sender is `blocked` or
     /// `rejected`. A temporary code (4xx, 4.x.x) is never hard.
@@ -356,32 +359,42 @@ impl BounceRules {
             (None, t) => t,
         };
         let basic = evidence.code.or_else(|| find_basic_code(diagnostic));
-        let (strong, weak) = self.text_reasons(diagnostic);
+        let (strong, weak, sure) = self.text_reasons(diagnostic);
         let specific = code
             .filter(|c| !is_vague(*c))
             .and_then(|c| self.reason_of_code(c));
         let mut reason = match (strong, specific) {
             (Some(t), _) => t,
             (None, Some(c)) => c,
-            (None, None) => weak
-                .or_else(|| code.and_then(|c| self.reason_of_code(c)))
+            (None, None) => code
+                .and_then(|c| self.reason_of_code(c))
+                .or(weak)
                 .unwrap_or(BounceReason::Undefined),
         };
         // "User unknown" is believed when the evidence agrees: a code of the
-        // address subject (5.1.1, 5.1.3, 5.1.0), or the reply known to answer
-        // RCPT TO. Without either, it is as likely the recipient's filter
-        // refusing this sender (Japanese carriers answer "550 User unknown"
-        // after DATA for filtered senders): `filtered`, never hard.
+        // address subject (5.1.x), the reply known to answer RCPT TO, or a
+        // provider's own wording (a `sure` rule). Without any, it is as
+        // likely the recipient's filter refusing this sender (Japanese
+        // carriers answer "550 User unknown" after DATA for filtered
+        // senders): `filtered`, never hard.
         if reason == BounceReason::UserUnknown && strong == Some(BounceReason::UserUnknown) {
-            let code_says = code.and_then(|c| self.reason_of_code(c));
-            let confirmed = code_says == Some(BounceReason::UserUnknown)
+            let confirmed = sure
+                || [in_status, in_text]
+                    .into_iter()
+                    .flatten()
+                    .any(|(c, s, _)| c == 5 && s == 1)
                 || evidence.stage == Some(Stage::Recipient);
             if !confirmed {
                 reason = BounceReason::Filtered;
             }
         }
+        // A refusal of the session or of the sender is about the sending
+        // side: never an address reason, and an unexplained one is a block.
+        let unexplained = matches!(reason, BounceReason::Undefined | BounceReason::SystemError);
         match evidence.stage {
-            Some(Stage::Session) if self.hard.contains(&reason) => reason = BounceReason::Blocked,
+            Some(Stage::Session) if self.hard.contains(&reason) || unexplained => {
+                reason = BounceReason::Blocked;
+            }
             Some(Stage::Sender) if self.hard.contains(&reason) => reason = BounceReason::Rejected,
             _ => {}
         }
