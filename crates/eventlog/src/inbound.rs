@@ -177,6 +177,8 @@ const BOUNCE_SUBJECTS: &[&str] = &[
     "non delivery",
     "non-delivery",
     "could not send message",
+    "could not be delivered",
+    "undeliverable",
     "message not delivered",
     "not delivered",
     "delivery has failed",
@@ -304,6 +306,26 @@ fn classify_at(
     (Some(v.class), Some(v.reason))
 }
 
+/// A DSN's `Action`, with the words some MTAs use instead of RFC 3464's
+/// (`failure`, `error`, `undeliverable`: failed).
+fn normal_action(field: &str) -> String {
+    let action = field
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .trim_end_matches([';', ',', '.'])
+        .to_ascii_lowercase();
+    if action.starts_with("fail")
+        || action == "error"
+        || action.starts_with("undeliver")
+        || action == "bounced"
+    {
+        "failed".into()
+    } else {
+        action
+    }
+}
+
 /// The SMTP command a failure answered, as MTAs write it beside the reply
 /// (`in reply to end of DATA command`, `after RCPT TO`, …), or in a session
 /// transcript (`>>> DATA` then `<<< 550 …`).
@@ -361,6 +383,7 @@ fn stage_of(text: &str) -> Option<herald_schedule::Stage> {
                 "in reply to rcpt",
                 "does not like recipient",
                 "smtp:rcpt",
+                "rcpt to generated",
                 "rcpt to response",
             ]),
             Stage::Recipient,
@@ -430,6 +453,7 @@ fn after_type(v: &str) -> String {
 /// diagnostic.
 fn dsn_recipients(status_text: &str, explanation: &str) -> Vec<DsnRecipient> {
     let blocks = text_blocks(explanation, &[]);
+    let mut seen = std::collections::HashSet::new();
     field_groups(status_text)
         .into_iter()
         .filter_map(|group| {
@@ -443,28 +467,35 @@ fn dsn_recipients(status_text: &str, explanation: &str) -> Vec<DsnRecipient> {
                 .or_else(|| get("original-recipient"))
                 .or_else(|| get("x-actual-recipient"))
                 .map(|v| after_type(&v))?;
+            // One entry per address (an alias loop lists one address many times).
+            if !seen.insert(recipient.to_ascii_lowercase()) {
+                return None;
+            }
             if get("action").is_none() && get("status").is_none() {
                 return None;
             }
-            let action = get("action")
-                .unwrap_or_default()
+            let action = normal_action(&get("action").unwrap_or_default());
+            let status_field = get("status").unwrap_or_default();
+            let status = status_field
                 .split_whitespace()
                 .next()
-                .unwrap_or("")
-                .to_ascii_lowercase();
-            let status = get("status")
-                .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-                .filter(|s| !s.is_empty());
+                .filter(|s| herald_schedule::enhanced_code(s).is_some())
+                .map(str::to_owned);
             let lower = recipient.to_ascii_lowercase();
             let explained = blocks
                 .iter()
                 .find(|(a, _)| *a == lower)
                 .map(|(_, d)| d.clone())
                 .filter(|d| !d.is_empty());
+            // No diagnostic: the text about the recipient, or a Status field
+            // that holds a reply instead of a code (`553 Exceeded maximum …`).
             let diagnostic = get("diagnostic-code")
                 .map(|v| after_type(&v))
                 .filter(|d| !d.is_empty())
-                .or_else(|| explained.clone());
+                .or_else(|| explained.clone())
+                .or_else(|| {
+                    (status.is_none() && !status_field.is_empty()).then(|| status_field.clone())
+                });
             let stage = diagnostic
                 .as_deref()
                 .and_then(stage_of)
@@ -522,6 +553,13 @@ pub fn parse(raw: &[u8], tracker: &Tracker) -> Inbound {
 /// What an inbound message is, without mapping it to a message (no tracker,
 /// no configuration needed: `herald-worker classify`).
 pub fn classify_message(raw: &[u8]) -> InboundKind {
+    // Blank lines or an mbox `From ` line before the headers.
+    let mut raw = raw.trim_ascii_start();
+    if raw.starts_with(b"From ")
+        && let Some(end) = raw.iter().position(|&b| b == b'\n')
+    {
+        raw = &raw[end + 1..];
+    }
     let Some(msg) = MessageParser::default().parse(raw) else {
         return InboundKind::Other;
     };
@@ -602,6 +640,11 @@ fn classify_parsed(msg: &Message<'_>, whole: &str) -> InboundKind {
         }
     }
     let subject = msg.subject().unwrap_or("").to_lowercase();
+    let auto_subject = AUTO_REPLY_SUBJECTS.iter().any(|s| subject.contains(s));
+    // A person's out-of-office reply whose subject quotes a bounce's.
+    if auto_subject && !from_daemon(msg) {
+        return InboundKind::AutoReply;
+    }
     // 3. Plain-text bounces (before the auto-reply headers: bounces carry them too).
     if looks_like_bounce(msg, &subject, &explanation) {
         let returned_to = returned_recipients(msg);
@@ -611,7 +654,7 @@ fn classify_parsed(msg: &Message<'_>, whole: &str) -> InboundKind {
         }
     }
     // 4. Auto-replies.
-    if AUTO_REPLY_SUBJECTS.iter().any(|s| subject.contains(s)) || has_auto_reply_headers(msg) {
+    if auto_subject || has_auto_reply_headers(msg) {
         return InboundKind::AutoReply;
     }
     InboundKind::Other
@@ -853,7 +896,8 @@ fn cut_returned_copy(text: &str) -> &str {
     &text[..cut]
 }
 
-fn looks_like_bounce(msg: &Message<'_>, subject: &str, explanation: &str) -> bool {
+/// Whether the sender is delivery software: a mailer daemon or postmaster.
+fn from_daemon(msg: &Message<'_>) -> bool {
     let from = msg
         .from()
         .and_then(|a| a.first())
@@ -861,7 +905,7 @@ fn looks_like_bounce(msg: &Message<'_>, subject: &str, explanation: &str) -> boo
             format!("{} {}", a.name().unwrap_or(""), a.address().unwrap_or("")).to_ascii_lowercase()
         })
         .unwrap_or_default();
-    let daemon = [
+    [
         "mailer-daemon",
         "postmaster",
         "mail delivery",
@@ -870,10 +914,17 @@ fn looks_like_bounce(msg: &Message<'_>, subject: &str, explanation: &str) -> boo
         "mdaemon",
     ]
     .iter()
-    .any(|d| from.contains(d));
-    let null_path = msg
+    .any(|d| from.contains(d))
+}
+
+fn looks_like_bounce(msg: &Message<'_>, subject: &str, explanation: &str) -> bool {
+    let daemon = from_daemon(msg);
+    // Auto-replies have an empty return path too (RFC 3834): words must agree.
+    let return_path = msg
         .header_raw("Return-Path")
-        .is_some_and(|r| r.trim() == "<>");
+        .map(|r| r.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let null_path = return_path == "<>" || return_path.contains("mailer-daemon");
     let lower = explanation.to_lowercase();
     let subject_says = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
     let words = BOUNCE_WORDS.iter().any(|w| lower.contains(w));
@@ -1119,8 +1170,18 @@ fn text_blocks(text: &str, own: &[String]) -> Vec<(String, String)> {
         }
         if starts_block
             && !lower.starts_with(">>>")
-            && !lower.starts_with("from:")
-            && !lower.starts_with("reply-to:")
+            && ![
+                "from:",
+                "reply-to:",
+                "to:",
+                "cc:",
+                "sender:",
+                "subject:",
+                "date:",
+                "message-id:",
+            ]
+            .iter()
+            .any(|p| lower.starts_with(p))
         {
             let (_, e, addr) = &found[0];
             let rest = line[*e..]

@@ -53,7 +53,12 @@ pub async fn ingest(herald: &Herald, raw: &[u8]) -> Result<InboundOutcome, Error
                 // One message has one recipient: the entry about that address,
                 // else the first failed one (a forwarded address reports as
                 // its final recipient).
-                let failed = || recipients.iter().filter(|d| d.class.is_some());
+                // Delays are warnings (the reporter keeps trying): no event.
+                let failed = || {
+                    recipients
+                        .iter()
+                        .filter(|d| d.class.is_some() && d.action == "failed")
+                };
                 let about = failed()
                     .find(|d| d.recipient.eq_ignore_ascii_case(&recipient))
                     .or_else(|| failed().next());

@@ -354,7 +354,7 @@ impl BounceRules {
         // A specific code beats a vague one (x.y.0); the Status field beats
         // the text when both are specific.
         let code = match (in_status, in_text) {
-            (Some(s), Some(t)) if is_vague(s) && !is_vague(t) => Some(t),
+            (Some(s), Some(t)) if is_vague(s) && (!is_vague(t) || s.1 == 0 && t.1 != 0) => Some(t),
             (Some(s), _) => Some(s),
             (None, t) => t,
         };

@@ -94,7 +94,8 @@ pub enum BounceClass {
 }
 
 impl BounceClass {
-    fn as_str(self) -> &'static str {
+    /// Its name: `hard`, `soft` or `blocked`.
+    pub fn as_str(self) -> &'static str {
         match self {
             BounceClass::Hard => "hard",
             BounceClass::Soft => "soft",

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod client;
+mod corpus;
 #[allow(dead_code)] // shared with herald-schedule's tests; not every helper is used here
 #[path = "../../../schedule/tests/it/db.rs"]
 mod db;
