@@ -38,13 +38,16 @@ pub struct Campaign {
     pub emails: u64,
     /// Delivered.
     pub delivered: u64,
-    /// Unique human opens.
+    /// Delivered emails opened by a person at least once (Gmail's image proxy
+    /// counts, as it fetches when the person opens; Apple Mail Privacy
+    /// Protection's prefetches and bots do not).
     pub opened: u64,
-    /// Unique human clicks.
+    /// Delivered emails with at least one click by a person (not a scanner).
     pub clicked: u64,
-    /// Unique opens per delivered email (0 when nothing was delivered).
+    /// People's opens per delivered email: `opened / delivered` (0 when
+    /// nothing was delivered).
     pub open_rate: f64,
-    /// Unique clicks per delivered email.
+    /// People's clicks per delivered email: `clicked / delivered`.
     pub click_rate: f64,
     /// Starred by the user.
     pub starred: bool,

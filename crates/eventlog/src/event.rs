@@ -157,8 +157,11 @@ pub struct Event {
     pub reply: Option<String>,
     /// For bounces and blocks: why (`user_unknown`, `mailbox_full`, …).
     pub reason: Option<herald_schedule::BounceReason>,
-    /// Whether the bot rules flagged it.
+    /// Whether it is machine-made (a bot or a privacy prefetch): not counted
+    /// as a person's open or click.
     pub bot: bool,
+    /// Who made it: `person`, `prefetch` (Apple Mail Privacy Protection) or `bot`.
+    pub origin: crate::bots::Origin,
     /// The client's browser, from the User-Agent.
     pub browser: Option<String>,
     /// The client's operating system.

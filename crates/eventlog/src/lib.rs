@@ -7,7 +7,7 @@
 //! Storage is sqlx (SQLite or PostgreSQL, the outbox's pool or another), with
 //! this crate's own migrations (versions 2000-2999).
 
-mod bots;
+pub mod bots;
 pub mod campaign;
 pub mod client;
 mod event;
@@ -15,7 +15,7 @@ pub mod inbound;
 pub mod report;
 mod store;
 
-pub use bots::{flags as bot_flags, is_bot};
+pub use bots::{Origin, PrefetchRanges, flags as bot_flags, is_bot, origins};
 pub use campaign::{Campaign, individual_campaign_name, mass_campaign_name};
 pub use client::{GeoIp, UserAgent, parse_user_agent};
 pub use event::{Event, EventKind, NewEvent};

@@ -20,7 +20,8 @@ pub struct Totals {
     pub processed: u64,
     /// Delivered.
     pub delivered: u64,
-    /// Messages opened at least once by a person.
+    /// Messages opened at least once by a person (through Gmail's image proxy
+    /// too; not Apple's prefetches, not bots).
     pub opened: u64,
     /// Messages with at least one click by a person.
     pub clicked: u64,
@@ -32,13 +33,16 @@ pub struct Totals {
     pub blocked: u64,
     /// Unsubscribes.
     pub unsubscribed: u64,
-    /// Opens flagged as image proxies or bots (counted apart, R-EVT-7).
+    /// Opens by bots (counted apart, R-EVT-7).
     pub bot_opens: u64,
     /// Clicks flagged as link scanners or bots.
     pub bot_clicks: u64,
+    /// Opens by privacy proxies that prefetch at delivery (Apple Mail Privacy
+    /// Protection), counted apart from people's and bots'.
+    pub prefetch_opens: u64,
 }
 
-const TOTAL_COLUMNS: [&str; 10] = [
+const TOTAL_COLUMNS: [&str; 11] = [
     "processed",
     "delivered",
     "opened",
@@ -49,10 +53,11 @@ const TOTAL_COLUMNS: [&str; 10] = [
     "unsubscribed",
     "bot_opens",
     "bot_clicks",
+    "prefetch_opens",
 ];
 
 impl Totals {
-    fn values(&self) -> [u64; 10] {
+    fn values(&self) -> [u64; 11] {
         [
             self.processed,
             self.delivered,
@@ -64,6 +69,7 @@ impl Totals {
             self.unsubscribed,
             self.bot_opens,
             self.bot_clicks,
+            self.prefetch_opens,
         ]
     }
 }
@@ -191,6 +197,7 @@ pub struct EventLog {
     backend: Backend,
     retention: i64,
     geo: Option<std::sync::Arc<crate::client::GeoIp>>,
+    prefetch: std::sync::Arc<crate::bots::PrefetchRanges>,
 }
 
 fn millis(t: DateTime<Utc>) -> i64 {
@@ -222,6 +229,7 @@ impl EventLog {
             backend,
             retention: i64::try_from(retention.max(1)).unwrap_or(i64::MAX),
             geo: None,
+            prefetch: std::sync::Arc::new(crate::bots::PrefetchRanges::default()),
         }
     }
 
@@ -235,6 +243,13 @@ impl EventLog {
     /// The pool that writes go through.
     pub fn writer(&self) -> &AnyPool {
         &self.writer
+    }
+
+    /// Tells privacy prefetches apart by these address ranges (default: Apple's
+    /// own network, [`crate::bots::PrefetchRanges`]).
+    pub fn with_prefetch_ranges(mut self, ranges: crate::bots::PrefetchRanges) -> Self {
+        self.prefetch = std::sync::Arc::new(ranges);
+        self
     }
 
     /// Locates the IPs of opens and clicks in `geo` (country, city).
@@ -402,8 +417,9 @@ impl EventLog {
             next_seq.insert(*account, end - n + 1);
             last_seq.insert(*account, end);
         }
-        // 2. The events, each flagged by the bot rules.
-        let bot = bots::flags(events);
+        // 2. The events, each with its origin (person, prefetch, bot).
+        let origin = bots::origins(events, &self.prefetch);
+        let bot: Vec<bool> = origin.iter().map(|o| *o != bots::Origin::Person).collect();
         // SQLite looks numbered parameters up in a list (quadratic in their
         // number); these statements use each parameter once, in order, so on
         // SQLite they are written as anonymous `?`, which it binds by position.
@@ -438,7 +454,7 @@ impl EventLog {
                     .bind(e.user_agent.clone())
                     .bind(e.reply.clone())
                     .bind(e.reason.map(|r| r.as_str()))
-                    .bind(i64::from(bot[chunk_no * ROWS + i]))
+                    .bind(origin[chunk_no * ROWS + i].stored())
                     .bind(*seq);
                 *seq += 1;
                 let ua = e
@@ -538,6 +554,7 @@ impl EventLog {
                         campaigns.entry(c).or_default().delivered += 1;
                     }
                 }
+                EventKind::Open if origin[i] == bots::Origin::Prefetch => t.prefetch_opens += 1,
                 EventKind::Open if bot[i] => t.bot_opens += 1,
                 EventKind::Click if bot[i] => t.bot_clicks += 1,
                 EventKind::Open | EventKind::Click => {}
@@ -700,6 +717,7 @@ impl EventLog {
             unsubscribed: v(7)?,
             bot_opens: v(8)?,
             bot_clicks: v(9)?,
+            prefetch_opens: v(10)?,
         })
     }
 
@@ -1008,6 +1026,7 @@ pub(crate) fn event_from_row(r: &AnyRow) -> Result<Event> {
             })
             .transpose()?,
         bot: r.try_get::<i64, _>("bot")? != 0,
+        origin: crate::bots::Origin::from_stored(r.try_get::<i64, _>("bot")?),
         browser: r.try_get("browser")?,
         os: r.try_get("os")?,
         device: r.try_get("device")?,

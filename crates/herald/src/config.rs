@@ -114,6 +114,12 @@ pub struct EventsConfig {
     /// A MaxMind-format city database (e.g. GeoLite2-City.mmdb) to locate the
     /// IPs of opens and clicks; none by default.
     pub geoip_database: Option<PathBuf>,
+    /// A copy of Apple's published egress ranges of its privacy proxies
+    /// (`egress-ip-ranges.csv`: `prefix,country,region,city,`): opens from
+    /// these addresses are counted as privacy prefetches, beside Apple's own
+    /// network (17.0.0.0/8), which is always. None by default; a file that
+    /// cannot be read or parsed stops the start with the line at fault.
+    pub apple_egress_ranges: Option<PathBuf>,
 }
 
 impl Default for EventsConfig {
@@ -121,6 +127,7 @@ impl Default for EventsConfig {
         EventsConfig {
             retention: 50_000,
             geoip_database: None,
+            apple_egress_ranges: None,
         }
     }
 }

@@ -188,11 +188,22 @@ impl Herald {
             u32::try_from(config.worker.concurrency.saturating_mul(2).clamp(4, 64)).unwrap_or(16);
         let outbox = Outbox::connect(&config.database_url, max_connections, config.rules).await?;
         outbox.migrate().await?;
-        let events = EventLog::new(
+        let mut events = EventLog::new(
             outbox.pool().clone(),
             outbox.backend(),
             config.events.retention,
         );
+        if let Some(path) = &config.events.apple_egress_ranges {
+            let read_error = |error: String| Error::ReadFile {
+                what: "events.apple_egress_ranges",
+                path: path.display().to_string(),
+                error,
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| read_error(e.to_string()))?;
+            let ranges =
+                herald_eventlog::PrefetchRanges::parse_csv(&text).map_err(read_error)?;
+            events = events.with_prefetch_ranges(ranges);
+        }
         events.migrate().await?;
         let accounts = outbox.accounts();
         let sms = crate::sms::SmsGateway::new(&config.sms)?;

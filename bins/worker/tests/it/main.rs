@@ -273,6 +273,10 @@ fn a_bad_configuration_is_refused_at_start_naming_the_field() {
             ),
             "platform.sender",
         ),
+        (
+            format!("{good}\n[events]\napple_egress_ranges = \"/nonexistent/egress-ip-ranges.csv\"\n"),
+            "events.apple_egress_ranges /nonexistent/egress-ip-ranges.csv",
+        ),
     ] {
         let (code, stderr) = worker_error(&broken);
         assert_eq!(code, Some(1), "{stderr}");
@@ -330,6 +334,17 @@ async fn ingest_reads_a_bounce_from_standard_input() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("\"events\":[\"hard_bounce\"]"), "{stdout}");
+    // What it recorded is what `classify` says: the class and the reason.
+    let printed: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(printed["kind"], "dsn");
+    assert_eq!(printed["recipients"][0]["class"], "hard");
+    assert_eq!(printed["recipients"][0]["reason"], "user_unknown");
+    let recorded: Option<String> =
+        sqlx::query_scalar("SELECT reason FROM herald_events WHERE kind = 'hard_bounce'")
+            .fetch_one(outbox.pool())
+            .await
+            .unwrap();
+    assert_eq!(recorded.as_deref(), Some("user_unknown"));
     let reason: String = sqlx::query_scalar(
         "SELECT reason FROM herald_suppressions WHERE email = 'r0@example.test'",
     )
@@ -337,4 +352,91 @@ async fn ingest_reads_a_bounce_from_standard_input() {
     .await
     .unwrap();
     assert_eq!(reason, "blocklist");
+}
+
+/// `herald-worker classify` needs no configuration: run where there is none,
+/// with a configuration path that does not exist.
+fn classify(sample: &str) -> serde_json::Value {
+    use std::io::Write as _;
+    let dir = scratch("classify");
+    let raw = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../../crates/eventlog/tests/data/bounces")
+            .join(sample),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald-worker"))
+        .args(["--config", "/nonexistent/herald.toml", "classify"])
+        .current_dir(&dir)
+        .env_remove("HERALD_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&raw).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 1, "one JSON object: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+#[test]
+fn classify_prints_each_recipient_in_report_order_without_a_configuration() {
+    let v = classify("flufl-bounce/smtp32_04.txt");
+    assert_eq!(v["kind"], "dsn");
+    let recipients = v["recipients"].as_array().unwrap();
+    let got: Vec<(&str, &str, &str)> = recipients
+        .iter()
+        .map(|r| {
+            (
+                r["address"].as_str().unwrap(),
+                r["class"].as_str().unwrap(),
+                r["reason"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("after_another@example.net", "hard", "user_unknown"),
+            ("one_bad_address@example.net", "hard", "user_unknown"),
+        ]
+    );
+    for r in recipients {
+        for field in [
+            "address",
+            "class",
+            "reason",
+            "status",
+            "action",
+            "diagnostic",
+        ] {
+            assert!(r.get(field).is_some(), "{field} in {r}");
+        }
+        assert_eq!(r["action"], "failed");
+        assert!(
+            r["diagnostic"]
+                .as_str()
+                .unwrap()
+                .contains("Addressee unknown")
+        );
+    }
+}
+
+#[test]
+fn classify_names_complaints_auto_replies_and_other_mail() {
+    assert_eq!(
+        classify("bounce-email/bounce-auto-respond.eml")["kind"],
+        "complaint"
+    );
+    assert_eq!(classify("baunsu/auto_earthlink.txt")["kind"], "autoreply");
+    let other = classify("baunsu/ordinary_gmail.txt");
+    assert_eq!(other["kind"], "other");
+    assert_eq!(other["recipients"], serde_json::json!([]));
 }

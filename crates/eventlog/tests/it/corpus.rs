@@ -84,3 +84,31 @@ fn no_auto_reply_and_no_complaint_is_ever_a_bounce() {
         );
     }
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..3000)) {
+            let _ = inbound::classify_message(&bytes);
+        }
+
+        #[test]
+        fn on_a_sample_cut_short_or_corrupted(pick in any::<prop::sample::Index>(), cut in any::<prop::sample::Index>(), at in any::<prop::sample::Index>(), byte in any::<u8>()) {
+            let (dir, rows) = corpus();
+            let file = &rows[pick.index(rows.len())][0];
+            let mut raw = std::fs::read(dir.join(file)).expect("sample");
+            let n = raw.len().max(1);
+            let i = at.index(n).min(raw.len().saturating_sub(1));
+            if !raw.is_empty() {
+                raw[i] = byte;
+            }
+            raw.truncate(cut.index(n + 1));
+            let _ = inbound::classify_message(&raw);
+        }
+    }
+}

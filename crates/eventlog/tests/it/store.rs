@@ -41,25 +41,34 @@ fn human(mut e: NewEvent) -> NewEvent {
 }
 
 both!(
-    totals_count_unique_human_opens_and_clicks_and_bots_apart,
+    totals_count_people_s_opens_and_clicks_and_prefetches_and_bots_apart,
     |db: TestDb| async move {
         let (_o, log) = log(&db, 50_000).await;
         let mut events = Vec::new();
-        for m in 1..=3 {
+        for m in 1..=4 {
             events.push(ev(EventKind::Processed, 1, m, &format!("p{m}@x.test")));
             events.push(ev(EventKind::Delivered, 1, m, &format!("p{m}@x.test")));
         }
+        let sent = events.len();
         events.push(human(ev(EventKind::Open, 1, 1, "p1@x.test")));
         events.push(human(ev(EventKind::Open, 1, 1, "p1@x.test")));
-        let mut proxy = ev(EventKind::Open, 1, 2, "p2@x.test");
-        proxy.user_agent = Some("Mozilla/5.0 (via ggpht.com GoogleImageProxy)".into());
-        events.push(proxy);
+        // Gmail's proxy fetches when the person opens: a person's open.
+        let mut gmail = ev(EventKind::Open, 1, 2, "p2@x.test");
+        gmail.user_agent = Some("Mozilla/5.0 (via ggpht.com GoogleImageProxy)".into());
+        events.push(gmail);
+        // Apple Mail Privacy Protection prefetches at delivery.
+        let mut apple = ev(EventKind::Open, 1, 3, "p3@x.test");
+        apple.user_agent = Some("Mozilla/5.0".into());
+        apple.ip = Some("17.58.63.1".into());
+        events.push(apple);
+        // No User-Agent at all: a bot.
+        events.push(ev(EventKind::Open, 1, 4, "p4@x.test"));
         events.push(human(ev(EventKind::Click, 1, 1, "p1@x.test")));
         let mut scanner = human(ev(EventKind::Click, 1, 3, "p3@x.test"));
         scanner.since_delivery_secs = Some(0);
         events.push(scanner);
-        log.ingest(&events[..6]).await.unwrap();
-        log.ingest(&events[6..]).await.unwrap();
+        log.ingest(&events[..sent]).await.unwrap();
+        log.ingest(&events[sent..]).await.unwrap();
         let t = log.totals(1).await.unwrap();
         assert_eq!(
             (
@@ -67,10 +76,11 @@ both!(
                 t.delivered,
                 t.opened,
                 t.clicked,
+                t.prefetch_opens,
                 t.bot_opens,
                 t.bot_clicks
             ),
-            (3, 3, 1, 1, 1, 1)
+            (4, 4, 2, 1, 1, 1, 1)
         );
         assert_eq!(
             log.totals(2).await.unwrap(),
@@ -78,8 +88,14 @@ both!(
             "another account"
         );
         let opens = log.events(1, Some(EventKind::Open), 10, 0).await.unwrap();
-        assert_eq!(opens.len(), 3);
-        assert_eq!(opens.iter().filter(|e| e.bot).count(), 1);
+        assert_eq!(opens.len(), 5);
+        let mut origins: Vec<Origin> = opens.iter().map(|e| e.origin).collect();
+        origins.sort_by_key(|o| o.stored());
+        assert_eq!(
+            origins,
+            vec![Origin::Person, Origin::Person, Origin::Person, Origin::Bot, Origin::Prefetch]
+        );
+        assert_eq!(opens.iter().filter(|e| e.bot).count(), 2, "bot = not a person");
         assert!(
             log.events(2, None, 10, 0).await.unwrap().is_empty(),
             "tenants are isolated"

@@ -366,6 +366,12 @@ async fn hard_bounce_is_recorded_and_not_retried(kind: Kind) {
             .unwrap();
     assert_eq!(class, "hard");
     assert!(reply.contains("5.1.1"), "{reply}");
+    let reasons: Vec<Option<String>> =
+        sqlx::query_scalar("SELECT bounce_reason FROM herald_outbox")
+            .fetch_all(herald.outbox.pool())
+            .await
+            .unwrap();
+    assert_eq!(reasons, vec![Some("user_unknown".to_owned()); 3]);
     // The event log knows: processed, hard bounces, and the blocklist.
     let totals = herald.events.totals(1).await.unwrap();
     assert_eq!((totals.processed, totals.bounced), (3, 3));
@@ -393,6 +399,65 @@ async fn hard_bounce_is_recorded_and_not_retried(kind: Kind) {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A 5xx to the greeting, EHLO or MAIL FROM (a misconfigured relay, a refused
+/// sender) speaks about Herald's side, not the recipient: the message is
+/// deferred and at the give-up age fails; nobody is bounced or blocklisted.
+async fn a_refused_session_or_sender_blocklists_nobody(switches: &[&str]) {
+    let Rig {
+        clock,
+        herald,
+        now,
+        stats,
+        db: _db,
+        sink: _sink,
+    } = Rig::start(Kind::Sqlite, "sinkrefuse", switches, |c| {
+        c.retry = fast_retry()
+    })
+    .await;
+    let send_id = enqueue(&herald, SendKind::Individual, 2, When::Now, now).await;
+    run_until(&herald, &stats, |s| s.deferred.load(Ordering::Relaxed) >= 2).await;
+    assert_eq!(stats.bounced.load(Ordering::Relaxed), 0, "{switches:?}");
+    // Past the give-up age: failed, never bounced.
+    clock.set(now + Duration::seconds(601));
+    run_until(&herald, &stats, |s| s.failed.load(Ordering::Relaxed) >= 2).await;
+    let counts = herald.outbox.counts(send_id).await.unwrap();
+    assert_eq!(
+        counts.get(&State::Failed),
+        Some(&2),
+        "{switches:?}: {counts:?}"
+    );
+    let totals = herald.events.totals(1).await.unwrap();
+    assert_eq!((totals.bounced, totals.blocked), (0, 0));
+    for p in ["p0@example.test", "p1@example.test"] {
+        assert!(
+            herald.events.suppressions(1, p).await.unwrap().is_empty(),
+            "{p}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_refused_sender_blocklists_nobody() {
+    a_refused_session_or_sender_blocklists_nobody(&[
+        "-f",
+        "mail",
+        "-B",
+        "550 5.1.1 Sender address rejected: not owned by user",
+    ])
+    .await;
+}
+
+#[tokio::test]
+async fn a_refused_greeting_blocklists_nobody() {
+    a_refused_session_or_sender_blocklists_nobody(&[
+        "-f",
+        "ehlo,helo",
+        "-B",
+        "530 5.7.0 Authentication required",
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -717,8 +782,9 @@ async fn the_file_transport_writes_one_eml_per_message() {
 }
 
 /// smtp-sink answers AUTH with 5xx when told `-f auth`: with credentials the
-/// client must attempt AUTH (and fail permanently); without, it never does.
-async fn send_with_credentials(credentials: bool) -> (u64, u64) {
+/// client must attempt AUTH (refused: a session refusal, so the message is
+/// deferred, never bounced); without, it never does.
+async fn send_with_credentials(credentials: bool) -> (u64, u64, u64) {
     let Rig {
         herald,
         now,
@@ -740,6 +806,7 @@ async fn send_with_credentials(credentials: bool) -> (u64, u64) {
     (
         stats.delivered.load(Ordering::Relaxed),
         stats.bounced.load(Ordering::Relaxed),
+        stats.deferred.load(Ordering::Relaxed),
     )
 }
 
@@ -747,13 +814,13 @@ async fn send_with_credentials(credentials: bool) -> (u64, u64) {
 async fn smtp_auth_is_used_when_configured() {
     assert_eq!(
         send_with_credentials(false).await,
-        (1, 0),
+        (1, 0, 0),
         "no AUTH without credentials"
     );
     assert_eq!(
         send_with_credentials(true).await,
-        (0, 1),
-        "AUTH attempted with credentials (and refused by the sink)"
+        (0, 0, 1),
+        "AUTH attempted with credentials (refused by the sink: deferred, not bounced)"
     );
 }
 
