@@ -15,10 +15,19 @@ use herald_eventlog::inbound::{self, InboundKind};
 use std::collections::HashMap;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args().nth(1).ok_or("usage: bounce_agreement labels.tsv")?;
+    let path = std::env::args()
+        .nth(1)
+        .ok_or("usage: bounce_agreement labels.tsv")?;
     let mut cache: HashMap<String, InboundKind> = HashMap::new();
-    let (mut total, mut agree, mut called_hard, mut right_hard, mut true_hard, mut found_hard, mut other) =
-        (0, 0, 0, 0, 0, 0, 0);
+    let (
+        mut total,
+        mut agree,
+        mut called_hard,
+        mut right_hard,
+        mut true_hard,
+        mut found_hard,
+        mut other,
+    ) = (0, 0, 0, 0, 0, 0, 0);
     for line in std::fs::read_to_string(&path)?.lines() {
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
@@ -54,7 +63,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .get(index.saturating_sub(1))
                 .and_then(|r| r.diagnostic.clone())
                 .unwrap_or_default();
-            println!("{file}#{index}\texpected {expected}\tgot {got}\t{}", diag.chars().take(120).collect::<String>());
+            println!(
+                "{file}#{index}\texpected {expected}\tgot {got}\t{}",
+                diag.chars().take(120).collect::<String>()
+            );
         }
         if got == "hard" {
             called_hard += 1;
@@ -65,7 +77,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             found_hard += usize::from(got == "hard");
         }
     }
-    let pct = |a: usize, b: usize| if b == 0 { 0.0 } else { 100.0 * a as f64 / b as f64 };
+    let pct = |a: usize, b: usize| {
+        if b == 0 {
+            0.0
+        } else {
+            100.0 * a as f64 / b as f64
+        }
+    };
     println!(
         "agreement {agree}/{total} ({:.1}%); hard precision {right_hard}/{called_hard} ({:.1}%); hard recall {found_hard}/{true_hard} ({:.1}%); unread messages {other}",
         pct(agree, total),

@@ -114,8 +114,11 @@ impl PrefetchRanges {
                 continue;
             }
             let prefix = line.split(',').next().unwrap_or("").trim();
-            out.ranges
-                .push(parse_cidr(prefix).ok_or_else(|| format!("line {}: `{prefix}` is not an address prefix", n + 1))?);
+            out.ranges.push(
+                parse_cidr(prefix).ok_or_else(|| {
+                    format!("line {}: `{prefix}` is not an address prefix", n + 1)
+                })?,
+            );
         }
         Ok(out)
     }
@@ -129,7 +132,9 @@ impl PrefetchRanges {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
-        self.ranges.iter().any(|&(net, len)| in_prefix(ip, net, len))
+        self.ranges
+            .iter()
+            .any(|&(net, len)| in_prefix(ip, net, len))
     }
 }
 
@@ -137,7 +142,11 @@ fn parse_cidr(text: &str) -> Option<(IpAddr, u8)> {
     let (addr, len) = text.split_once('/').unwrap_or((text, ""));
     let addr: IpAddr = addr.parse().ok()?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
-    let len = if len.is_empty() { max } else { len.parse().ok()? };
+    let len = if len.is_empty() {
+        max
+    } else {
+        len.parse().ok()?
+    };
     (len <= max).then_some((addr, len))
 }
 
@@ -267,17 +276,56 @@ mod tests {
     fn gmail_s_proxy_is_a_person_apple_s_prefetch_and_scanners_are_not() {
         let r = PrefetchRanges::default();
         let o = |e: &NewEvent| origin(e, &r);
-        assert_eq!(o(&open(Some(GMAIL), Some("66.249.84.1"))), Origin::Person, "Gmail opens on reading");
-        assert_eq!(o(&open(Some("Mozilla/5.0"), Some("203.0.113.9"))), Origin::Prefetch, "Apple MPP by its User-Agent");
-        assert_eq!(o(&open(Some(PERSON), Some("17.58.1.1"))), Origin::Prefetch, "Apple MPP by Apple's network");
-        assert_eq!(o(&open(Some(PERSON), Some("::ffff:17.58.1.1"))), Origin::Prefetch, "IPv4-mapped");
+        assert_eq!(
+            o(&open(Some(GMAIL), Some("66.249.84.1"))),
+            Origin::Person,
+            "Gmail opens on reading"
+        );
+        assert_eq!(
+            o(&open(Some("Mozilla/5.0"), Some("203.0.113.9"))),
+            Origin::Prefetch,
+            "Apple MPP by its User-Agent"
+        );
+        assert_eq!(
+            o(&open(Some(PERSON), Some("17.58.1.1"))),
+            Origin::Prefetch,
+            "Apple MPP by Apple's network"
+        );
+        assert_eq!(
+            o(&open(Some(PERSON), Some("::ffff:17.58.1.1"))),
+            Origin::Prefetch,
+            "IPv4-mapped"
+        );
         assert_eq!(o(&open(Some(PERSON), Some("203.0.113.9"))), Origin::Person);
         assert_eq!(o(&open(None, None)), Origin::Bot);
-        assert_eq!(o(&open(Some("Mozilla/5.0 (compatible; Barracuda Sentinel)"), None)), Origin::Bot);
-        assert_eq!(o(&ev(EventKind::Click, Some("Mozilla/5.0 (compatible; Barracuda Sentinel)"), Some(600))), Origin::Bot);
-        assert_eq!(o(&ev(EventKind::Click, Some("python-requests/2.31"), None)), Origin::Bot);
-        assert_eq!(o(&ev(EventKind::Click, Some(PERSON), Some(1))), Origin::Bot, "clicked within 2 s of delivery");
-        assert_eq!(o(&ev(EventKind::Click, Some(PERSON), Some(45))), Origin::Person);
+        assert_eq!(
+            o(&open(
+                Some("Mozilla/5.0 (compatible; Barracuda Sentinel)"),
+                None
+            )),
+            Origin::Bot
+        );
+        assert_eq!(
+            o(&ev(
+                EventKind::Click,
+                Some("Mozilla/5.0 (compatible; Barracuda Sentinel)"),
+                Some(600)
+            )),
+            Origin::Bot
+        );
+        assert_eq!(
+            o(&ev(EventKind::Click, Some("python-requests/2.31"), None)),
+            Origin::Bot
+        );
+        assert_eq!(
+            o(&ev(EventKind::Click, Some(PERSON), Some(1))),
+            Origin::Bot,
+            "clicked within 2 s of delivery"
+        );
+        assert_eq!(
+            o(&ev(EventKind::Click, Some(PERSON), Some(45))),
+            Origin::Person
+        );
         assert_eq!(o(&ev(EventKind::Delivered, None, None)), Origin::Person);
         assert!(!is_bot(&open(Some(GMAIL), None)));
     }

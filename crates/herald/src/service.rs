@@ -200,8 +200,7 @@ impl Herald {
                 error,
             };
             let text = std::fs::read_to_string(path).map_err(|e| read_error(e.to_string()))?;
-            let ranges =
-                herald_eventlog::PrefetchRanges::parse_csv(&text).map_err(read_error)?;
+            let ranges = herald_eventlog::PrefetchRanges::parse_csv(&text).map_err(read_error)?;
             events = events.with_prefetch_ranges(ranges);
         }
         events.migrate().await?;

@@ -274,7 +274,9 @@ fn a_bad_configuration_is_refused_at_start_naming_the_field() {
             "platform.sender",
         ),
         (
-            format!("{good}\n[events]\napple_egress_ranges = \"/nonexistent/egress-ip-ranges.csv\"\n"),
+            format!(
+                "{good}\n[events]\napple_egress_ranges = \"/nonexistent/egress-ip-ranges.csv\"\n"
+            ),
             "events.apple_egress_ranges /nonexistent/egress-ip-ranges.csv",
         ),
     ] {

@@ -93,9 +93,19 @@ both!(
         origins.sort_by_key(|o| o.stored());
         assert_eq!(
             origins,
-            vec![Origin::Person, Origin::Person, Origin::Person, Origin::Bot, Origin::Prefetch]
+            vec![
+                Origin::Person,
+                Origin::Person,
+                Origin::Person,
+                Origin::Bot,
+                Origin::Prefetch
+            ]
         );
-        assert_eq!(opens.iter().filter(|e| e.bot).count(), 2, "bot = not a person");
+        assert_eq!(
+            opens.iter().filter(|e| e.bot).count(),
+            2,
+            "bot = not a person"
+        );
         assert!(
             log.events(2, None, 10, 0).await.unwrap().is_empty(),
             "tenants are isolated"
