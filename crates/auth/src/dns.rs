@@ -169,6 +169,91 @@ impl Dns {
     }
 }
 
+impl Dns {
+    /// Records of one type at `name`, mapped by `pick`.
+    async fn records<T>(
+        &self,
+        name: &str,
+        kind: mail_auth::hickory_resolver::proto::rr::RecordType,
+        pick: impl Fn(&RData) -> Option<T>,
+    ) -> Lookup<Vec<T>> {
+        let name = match Name::from_str(&fqdn(name)) {
+            Ok(n) => n,
+            // A name DNS cannot carry has no records (RFC 7208 treats it as void).
+            Err(_) => return Lookup::NotFound,
+        };
+        match self.auth.resolver().lookup(name, kind).await {
+            Ok(lookup) => {
+                let out: Vec<T> = lookup.answers().iter().filter_map(|r| pick(&r.data)).collect();
+                if out.is_empty() {
+                    Lookup::NotFound
+                } else {
+                    Lookup::Found(out)
+                }
+            }
+            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Lookup::NotFound,
+            Err(e) => Lookup::TempError(e.to_string()),
+        }
+    }
+}
+
+impl crate::check_host::SpfDns for Dns {
+    async fn txt(&self, name: &str) -> Lookup<Vec<String>> {
+        if Name::from_str(&fqdn(name)).is_err() {
+            return Lookup::NotFound;
+        }
+        Dns::txt(self, name).await
+    }
+
+    async fn a(&self, name: &str) -> Lookup<Vec<std::net::Ipv4Addr>> {
+        use mail_auth::hickory_resolver::proto::rr::RecordType;
+        self.records(name, RecordType::A, |d| match d {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn aaaa(&self, name: &str) -> Lookup<Vec<std::net::Ipv6Addr>> {
+        use mail_auth::hickory_resolver::proto::rr::RecordType;
+        self.records(name, RecordType::AAAA, |d| match d {
+            RData::AAAA(a) => Some(a.0),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn mx(&self, name: &str) -> Lookup<Vec<String>> {
+        match Dns::mx(self, name).await {
+            Lookup::Found(v) => Lookup::Found(v.into_iter().map(|(_, h)| h).collect()),
+            Lookup::NotFound => Lookup::NotFound,
+            Lookup::TempError(e) => Lookup::TempError(e),
+        }
+    }
+
+    async fn ptr(&self, ip: std::net::IpAddr) -> Lookup<Vec<String>> {
+        match self.auth.resolver().reverse_lookup(ip).await {
+            Ok(lookup) => {
+                let names: Vec<String> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| match &r.data {
+                        RData::PTR(p) => Some(p.0.to_utf8().trim_end_matches('.').to_owned()),
+                        _ => None,
+                    })
+                    .collect();
+                if names.is_empty() {
+                    Lookup::NotFound
+                } else {
+                    Lookup::Found(names)
+                }
+            }
+            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Lookup::NotFound,
+            Err(e) => Lookup::TempError(e.to_string()),
+        }
+    }
+}
+
 /// `name` with the final dot, so no search domain is tried.
 fn fqdn(name: &str) -> String {
     if name.ends_with('.') {

@@ -24,6 +24,7 @@
 //! ```
 
 mod check;
+pub mod check_host;
 mod dkim;
 mod dmarc;
 mod dns;
@@ -37,6 +38,7 @@ pub use dkim::{
 };
 pub use dmarc::{Alignment, DmarcPolicy, DmarcRecord};
 pub use dns::{Dns, DnsConfig, Lookup};
+pub use check_host::{SpfDns, SpfOutcome, SpfRequest, SpfResult, check_host};
 pub use spf::SpfRecord;
 
 /// Errors of this crate. DNS outcomes are not errors: checks return a

@@ -5,4 +5,5 @@
 
 mod checks;
 mod signing;
+mod spf_suite;
 mod support;
