@@ -75,7 +75,9 @@ enum Command {
         with_worker: bool,
     },
     /// Check a customer's domain: SPF, DKIM and DMARC, with the records to publish.
-    /// Exits 0 when every check passes, 1 when one fails, 75 when DNS gave no answer.
+    /// Exits 0 when every check passes, 1 when one fails (the domain's records
+    /// need changing), 75 when DNS gave no answer (try later), 2 when DOMAIN
+    /// is not a domain name.
     CheckDomain {
         /// The customer's domain, e.g. shop.example.
         domain: String,
@@ -111,6 +113,12 @@ enum Command {
         /// Seconds one DNS query may take.
         #[arg(long, default_value_t = 5)]
         dns_timeout: u64,
+        /// The platform's HELO/EHLO name: check the HELO identity too.
+        #[arg(long)]
+        helo: Option<String>,
+        /// Print the report as one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -214,7 +222,15 @@ async fn main() -> anyhow::Result<ExitCode> {
             bounce_domain,
             dkim_key,
             dns_timeout,
+            helo,
+            json,
         } => {
+            if !herald::domains::valid_domain(&domain) {
+                eprintln!(
+                    "herald-server check-domain: `{domain}` is not a domain name (labels of letters, digits and inner hyphens, separated by dots)"
+                );
+                return Ok(ExitCode::from(2));
+            }
             let key = match &dkim_key {
                 Some(path) => Some(
                     std::fs::read_to_string(path)
@@ -233,6 +249,7 @@ async fn main() -> anyhow::Result<ExitCode> {
                     spf_include: platform_spf,
                     sending_ips: ips,
                     bounce_domain,
+                    helo,
                 },
                 dns: DnsConfig {
                     nameserver,
@@ -241,7 +258,14 @@ async fn main() -> anyhow::Result<ExitCode> {
                 },
             })
             .await?;
-            print!("{}", domains::render(&report));
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).context("writing the report")?
+                );
+            } else {
+                print!("{}", domains::render(&report));
+            }
             Ok(ExitCode::from(domains::exit_status(&report)))
         }
     }

@@ -1,20 +1,21 @@
 //! Domain checks (R-AUTH-3, R-AUTH-4, R-AUTH-2 verification): is the customer's
 //! domain ready for Herald to send as it? Every verdict is a value with a reason.
 
+use crate::check_host::{SpfRequest, SpfResult, check_host};
 use crate::dkim::{DkimPublicKey, KeyAlgorithm};
 use crate::dmarc::{DmarcPolicy, DmarcRecord, aligned};
 use crate::dns::{Dns, Lookup};
 use crate::spf::{Querying, SpfRecord};
-use mail_auth::SpfResult;
-use mail_auth::spf::verify::SpfParameters;
 use serde::Serialize;
 use std::collections::HashSet;
 use std::future::Future;
 use std::net::IpAddr;
 use std::pin::Pin;
 
-/// The outcome of one check, with the reason in words.
+/// The outcome of one check, with the reason in words. As JSON:
+/// `{"result": "pass"|"fail"|"temperror", "reason": "…"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "result", content = "reason", rename_all = "lowercase")]
 pub enum Verdict {
     /// The check passed.
     Pass(String),
@@ -56,6 +57,9 @@ pub struct PlatformAuth {
     pub sending_ips: Vec<IpAddr>,
     /// The domain of the platform's envelope senders (for SPF alignment).
     pub bounce_domain: String,
+    /// The name the platform's SMTP client gives in HELO/EHLO; when set, the
+    /// HELO identity is checked too (RFC 7208 §2.3).
+    pub helo: Option<String>,
 }
 
 /// The SPF check of a domain.
@@ -67,8 +71,12 @@ pub struct SpfReport {
     pub record: Option<String>,
     /// DNS-querying terms counted over the record and its includes.
     pub lookups: usize,
-    /// `check_host` result for each platform IP (`pass`, `softfail`, …).
+    /// `check_host` result for each platform IP (`pass`, `softfail`, …),
+    /// MAIL FROM identity: always one per IP, whatever else the check found.
     pub ip_results: Vec<(IpAddr, String)>,
+    /// `check_host` result for each platform IP for the HELO identity, when
+    /// the platform's HELO name is known.
+    pub helo_results: Vec<(IpAddr, String)>,
     /// The one SPF record the domain should publish.
     pub record_to_publish: String,
 }
@@ -137,18 +145,6 @@ struct Walk {
     problems: Vec<String>,
     temp: Option<String>,
     visited: HashSet<String>,
-}
-
-fn spf_result_name(r: SpfResult) -> &'static str {
-    match r {
-        SpfResult::Pass => "pass",
-        SpfResult::Fail => "fail",
-        SpfResult::SoftFail => "softfail",
-        SpfResult::Neutral => "neutral",
-        SpfResult::TempError => "temperror",
-        SpfResult::PermError => "permerror",
-        SpfResult::None => "none",
-    }
 }
 
 impl DomainChecker {
@@ -222,18 +218,68 @@ impl DomainChecker {
 
     /// The SPF check (R-AUTH-3): one valid record, at most 10 DNS-querying
     /// terms, the platform included directly or through nested includes, and
-    /// `check_host` passing for each platform IP with `mail_from` (default
-    /// `postmaster@<domain>`) as sender.
+    /// `check_host` (RFC 7208, [`crate::check_host`]) passing for each
+    /// platform IP with `mail_from` (default `postmaster@<domain>`) as sender,
+    /// and for the HELO identity when the platform's HELO name is known.
+    /// Each IP's result is reported whatever else the check finds.
     pub async fn check_spf(&self, domain: &str, mail_from: Option<&str>) -> SpfReport {
         let include = &self.platform.spf_include;
         let fresh = format!("v=spf1 include:{include} ~all");
+        let default_sender = format!("postmaster@{domain}");
+        let sender = mail_from.unwrap_or(&default_sender);
+        let helo_name = self.platform.helo.clone().unwrap_or_default();
+        let mut ip_results = Vec::new();
+        let mut helo_results = Vec::new();
+        let mut ip_problems = Vec::new();
+        let mut temp = None;
+        for ip in &self.platform.sending_ips {
+            let mut request = SpfRequest::mail_from(*ip, sender, &helo_name);
+            request.domain = domain.to_owned();
+            let out = check_host(&self.dns, &request).await;
+            ip_results.push((*ip, out.result.as_str().to_owned()));
+            match out.result {
+                SpfResult::Pass => {}
+                SpfResult::TempError => {
+                    temp = Some(format!(
+                        "check_host({ip}, {sender}) = temperror: {}",
+                        out.why
+                    ));
+                }
+                other => ip_problems.push(format!(
+                    "check_host({ip}, {sender}) = {other}, not pass ({})",
+                    out.why
+                )),
+            }
+            if let Some(helo) = &self.platform.helo {
+                let out = check_host(&self.dns, &SpfRequest::helo(*ip, helo)).await;
+                helo_results.push((*ip, out.result.as_str().to_owned()));
+                match out.result {
+                    SpfResult::Pass => {}
+                    SpfResult::TempError => {
+                        temp = Some(format!(
+                            "check_host({ip}, HELO {helo}) = temperror: {}",
+                            out.why
+                        ));
+                    }
+                    other => ip_problems.push(format!(
+                        "check_host({ip}, HELO {helo}) = {other}, not pass ({})",
+                        out.why
+                    )),
+                }
+            }
+        }
         let mut report = SpfReport {
             verdict: Verdict::Pass(String::new()),
             record: None,
             lookups: 0,
-            ip_results: Vec::new(),
+            ip_results,
+            helo_results,
             record_to_publish: fresh.clone(),
         };
+        if !crate::valid_dns_name(domain) || !domain.contains('.') {
+            report.verdict = Verdict::Fail(format!("`{domain}` is not a domain name"));
+            return report;
+        }
         let records = match self.spf_records(domain).await {
             Lookup::Found(r) => r,
             Lookup::NotFound => {
@@ -264,8 +310,9 @@ impl DomainChecker {
         let record = match SpfRecord::parse(&records[0]) {
             Ok(r) => r,
             Err(why) => {
-                report.verdict =
-                    Verdict::Fail(format!("the SPF record of {domain} is invalid: {why}"));
+                report.verdict = Verdict::Fail(format!(
+                    "the SPF record of {domain} is invalid (permerror): {why}"
+                ));
                 return report;
             }
         };
@@ -274,7 +321,7 @@ impl DomainChecker {
         walk.visited.insert(domain.to_ascii_lowercase());
         self.walk(record, Vec::new(), &mut walk).await;
         report.lookups = walk.lookups;
-        if let Some(e) = walk.temp {
+        if let Some(e) = walk.temp.or(temp) {
             report.verdict = Verdict::TempError(format!("DNS gave no answer: {e}"));
             return report;
         }
@@ -302,38 +349,8 @@ impl DomainChecker {
                 String::new()
             }
         };
-        let default_sender = format!("postmaster@{domain}");
-        let sender = mail_from.unwrap_or(&default_sender);
-        let mut temp = None;
-        for ip in &self.platform.sending_ips {
-            let out = self
-                .dns
-                .authenticator()
-                .verify_spf(SpfParameters::verify_mail_from(
-                    *ip,
-                    domain,
-                    &self.platform.bounce_domain,
-                    sender,
-                ))
-                .await;
-            let result = out.result();
-            report
-                .ip_results
-                .push((*ip, spf_result_name(result).to_owned()));
-            match result {
-                SpfResult::Pass => {}
-                SpfResult::TempError => {
-                    temp = Some(format!("check_host({ip}, {sender}) = temperror"))
-                }
-                other => fails.push(format!(
-                    "check_host({ip}, {sender}) = {}, not pass",
-                    spf_result_name(other)
-                )),
-            }
-        }
-        report.verdict = if let Some(t) = temp {
-            Verdict::TempError(t)
-        } else if fails.is_empty() {
+        fails.extend(ip_problems);
+        report.verdict = if fails.is_empty() {
             let ips = if report.ip_results.is_empty() {
                 String::new()
             } else {

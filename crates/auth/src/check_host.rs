@@ -109,7 +109,11 @@ impl SpfRequest {
             return Self::helo(ip, helo);
         }
         let (local, domain) = mail_from.rsplit_once('@').unwrap_or(("", mail_from));
-        let local = if local.is_empty() { "postmaster" } else { local };
+        let local = if local.is_empty() {
+            "postmaster"
+        } else {
+            local
+        };
         SpfRequest {
             ip,
             domain: domain.to_owned(),
@@ -217,7 +221,8 @@ struct Record {
 
 /// Whether a TXT record is an SPF record: `v=spf1` then a space or the end.
 pub fn is_spf_record(txt: &str) -> bool {
-    txt.get(..6).is_some_and(|v| v.eq_ignore_ascii_case("v=spf1"))
+    txt.get(..6)
+        .is_some_and(|v| v.eq_ignore_ascii_case("v=spf1"))
         && txt[6..].chars().next().is_none_or(|c| c == ' ')
 }
 
@@ -248,13 +253,11 @@ fn parse_term(term: &str, record: &mut Record) -> Result<(), Syntax> {
         b'?' => (Some(Qualifier::Neutral), &term[1..]),
         _ => (None, term),
     };
-    let name_end = body
-        .find(|c: char| c == ':' || c == '/' || c == '=')
-        .unwrap_or(body.len());
+    let name_end = body.find([':', '/', '=']).unwrap_or(body.len());
     let name = body[..name_end].to_ascii_lowercase();
     let rest = &body[name_end..];
     // A modifier: name "=" macro-string (no qualifier).
-    if rest.starts_with('=') {
+    if let Some(value) = rest.strip_prefix('=') {
         if qualifier.is_some() {
             return Err("a modifier takes no qualifier".into());
         }
@@ -265,7 +268,6 @@ fn parse_term(term: &str, record: &mut Record) -> Result<(), Syntax> {
         if !valid_name {
             return Err("not a mechanism or modifier name".into());
         }
-        let value = &rest[1..];
         match name.as_str() {
             "redirect" | "exp" => {
                 check_domain_spec(value)?;
@@ -307,7 +309,11 @@ fn parse_term(term: &str, record: &mut Record) -> Result<(), Syntax> {
                 Mechanism::Mx(domain, v4, v6)
             }
         }
-        "ptr" => Mechanism::Ptr(if rest.is_empty() { None } else { Some(arg(rest)?) }),
+        "ptr" => Mechanism::Ptr(if rest.is_empty() {
+            None
+        } else {
+            Some(arg(rest)?)
+        }),
         "ip4" => {
             let v = rest.strip_prefix(':').ok_or("an address is required")?;
             let (addr, len) = v.split_once('/').map_or((v, None), |(a, l)| (a, Some(l)));
@@ -330,7 +336,9 @@ fn parse_term(term: &str, record: &mut Record) -> Result<(), Syntax> {
         }
         _ => return Err("unknown mechanism".into()),
     };
-    record.mechanisms.push((qualifier, mechanism, term.to_owned()));
+    record
+        .mechanisms
+        .push((qualifier, mechanism, term.to_owned()));
     Ok(())
 }
 
@@ -353,7 +361,11 @@ fn cidr(text: &str, max: u8) -> Result<u8, Syntax> {
         && text.bytes().all(|b| b.is_ascii_digit())
         && (text == "0" || !text.starts_with('0'))
         && text.len() <= 3;
-    let n: u16 = if valid { text.parse().unwrap_or(999) } else { 999 };
+    let n: u16 = if valid {
+        text.parse().unwrap_or(999)
+    } else {
+        999
+    };
     u8::try_from(n)
         .ok()
         .filter(|n| *n <= max)
@@ -449,7 +461,7 @@ fn check_macro_string(s: &str, explain: bool) -> Result<(), Syntax> {
                 _ => return Err("`%` must be followed by `{`, `%`, `_` or `-`".into()),
             }
         } else {
-            if !(0x21..=0x7e).contains(&b[i]) && !(explain && b[i] == b' ') {
+            if !((0x21..=0x7e).contains(&b[i]) || explain && b[i] == b' ') {
                 return Err("a character that SPF does not allow".into());
             }
             i += 1;
@@ -480,7 +492,9 @@ fn parse_macro(inner: &str, explain: bool) -> Result<MacroSpec, Syntax> {
     let keep = if digits.is_empty() {
         None
     } else {
-        let n: usize = digits.parse().map_err(|_| "a macro's digits are too large")?;
+        let n: usize = digits
+            .parse()
+            .map_err(|_| "a macro's digits are too large")?;
         if n == 0 {
             return Err("a macro cannot keep zero parts".into());
         }
@@ -585,7 +599,10 @@ impl<D: SpfDns> Eval<'_, D> {
     {
         Box::pin(async move {
             if !valid_domain(&domain) {
-                return outcome(SpfResult::None, format!("`{domain}` is not a domain SPF can check"));
+                return outcome(
+                    SpfResult::None,
+                    format!("`{domain}` is not a domain SPF can check"),
+                );
             }
             if depth > 20 {
                 return outcome(SpfResult::PermError, "includes and redirects loop");
@@ -606,7 +623,10 @@ impl<D: SpfDns> Eval<'_, D> {
                 _ => {
                     return outcome(
                         SpfResult::PermError,
-                        format!("{domain} publishes {} SPF records (RFC 7208 §4.5)", records.len()),
+                        format!(
+                            "{domain} publishes {} SPF records (RFC 7208 §4.5)",
+                            records.len()
+                        ),
                     );
                 }
             };
@@ -626,7 +646,12 @@ impl<D: SpfDns> Eval<'_, D> {
         })
     }
 
-    async fn evaluate(&mut self, domain: &str, record: &Record, depth: u32) -> Result<SpfOutcome, Stop> {
+    async fn evaluate(
+        &mut self,
+        domain: &str,
+        record: &Record,
+        depth: u32,
+    ) -> Result<SpfOutcome, Stop> {
         for (qualifier, mechanism, term) in &record.mechanisms {
             if self.matches(domain, mechanism, depth).await? {
                 let result = qualifier.result();
@@ -651,7 +676,10 @@ impl<D: SpfDns> Eval<'_, D> {
             }
             return Ok(out);
         }
-        Ok(outcome(SpfResult::Neutral, format!("{domain}: no mechanism matched")))
+        Ok(outcome(
+            SpfResult::Neutral,
+            format!("{domain}: no mechanism matched"),
+        ))
     }
 
     fn count_lookup(&mut self) -> Result<(), Stop> {
@@ -710,7 +738,12 @@ impl<D: SpfDns> Eval<'_, D> {
         }
     }
 
-    async fn matches(&mut self, domain: &str, mechanism: &Mechanism, depth: u32) -> Result<bool, Stop> {
+    async fn matches(
+        &mut self,
+        domain: &str,
+        mechanism: &Mechanism,
+        depth: u32,
+    ) -> Result<bool, Stop> {
         let family_len = |v4: u8, v6: u8, ip: IpAddr| if ip.is_ipv4() { v4 } else { v6 };
         match mechanism {
             Mechanism::All => Ok(true),
@@ -736,7 +769,9 @@ impl<D: SpfDns> Eval<'_, D> {
                         self.count_void()?;
                         return Ok(false);
                     }
-                    Lookup::TempError(e) => return Err(Self::temp(&format!("MX lookup of {target}"), &e)),
+                    Lookup::TempError(e) => {
+                        return Err(Self::temp(&format!("MX lookup of {target}"), &e));
+                    }
                 };
                 if hosts.len() > 10 {
                     return Err(Stop(outcome(
@@ -864,7 +899,8 @@ impl<D: SpfDns> Eval<'_, D> {
                     let end = after.find('}').ok_or("a macro `%{` is not closed")?;
                     let spec = parse_macro(&after[1..end], explain)?;
                     let value = self.macro_value(spec.letter, domain).await;
-                    let mut parts: Vec<&str> = value.split(|c| spec.delimiters.contains(&c)).collect();
+                    let mut parts: Vec<&str> =
+                        value.split(|c| spec.delimiters.contains(&c)).collect();
                     if spec.reverse {
                         parts.reverse();
                     }
@@ -874,7 +910,11 @@ impl<D: SpfDns> Eval<'_, D> {
                         parts = parts.split_off(parts.len() - n);
                     }
                     let joined = parts.join(".");
-                    out.push_str(&if spec.upper { url_escape(&joined) } else { joined });
+                    out.push_str(&if spec.upper {
+                        url_escape(&joined)
+                    } else {
+                        joined
+                    });
                     rest = &after[end + 1..];
                 }
             }
@@ -885,7 +925,10 @@ impl<D: SpfDns> Eval<'_, D> {
 
     async fn macro_value(&mut self, letter: u8, domain: &str) -> String {
         let r = self.request;
-        let (local, sender_domain) = r.sender.rsplit_once('@').unwrap_or(("postmaster", &r.sender));
+        let (local, sender_domain) = r
+            .sender
+            .rsplit_once('@')
+            .unwrap_or(("postmaster", &r.sender));
         match letter {
             b's' => r.sender.clone(),
             b'l' => local.to_owned(),
@@ -951,7 +994,11 @@ mod tests {
             "v=spf1 a:foo.example.xn--zckzah -all",
             "v=spf1 foo=%{l}bar -all",
         ] {
-            assert!(validate_record(ok).is_ok(), "{ok}: {:?}", validate_record(ok));
+            assert!(
+                validate_record(ok).is_ok(),
+                "{ok}: {:?}",
+                validate_record(ok)
+            );
         }
         for bad in [
             "v=spf1 a:",
@@ -977,11 +1024,14 @@ mod tests {
             ip_dotted(v6),
             "2.0.0.1.0.d.b.8.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.c.b.0.1"
         );
-        assert!(!in_network(
-            "192.0.2.1".parse().expect("ip"),
-            "::".parse().expect("ip"),
-            0
-        ), "ip6:::/0 never matches an IPv4 client");
+        assert!(
+            !in_network(
+                "192.0.2.1".parse().expect("ip"),
+                "::".parse().expect("ip"),
+                0
+            ),
+            "ip6:::/0 never matches an IPv4 client"
+        );
         assert_eq!(url_escape("a b/c"), "a%20b%2Fc");
         assert!(shorten(format!("{}.example.com", "a.".repeat(200))).len() <= 253);
     }

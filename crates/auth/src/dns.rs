@@ -184,7 +184,11 @@ impl Dns {
         };
         match self.auth.resolver().lookup(name, kind).await {
             Ok(lookup) => {
-                let out: Vec<T> = lookup.answers().iter().filter_map(|r| pick(&r.data)).collect();
+                let out: Vec<T> = lookup
+                    .answers()
+                    .iter()
+                    .filter_map(|r| pick(&r.data))
+                    .collect();
                 if out.is_empty() {
                     Lookup::NotFound
                 } else {

@@ -33,12 +33,12 @@ mod spf;
 pub use check::{
     DkimReport, DmarcReport, DomainChecker, DomainReport, PlatformAuth, SpfReport, Verdict,
 };
+pub use check_host::{SpfDns, SpfOutcome, SpfRequest, SpfResult, check_host};
 pub use dkim::{
     DkimKey, DkimPublicKey, DkimSigner, GeneratedKey, KeyAlgorithm, SIGNED_HEADERS, generate_key,
 };
 pub use dmarc::{Alignment, DmarcPolicy, DmarcRecord};
 pub use dns::{Dns, DnsConfig, Lookup};
-pub use check_host::{SpfDns, SpfOutcome, SpfRequest, SpfResult, check_host};
 pub use spf::SpfRecord;
 
 /// Errors of this crate. DNS outcomes are not errors: checks return a

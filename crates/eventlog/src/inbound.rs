@@ -339,9 +339,7 @@ fn stage_of(text: &str) -> Option<herald_schedule::Stage> {
     for line in lower.lines().map(str::trim) {
         if let Some(c) = line.strip_prefix(">>>") {
             let c = c.trim();
-            command = Some(if c == "." {
-                Stage::Data
-            } else if c.starts_with("data") {
+            command = Some(if c == "." || c.starts_with("data") {
                 Stage::Data
             } else if c.starts_with("rcpt") {
                 Stage::Recipient
@@ -929,7 +927,9 @@ fn looks_like_bounce(msg: &Message<'_>, subject: &str, explanation: &str) -> boo
     let subject_says = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
     let words = BOUNCE_WORDS.iter().any(|w| lower.contains(w));
     let failed_header = msg.header_raw("X-Failed-Recipients").is_some();
-    failed_header || ((daemon || null_path || subject_says) && (words || subject_says || daemon))
+    // A daemon's message or a bounce subject suffices; an empty return path
+    // (auto-replies have one too) needs the wording of delivery software.
+    failed_header || daemon || subject_says || (null_path && words)
 }
 
 /// The recipients of the returned message (its `To:`), a last resort for a

@@ -44,6 +44,23 @@ pub async fn check(params: DomainCheck<'_>) -> Result<DomainReport, Error> {
         .await)
 }
 
+/// Whether `domain` is a domain name a check can be run for: two or more
+/// labels of letters, digits and inner hyphens (underscores allowed), each 1
+/// to 63 characters, 253 in all; a final dot is allowed.
+pub fn valid_domain(domain: &str) -> bool {
+    let d = domain.strip_suffix('.').unwrap_or(domain);
+    d.len() <= 253
+        && d.split('.').count() >= 2
+        && d.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
+}
+
 /// The exit status of an operator's domain check: 0 when every check passes,
 /// 1 when one fails, 75 (`EX_TEMPFAIL`) when DNS gave no answer.
 pub fn exit_status(report: &DomainReport) -> u8 {
@@ -77,6 +94,9 @@ pub fn render(report: &DomainReport) -> String {
     line(&mut out, "SPF", &report.spf.verdict);
     for (ip, result) in &report.spf.ip_results {
         let _ = writeln!(out, "         check_host({ip}) = {result}");
+    }
+    for (ip, result) in &report.spf.helo_results {
+        let _ = writeln!(out, "         check_host({ip}, HELO) = {result}");
     }
     line(&mut out, "DKIM", &report.dkim.verdict);
     line(&mut out, "DMARC", &report.dmarc.verdict);
@@ -116,6 +136,7 @@ mod tests {
                 record: None,
                 lookups: 0,
                 ip_results: vec![],
+                helo_results: vec![],
                 record_to_publish: "v=spf1 include:spf.h.test ~all".into(),
             },
             dkim: DkimReport {

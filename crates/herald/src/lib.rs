@@ -27,6 +27,7 @@
 //!         spf_include: "spf.herald.example".into(),
 //!         sending_ips: vec!["192.0.2.10".parse().expect("an IP")],
 //!         bounce_domain: "bounces.herald.example".into(),
+//!         helo: None,
 //!     },
 //!     dns: DnsConfig { nameserver: Some("127.0.0.1:5353".parse().expect("an address")), ..DnsConfig::default() },
 //! })

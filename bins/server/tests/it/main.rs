@@ -102,6 +102,92 @@ fn a_domain_without_records_fails_and_prints_what_to_publish() {
     );
 }
 
+/// Judgements RFC 7208 makes that the checks got wrong before (issue 9):
+/// valid records evaluated, syntax errors a permerror (fail, exit 1), not a
+/// temperror; a bad domain name refused at once (exit 2), not "retry later".
+#[test]
+fn spf_results_follow_rfc_7208_through_a_real_name_server() {
+    let dns = DnsServer::start(
+        &[
+            ("spf.herald.test", "v=spf1 ip4:192.0.2.0/24 -all"),
+            (
+                "shop.test",
+                "v=spf1 a:foo:bar/baz.example.test include:spf.herald.test -all",
+            ),
+            (
+                "broken.test",
+                "v=spf1 include:spf.herald.test ip4:192.0.2 -all",
+            ),
+            ("mail.herald.test", "v=spf1 ip4:192.0.2.10 -all"),
+        ],
+        &[],
+    );
+    // A valid record with an unusual domain-spec: evaluated, and it passes.
+    let (code, out) = check_domain(&dns, &[]);
+    assert!(out.contains("SPF    PASS"), "{out}");
+    assert!(out.contains("check_host(192.0.2.10) = pass"), "{out}");
+    assert_eq!(code, 1, "DKIM and DMARC are missing: {out}");
+    // The same as JSON, with the HELO identity and an IPv4-mapped IPv6 client.
+    let (_, json) = check_domain(
+        &dns,
+        &[
+            "--json",
+            "--helo",
+            "mail.herald.test",
+            "--ip",
+            "::ffff:192.0.2.10",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).expect(&json);
+    assert_eq!(v["spf"]["verdict"]["result"], "pass", "{json}");
+    assert_eq!(
+        v["spf"]["ip_results"],
+        serde_json::json!([["192.0.2.10", "pass"], ["::ffff:192.0.2.10", "pass"]])
+    );
+    assert_eq!(
+        v["spf"]["helo_results"],
+        serde_json::json!([["192.0.2.10", "pass"], ["::ffff:192.0.2.10", "pass"]])
+    );
+    assert_eq!(v["dkim"]["verdict"]["result"], "fail");
+    // A syntax error: permerror, a fail (exit 1), and each IP's result shown.
+    let out = Command::new(env!("CARGO_BIN_EXE_herald-server"))
+        .args([
+            "check-domain",
+            "broken.test",
+            "--platform-spf",
+            "spf.herald.test",
+        ])
+        .args(["--ip", "192.0.2.10", "--nameserver", &dns.addr.to_string()])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("SPF    FAIL") && text.contains("permerror"),
+        "{text}"
+    );
+    assert!(
+        text.contains("check_host(192.0.2.10) = permerror"),
+        "{text}"
+    );
+    // Not a domain name: refused before any DNS question.
+    let out = Command::new(env!("CARGO_BIN_EXE_herald-server"))
+        .args([
+            "check-domain",
+            "shop..test",
+            "--nameserver",
+            &dns.addr.to_string(),
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`shop..test` is not a domain name"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn a_silent_name_server_exits_75() {
     let (_sock, addr) = support::silent_nameserver();

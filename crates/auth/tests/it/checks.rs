@@ -13,6 +13,7 @@ fn platform() -> PlatformAuth {
         spf_include: PLATFORM_SPF.into(),
         sending_ips: vec![PLATFORM_IP.parse().expect("ip")],
         bounce_domain: "bounces.herald.test".into(),
+        helo: None,
     }
 }
 

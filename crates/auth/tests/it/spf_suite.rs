@@ -5,8 +5,8 @@
 //! from SPF ones where a name has no TXT, `TIMEOUT` a temporary error, names
 //! under `error.` temporary errors, one level of CNAME followed.
 
-use herald_auth::check_host::{SpfDns, SpfRequest, SpfResult, check_host};
 use herald_auth::Lookup;
+use herald_auth::check_host::{SpfDns, SpfRequest, SpfResult, check_host};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use yaml_rust2::{Yaml, YamlLoader};
@@ -40,9 +40,14 @@ fn text_of(v: &Yaml) -> String {
 impl Zone {
     fn from_yaml(data: &Yaml) -> Zone {
         let mut zone = Zone::default();
-        let Some(map) = data.as_hash() else { return zone };
+        let Some(map) = data.as_hash() else {
+            return zone;
+        };
         for (name, records) in map {
-            let name = text_of(name).to_ascii_lowercase().trim_end_matches('.').to_owned();
+            let name = text_of(name)
+                .to_ascii_lowercase()
+                .trim_end_matches('.')
+                .to_owned();
             let mut rrs = Vec::new();
             // A `TXT: NONE` entry says the name has no TXT record: none generated.
             let mut txt_declared = false;
@@ -128,28 +133,44 @@ impl Zone {
 
 impl SpfDns for Zone {
     async fn txt(&self, name: &str) -> Lookup<Vec<String>> {
-        self.lookup(name, &|r| match r {
-            Rr::Txt(t) => Some(t.clone()),
-            _ => None,
-        }, 0)
+        self.lookup(
+            name,
+            &|r| match r {
+                Rr::Txt(t) => Some(t.clone()),
+                _ => None,
+            },
+            0,
+        )
     }
     async fn a(&self, name: &str) -> Lookup<Vec<Ipv4Addr>> {
-        self.lookup(name, &|r| match r {
-            Rr::A(a) => Some(*a),
-            _ => None,
-        }, 0)
+        self.lookup(
+            name,
+            &|r| match r {
+                Rr::A(a) => Some(*a),
+                _ => None,
+            },
+            0,
+        )
     }
     async fn aaaa(&self, name: &str) -> Lookup<Vec<Ipv6Addr>> {
-        self.lookup(name, &|r| match r {
-            Rr::Aaaa(a) => Some(*a),
-            _ => None,
-        }, 0)
+        self.lookup(
+            name,
+            &|r| match r {
+                Rr::Aaaa(a) => Some(*a),
+                _ => None,
+            },
+            0,
+        )
     }
     async fn mx(&self, name: &str) -> Lookup<Vec<String>> {
-        self.lookup(name, &|r| match r {
-            Rr::Mx(h) => Some(h.clone()),
-            _ => None,
-        }, 0)
+        self.lookup(
+            name,
+            &|r| match r {
+                Rr::Mx(h) => Some(h.clone()),
+                _ => None,
+            },
+            0,
+        )
     }
     async fn ptr(&self, ip: IpAddr) -> Lookup<Vec<String>> {
         let name = match ip {
@@ -168,15 +189,22 @@ impl SpfDns for Zone {
                 format!("{}.ip6.arpa", nibbles.join("."))
             }
         };
-        self.lookup(&name, &|r| match r {
-            Rr::Ptr(p) => Some(p.clone()),
-            _ => None,
-        }, 0)
+        self.lookup(
+            &name,
+            &|r| match r {
+                Rr::Ptr(p) => Some(p.clone()),
+                _ => None,
+            },
+            0,
+        )
     }
 }
 
 fn suite() -> Vec<Yaml> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/spf/rfc7208-tests.yml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/spf/rfc7208-tests.yml"
+    );
     YamlLoader::load_from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
@@ -186,7 +214,9 @@ async fn check_host_passes_the_rfc_7208_test_suite() {
     let mut failures = Vec::new();
     for scenario in suite() {
         let zone = Zone::from_yaml(&scenario["zonedata"]);
-        let Some(tests) = scenario["tests"].as_hash() else { continue };
+        let Some(tests) = scenario["tests"].as_hash() else {
+            continue;
+        };
         for (name, t) in tests {
             total += 1;
             let name = text_of(name);

@@ -188,6 +188,7 @@ pub(crate) async fn check_domain(
             spf_include: c.spf_include.clone(),
             sending_ips: c.sending_ips.clone(),
             bounce_domain: h.config.platform.bounce_domain.clone(),
+            helo: None,
         },
         dns: herald_auth::DnsConfig {
             nameserver: c.nameserver,
