@@ -7,7 +7,8 @@
 //! evaluator Herald used before, accepts invalid records, never matches PTR
 //! names equal to the domain, treats IPv4-mapped IPv6 clients and `ip6:…/0`
 //! wrongly, lacks the void-lookup limit and calls unparsable names a
-//! temperror (docs/AUTH.md has the figures). This one follows the RFC's ABNF
+//! temperror: it gets 114 of the suite's 203 results right, this one all 203
+//! (`tests/it/spf_suite.rs` measures both). This one follows the RFC's ABNF
 //! and limits: the whole record is parsed before anything is evaluated, and
 //! a syntax error anywhere is a permerror.
 

@@ -114,6 +114,7 @@ pub fn outcome(
                     let verdict = BounceRules::builtin().judge(&Evidence {
                         code: Some(*code),
                         diagnostic: Some(text),
+                        stage: Some(*stage),
                         ..Evidence::default()
                     });
                     return Outcome::Bounced {
@@ -240,6 +241,28 @@ mod tests {
                 other => panic!("{text}: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn user_unknown_after_data_is_the_recipient_s_filter() {
+        let p = RetryPolicy::default();
+        let at = |stage| Attempt::Reply {
+            code: 550,
+            text: "User unknown".into(),
+            stage,
+        };
+        let class = |a: &Attempt| match outcome(a, 0, None, now(), &p) {
+            Outcome::Bounced { class, reason, .. } => (class, reason),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            class(&at(Stage::Recipient)),
+            (BounceClass::Hard, BounceReason::UserUnknown)
+        );
+        assert_eq!(
+            class(&at(Stage::Data)),
+            (BounceClass::Blocked, BounceReason::Filtered)
+        );
     }
 
     #[test]
