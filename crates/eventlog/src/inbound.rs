@@ -380,6 +380,8 @@ fn stage_of(text: &str) -> Option<herald_schedule::Stage> {
                 "[rcpt_to]",
                 "in reply to rcpt",
                 "does not like recipient",
+                "did not like our rcpt to",
+                "(after rcpt to)",
                 "smtp:rcpt",
                 "rcpt to generated",
                 "rcpt to response",
@@ -1158,13 +1160,15 @@ fn text_blocks(text: &str, own: &[String]) -> Vec<(String, String)> {
         if lower.starts_with(">>>")
             && let Some((_, _, addr)) = found.first()
         {
-            current = Some(match blocks.iter().position(|(a, _)| a == addr) {
+            let i = match blocks.iter().position(|(a, _)| a == addr) {
                 Some(i) => i,
                 None => {
                     blocks.push((addr.clone(), String::new()));
                     blocks.len() - 1
                 }
-            });
+            };
+            push_text(&mut blocks[i].1, command_marker(&lower));
+            current = Some(i);
             lines_in_block = 0;
             continue;
         }
@@ -1202,7 +1206,12 @@ fn text_blocks(text: &str, own: &[String]) -> Vec<(String, String)> {
         }
         if let Some(i) = current {
             lines_in_block += 1;
-            if lower.starts_with(">>>") || lines_in_block > 8 {
+            if lower.starts_with(">>>") {
+                // Which command the next replies answer, in words stage_of reads.
+                push_text(&mut blocks[i].1, command_marker(&lower));
+                continue;
+            }
+            if lines_in_block > 8 {
                 continue;
             }
             // An address later in the line that is a known recipient moves the
@@ -1220,6 +1229,21 @@ fn text_blocks(text: &str, own: &[String]) -> Vec<(String, String)> {
         }
     }
     blocks
+}
+
+/// A transcript's `>>> COMMAND` line as the words MTAs use beside a reply
+/// (`(after RCPT TO)`), kept in the recipient's text for [`stage_of`].
+fn command_marker(line: &str) -> &'static str {
+    let c = line.trim_start_matches('>').trim_start();
+    if c.starts_with("rcpt") {
+        "(after RCPT TO)"
+    } else if c.starts_with("data") || c == "." {
+        "(after DATA)"
+    } else if c.starts_with("mail") {
+        "(after MAIL FROM)"
+    } else {
+        ""
+    }
 }
 
 fn strip_addresses(line: &str) -> String {

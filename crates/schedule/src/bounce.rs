@@ -373,7 +373,9 @@ impl BounceRules {
         };
         // "User unknown" is believed when the evidence agrees: a code of the
         // address subject (5.1.x), the reply known to answer RCPT TO, or a
-        // provider's own wording (a `sure` rule). Without any, it is as
+        // provider's own wording (a `sure` rule). (A reply that merely names
+        // the recipient is no proof: measured, it confirms as many filters
+        // as missing mailboxes.) Without any, it is as
         // likely the recipient's filter refusing this sender (Japanese
         // carriers answer "550 User unknown" after DATA for filtered
         // senders): `filtered`, never hard.
