@@ -199,6 +199,7 @@ const BOUNCE_SUBJECTS: &[&str] = &[
     "未送達",
     "配信",
     "退信",
+    "エラー通知",
 ];
 
 /// Words of delivery software in a bounce's text (lower case).
@@ -317,6 +318,7 @@ fn normal_action(field: &str) -> String {
         .to_ascii_lowercase();
     if action.starts_with("fail")
         || action == "error"
+        || action == "expired"
         || action.starts_with("undeliver")
         || action == "bounced"
     {
@@ -429,7 +431,19 @@ fn field_groups(text: &str) -> Vec<Vec<(String, String)>> {
         } else if let Some((k, v)) = line.split_once(':')
             && !k.contains(' ')
         {
-            current.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+            let key = k.trim().to_ascii_lowercase();
+            // Some MTAs (AOL) leave out the blank line between recipients: a
+            // second recipient field of the same name starts the next group.
+            let has = |name: &str| current.iter().any(|(k, _)| k == name);
+            let next_recipient = match key.as_str() {
+                "final-recipient" => has("final-recipient"),
+                "original-recipient" => has("original-recipient"),
+                _ => false,
+            };
+            if next_recipient {
+                groups.push(std::mem::take(&mut current));
+            }
+            current.push((key, v.trim().to_owned()));
         }
     }
     if !current.is_empty() {
@@ -452,7 +466,8 @@ fn after_type(v: &str) -> String {
 /// human-readable part, searched for a recipient whose fields give no
 /// diagnostic.
 fn dsn_recipients(status_text: &str, explanation: &str) -> Vec<DsnRecipient> {
-    let blocks = text_blocks(explanation, &[]);
+    // The DSN names its recipients: any address may be one (postmaster too).
+    let blocks = text_blocks(explanation, None);
     let mut seen = std::collections::HashSet::new();
     field_groups(status_text)
         .into_iter()
@@ -629,15 +644,25 @@ fn classify_parsed(msg: &Message<'_>, whole: &str) -> InboundKind {
         return kind;
     }
     // 2. DSNs, with their delivery-status part or (MIME broken) fields in the text.
-    let status = find_part("message", "delivery-status")
-        .or_else(|| find_part("message", "global-delivery-status"))
-        .or_else(|| loose_status_fields(&explanation))
-        .or_else(|| loose_status_fields(whole));
-    if let Some(status) = status {
-        let recipients = dsn_recipients(&status, &explanation);
-        if !recipients.is_empty() {
-            return InboundKind::Dsn { recipients };
-        }
+    // Every delivery-status part counts (some reports carry two).
+    let mut parts: Vec<String> = msg
+        .parts
+        .iter()
+        .filter(|p| {
+            is_type(p, "message", "delivery-status")
+                || is_type(p, "message", "global-delivery-status")
+        })
+        .map(part_text)
+        .collect();
+    if parts.is_empty() {
+        parts.extend(loose_status_fields(&explanation).or_else(|| loose_status_fields(whole)));
+    }
+    let recipients: Vec<DsnRecipient> = parts
+        .iter()
+        .flat_map(|status| dsn_recipients(status, &explanation))
+        .collect();
+    if !recipients.is_empty() {
+        return InboundKind::Dsn { recipients };
     }
     let subject = msg.subject().unwrap_or("").to_lowercase();
     let auto_subject = AUTO_REPLY_SUBJECTS.iter().any(|s| subject.contains(s));
@@ -663,6 +688,26 @@ fn classify_parsed(msg: &Message<'_>, whole: &str) -> InboundKind {
 /// An Amazon SES notification (`{"notificationType": "Bounce" | "Complaint" |
 /// "Delivery", …}`, as SES publishes it to SNS and SNS mails it).
 fn ses_notification(text: &str) -> Option<InboundKind> {
+    // Through SNS e-mail the notification is a JSON string in the SNS
+    // envelope's `Message`.
+    if !text.contains("{\"notificationType\"")
+        && let Some(start) = text.find('{')
+        && text.contains("\"Message\"")
+    {
+        let json: String = text[start..]
+            .chars()
+            .filter(|c| *c != '\r' && *c != '\n')
+            .collect();
+        let envelope: serde_json::Value = serde_json::Deserializer::from_str(&json)
+            .into_iter()
+            .next()?
+            .ok()?;
+        let inner = envelope.get("Message")?.as_str()?;
+        return inner
+            .contains("\"notificationType\"")
+            .then(|| ses_notification(inner))
+            .flatten();
+    }
     let start = text.find("{\"notificationType\"")?;
     let json: String = text[start..]
         .chars()
@@ -821,6 +866,24 @@ fn explanation_text(msg: &Message<'_>) -> String {
     {
         text = strip_tags(&h);
     }
+    if text.trim().is_empty() {
+        // Broken MIME (a boundary parameter on a line of its own): the raw
+        // body without its MIME lines.
+        let raw = String::from_utf8_lossy(msg.raw_message());
+        let body = raw
+            .find("\r\n\r\n")
+            .map(|i| &raw[i + 4..])
+            .or_else(|| raw.find("\n\n").map(|i| &raw[i + 2..]))
+            .unwrap_or("");
+        text = body
+            .lines()
+            .filter(|l| {
+                let t = l.trim_start().to_ascii_lowercase();
+                !t.starts_with("--") && !t.starts_with("content-") && !t.starts_with("boundary=")
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+    }
     cut_returned_copy(&unquote(&text)).to_owned()
 }
 
@@ -877,6 +940,7 @@ fn cut_returned_copy(text: &str) -> &str {
         "----- transcript of session follows -----\n\n\nreturn-path",
         "\nreturn-path: <",
         "\nreceived: from ",
+        "\nreceived:from ",
         "content-type: message/rfc822",
         "content-type: text/rfc822-headers",
         "--- the original message ---",
@@ -885,6 +949,7 @@ fn cut_returned_copy(text: &str) -> &str {
         "included is a copy of the message header",
         "------ a copy of the message",
         "--- message follows ---",
+        "------- returned message --------",
     ];
     let lower = text.to_ascii_lowercase();
     let cut = MARKERS
@@ -910,6 +975,7 @@ fn from_daemon(msg: &Message<'_>) -> bool {
         "postmaster",
         "mail delivery",
         "mailer daemon",
+        "post_master",
         "mail administrator",
         "mdaemon",
     ]
@@ -972,7 +1038,7 @@ fn text_bounce(
     .flatten()
     .map(str::to_ascii_lowercase)
     .collect();
-    let mut blocks = text_blocks(explanation, &own);
+    let mut blocks = text_blocks(explanation, Some(&own));
     // Exim names the failed recipients in a header: keep the text's order,
     // and add those the text did not name.
     if let Some(listed) = msg.header_raw("X-Failed-Recipients") {
@@ -1112,7 +1178,7 @@ fn is_system_address(a: &str, own: &[String]) -> bool {
 /// address to the next recipient, without lines of the SMTP transcript the
 /// sending side wrote (`>>> RCPT TO:`). Addresses named again (`RCPT
 /// TO:<…>` in a transcript) add their text to the first mention.
-fn text_blocks(text: &str, own: &[String]) -> Vec<(String, String)> {
+fn text_blocks(text: &str, own: Option<&[String]>) -> Vec<(String, String)> {
     let mut blocks: Vec<(String, String)> = Vec::new();
     let mut current: Option<usize> = None;
     let mut lines_in_block = 0;
@@ -1124,7 +1190,7 @@ fn text_blocks(text: &str, own: &[String]) -> Vec<(String, String)> {
         let lower = line.to_lowercase();
         let found: Vec<(usize, usize, String)> = addresses_in(line)
             .into_iter()
-            .filter(|(_, _, a)| !is_system_address(a, own))
+            .filter(|(_, _, a)| own.is_none_or(|own| !is_system_address(a, own)))
             .collect();
         // A line that starts with an address (or a label and an address)
         // starts that recipient's block.

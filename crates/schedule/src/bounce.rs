@@ -390,6 +390,14 @@ impl BounceRules {
                 reason = BounceReason::Filtered;
             }
         }
+        // A refusal of the message itself (after DATA) that says nothing
+        // more is the receiver's filter.
+        if evidence.stage == Some(Stage::Data)
+            && matches!(reason, BounceReason::Undefined | BounceReason::SystemError)
+            && strong.is_none()
+        {
+            reason = BounceReason::Filtered;
+        }
         // A refusal of the session or of the sender is about the sending
         // side: never an address reason, and an unexplained one is a block.
         let unexplained = matches!(reason, BounceReason::Undefined | BounceReason::SystemError);
