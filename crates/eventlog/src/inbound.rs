@@ -944,7 +944,6 @@ fn cut_returned_copy(text: &str) -> &str {
         "content-type: message/rfc822",
         "content-type: text/rfc822-headers",
         "--- the original message ---",
-        "the original message was received at",
         "--- original message header ---",
         "included is a copy of the message header",
         "------ a copy of the message",
