@@ -1181,6 +1181,7 @@ fn text_blocks(text: &str, own: Option<&[String]>) -> Vec<(String, String)> {
     let mut blocks: Vec<(String, String)> = Vec::new();
     let mut current: Option<usize> = None;
     let mut lines_in_block = 0;
+    let mut self_contained = false;
     for raw_line in text.lines() {
         let line = raw_line.trim();
         if line.is_empty() {
@@ -1237,6 +1238,9 @@ fn text_blocks(text: &str, own: Option<&[String]>) -> Vec<(String, String)> {
             lines_in_block = 0;
             continue;
         }
+        let code_first = line.len() > 4
+            && line.as_bytes()[..3].iter().all(u8::is_ascii_digit)
+            && line.as_bytes()[3] == b' ';
         if starts_block
             && !lower.starts_with(">>>")
             && ![
@@ -1256,6 +1260,10 @@ fn text_blocks(text: &str, own: Option<&[String]>) -> Vec<(String, String)> {
             let rest = line[*e..]
                 .trim_start_matches(['>', '"', '\'', ':', ',', ';', ' '])
                 .to_owned();
+            // `554 <a@b>... reason` says it all on its line: only indented
+            // lines continue it (a wrapped Postfix reply); the next lines of
+            // an old Sendmail report belong to the next address.
+            self_contained = rest.len() > 3 && code_first;
             match blocks.iter().position(|(a, _)| a == addr) {
                 Some(i) => {
                     current = Some(i);
@@ -1276,7 +1284,7 @@ fn text_blocks(text: &str, own: Option<&[String]>) -> Vec<(String, String)> {
                 push_text(&mut blocks[i].1, command_marker(&lower));
                 continue;
             }
-            if lines_in_block > 8 {
+            if lines_in_block > 8 || (self_contained && !raw_line.starts_with([' ', '\t'])) {
                 continue;
             }
             // An address later in the line that is a known recipient moves the
