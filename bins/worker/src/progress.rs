@@ -31,18 +31,19 @@ pub async fn report(herald: Arc<Herald>, stats: Arc<Stats>) {
         .await;
         let done = stats.done();
         let pending = herald.outbox.pending().await.unwrap_or(0);
-        let (delivered, deferred, bounced, failed) = (
+        let (delivered, deferred, bounced, failed, refused) = (
             stats.delivered.load(Ordering::Relaxed),
             stats.deferred.load(Ordering::Relaxed),
             stats.bounced.load(Ordering::Relaxed),
             stats.failed.load(Ordering::Relaxed),
+            stats.refused_sessions.load(Ordering::Relaxed),
         );
         match &bar {
             Some(bar) => {
                 bar.set_length(done + pending);
                 bar.set_position(done);
                 bar.set_message(format!(
-                    "delivered {delivered} deferred {deferred} bounced {bounced} failed {failed}"
+                    "delivered {delivered} deferred {deferred} bounced {bounced} failed {failed} refused sessions {refused}"
                 ));
             }
             None if done != last_done || pending > 0 => {
@@ -51,6 +52,7 @@ pub async fn report(herald: Arc<Herald>, stats: Arc<Stats>) {
                     deferred,
                     bounced,
                     failed,
+                    refused_sessions = refused,
                     pending,
                     per_10s = done - last_done,
                     "progress"

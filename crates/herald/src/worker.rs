@@ -29,6 +29,10 @@ pub struct Stats {
     pub lost_claims: AtomicU64,
     /// Claims given back unattempted at shutdown (they were waiting for the throttle).
     pub released: AtomicU64,
+    /// Attempts the receiving side refused before RCPT TO (the greeting, EHLO,
+    /// STARTTLS, AUTH or MAIL FROM): a problem on the sending side, logged as
+    /// a warning each time, never a bounce.
+    pub refused_sessions: AtomicU64,
 }
 
 impl Stats {
@@ -42,7 +46,7 @@ impl Stats {
 }
 
 /// Renders, signs and sends one claimed message; returns its outcome.
-async fn attempt(herald: &Herald, send: &StoredSend, m: &Claimed) -> Outcome {
+async fn attempt(herald: &Herald, send: &StoredSend, m: &Claimed, stats: &Stats) -> Outcome {
     let now = herald.clock.now();
     let message = MessageRef {
         account: m.account,
@@ -110,6 +114,19 @@ async fn attempt(herald: &Herald, send: &StoredSend, m: &Claimed) -> Outcome {
     let result = transport
         .send(&email.envelope, &email.message_id, &signed)
         .await;
+    if let herald_schedule::Attempt::Reply { code, text, stage } = &result
+        && *code >= 400
+        && !stage.speaks_of_recipient()
+    {
+        stats.refused_sessions.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            message = m.id,
+            code,
+            reply = %text,
+            stage = ?stage,
+            "the receiving server refused the session or the sender: check the relay, its credentials and the sender's domain; the message is retried, nobody is bounced"
+        );
+    }
     outcome(
         &result,
         m.attempts,
@@ -140,7 +157,7 @@ async fn process(
             }
         }
     }
-    let result = attempt(&herald, &send, &m).await;
+    let result = attempt(&herald, &send, &m, &stats).await;
     let counter = match &result {
         Outcome::Delivered { .. } => &stats.delivered,
         Outcome::Deferred { .. } => &stats.deferred,

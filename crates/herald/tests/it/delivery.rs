@@ -419,6 +419,10 @@ async fn a_refused_session_or_sender_blocklists_nobody(switches: &[&str]) {
     let send_id = enqueue(&herald, SendKind::Individual, 2, When::Now, now).await;
     run_until(&herald, &stats, |s| s.deferred.load(Ordering::Relaxed) >= 2).await;
     assert_eq!(stats.bounced.load(Ordering::Relaxed), 0, "{switches:?}");
+    assert!(
+        stats.refused_sessions.load(Ordering::Relaxed) >= 2,
+        "each refusal is counted (and logged as a warning)"
+    );
     // Past the give-up age: failed, never bounced.
     clock.set(now + Duration::seconds(601));
     run_until(&herald, &stats, |s| s.failed.load(Ordering::Relaxed) >= 2).await;
