@@ -248,8 +248,14 @@ pub(crate) async fn inbound(
     }
     let out = crate::inbound::ingest(&h, &body).await?;
     h.metrics.inbound.fetch_add(1, Ordering::Relaxed);
+    let kind = match out.kind {
+        herald_eventlog::InboundKind::Dsn { .. } => "bounce",
+        herald_eventlog::InboundKind::Complaint { .. } => "complaint",
+        herald_eventlog::InboundKind::AutoReply => "auto_reply",
+        herald_eventlog::InboundKind::Other => "other",
+    };
     Ok(Json(InboundResult {
-        kind: format!("{:?}", out.kind).to_lowercase(),
+        kind: kind.to_owned(),
         mapped: out.message.is_some(),
         events: out.events,
     }))
