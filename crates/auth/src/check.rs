@@ -218,7 +218,7 @@ impl DomainChecker {
 
     /// The SPF check (R-AUTH-3): one valid record, at most 10 DNS-querying
     /// terms, the platform included directly or through nested includes, and
-    /// `check_host` (RFC 7208, [`crate::check_host`]) passing for each
+    /// `check_host` (RFC 7208, [`crate::check_host()`]) passing for each
     /// platform IP with `mail_from` (default `postmaster@<domain>`) as sender,
     /// and for the HELO identity when the platform's HELO name is known.
     /// Each IP's result is reported whatever else the check finds.

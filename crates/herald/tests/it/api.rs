@@ -644,7 +644,11 @@ async fn contact_flags_blocklist_and_unblock(kind: Kind) {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     assert_eq!(r.json()["mapped"], true);
-    assert_eq!(r.json()["kind"], "bounce", "the documented name, not Rust's Debug text");
+    assert_eq!(
+        r.json()["kind"],
+        "bounce",
+        "the documented name, not Rust's Debug text"
+    );
     assert_eq!(r.json()["events"], json!(["hard_bounce"]));
     let r = api.json("GET", "/v1/persons/c-1", k, Value::Null).await;
     assert_eq!(r.json()["email_bouncing"], true, "{}", r.text());
