@@ -232,40 +232,23 @@ impl DomainChecker {
         let mut helo_results = Vec::new();
         let mut ip_problems = Vec::new();
         let mut temp = None;
+        // Each identity's result for each IP: kept, and a temperror or a
+        // result other than pass noted for the verdict.
+        let mut note = |what: String, out: crate::check_host::SpfOutcome| match out.result {
+            SpfResult::Pass => {}
+            SpfResult::TempError => temp = Some(format!("{what} = temperror: {}", out.why)),
+            other => ip_problems.push(format!("{what} = {other}, not pass ({})", out.why)),
+        };
         for ip in &self.platform.sending_ips {
             let mut request = SpfRequest::mail_from(*ip, sender, &helo_name);
             request.domain = domain.to_owned();
             let out = check_host(&self.dns, &request).await;
             ip_results.push((*ip, out.result.as_str().to_owned()));
-            match out.result {
-                SpfResult::Pass => {}
-                SpfResult::TempError => {
-                    temp = Some(format!(
-                        "check_host({ip}, {sender}) = temperror: {}",
-                        out.why
-                    ));
-                }
-                other => ip_problems.push(format!(
-                    "check_host({ip}, {sender}) = {other}, not pass ({})",
-                    out.why
-                )),
-            }
+            note(format!("check_host({ip}, {sender})"), out);
             if let Some(helo) = &self.platform.helo {
                 let out = check_host(&self.dns, &SpfRequest::helo(*ip, helo)).await;
                 helo_results.push((*ip, out.result.as_str().to_owned()));
-                match out.result {
-                    SpfResult::Pass => {}
-                    SpfResult::TempError => {
-                        temp = Some(format!(
-                            "check_host({ip}, HELO {helo}) = temperror: {}",
-                            out.why
-                        ));
-                    }
-                    other => ip_problems.push(format!(
-                        "check_host({ip}, HELO {helo}) = {other}, not pass ({})",
-                        out.why
-                    )),
-                }
+                note(format!("check_host({ip}, HELO {helo})"), out);
             }
         }
         let mut report = SpfReport {

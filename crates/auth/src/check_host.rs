@@ -593,6 +593,17 @@ fn shorten(mut name: String) -> String {
 /// A failure inside the evaluation that ends it with this result.
 struct Stop(SpfOutcome);
 
+/// A permerror once `count` passes `limit` (RFC 7208 §4.6.4).
+fn over(count: u32, limit: u32, what: &str) -> Result<(), Stop> {
+    if count > limit {
+        return Err(Stop(outcome(
+            SpfResult::PermError,
+            format!("more than {limit} {what} (RFC 7208 §4.6.4)"),
+        )));
+    }
+    Ok(())
+}
+
 impl<D: SpfDns> Eval<'_, D> {
     fn run<'b>(&'b mut self, domain: String, depth: u32) -> Boxed<'b>
     where
@@ -685,24 +696,12 @@ impl<D: SpfDns> Eval<'_, D> {
 
     fn count_lookup(&mut self) -> Result<(), Stop> {
         self.lookups += 1;
-        if self.lookups > LOOKUP_LIMIT {
-            return Err(Stop(outcome(
-                SpfResult::PermError,
-                format!("more than {LOOKUP_LIMIT} DNS-querying terms (RFC 7208 §4.6.4)"),
-            )));
-        }
-        Ok(())
+        over(self.lookups, LOOKUP_LIMIT, "DNS-querying terms")
     }
 
     fn count_void(&mut self) -> Result<(), Stop> {
         self.voids += 1;
-        if self.voids > VOID_LIMIT {
-            return Err(Stop(outcome(
-                SpfResult::PermError,
-                format!("more than {VOID_LIMIT} void DNS lookups (RFC 7208 §4.6.4)"),
-            )));
-        }
-        Ok(())
+        over(self.voids, VOID_LIMIT, "void DNS lookups")
     }
 
     fn temp(what: &str, e: &str) -> Stop {

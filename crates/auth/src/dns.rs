@@ -236,25 +236,13 @@ impl crate::check_host::SpfDns for Dns {
     }
 
     async fn ptr(&self, ip: std::net::IpAddr) -> Lookup<Vec<String>> {
-        match self.auth.resolver().reverse_lookup(ip).await {
-            Ok(lookup) => {
-                let names: Vec<String> = lookup
-                    .answers()
-                    .iter()
-                    .filter_map(|r| match &r.data {
-                        RData::PTR(p) => Some(p.0.to_utf8().trim_end_matches('.').to_owned()),
-                        _ => None,
-                    })
-                    .collect();
-                if names.is_empty() {
-                    Lookup::NotFound
-                } else {
-                    Lookup::Found(names)
-                }
-            }
-            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Lookup::NotFound,
-            Err(e) => Lookup::TempError(e.to_string()),
-        }
+        use mail_auth::hickory_resolver::proto::rr::RecordType;
+        let name = Name::from(ip).to_utf8();
+        self.records(&name, RecordType::PTR, |d| match d {
+            RData::PTR(p) => Some(p.0.to_utf8().trim_end_matches('.').to_owned()),
+            _ => None,
+        })
+        .await
     }
 }
 

@@ -276,3 +276,42 @@ async fn dmarc_is_found_at_the_organisational_domain_and_none_passes() {
         "{absent:?}"
     );
 }
+
+/// `check_host` over herald-auth's own `Dns` and a real name server: the
+/// a, mx, ptr and exists mechanisms ask dnsmasq (A, MX, PTR records), and an
+/// IPv4-mapped IPv6 client is the IPv4 client.
+#[tokio::test]
+async fn check_host_asks_a_real_name_server_for_each_mechanism() {
+    use herald_auth::check_host::{SpfRequest, SpfResult, check_host};
+    let server = DnsServer::start_with(&[
+        "--txt-record=a.test,v=spf1 a:mail.herald.test -all",
+        "--txt-record=mx.test,v=spf1 mx -all",
+        "--txt-record=ptr.test,v=spf1 ptr:herald.test -all",
+        "--txt-record=exists.test,v=spf1 exists:%{i}.allow.herald.test -all",
+        "--host-record=mail.herald.test,192.0.2.10",
+        "--host-record=192.0.2.10.allow.herald.test,127.0.0.2",
+        "--mx-host=mx.test,mail.herald.test,10",
+        "--ptr-record=10.2.0.192.in-addr.arpa,mail.herald.test",
+    ]);
+    let dns = Dns::new(&DnsConfig {
+        nameserver: Some(server.addr),
+        timeout: Duration::from_secs(1),
+        attempts: 1,
+    })
+    .expect("resolver");
+    for domain in ["a.test", "mx.test", "ptr.test", "exists.test"] {
+        for (ip, expected) in [
+            ("192.0.2.10", SpfResult::Pass),
+            ("::ffff:192.0.2.10", SpfResult::Pass),
+            ("192.0.2.11", SpfResult::Fail),
+        ] {
+            let ip: IpAddr = ip.parse().expect("ip");
+            let out = check_host(
+                &dns,
+                &SpfRequest::mail_from(ip, &format!("x@{domain}"), "h.test"),
+            )
+            .await;
+            assert_eq!(out.result, expected, "{domain} for {ip}: {}", out.why);
+        }
+    }
+}
