@@ -383,8 +383,43 @@ pub struct PersonRecord {
     pub fields: Vec<(Namespace, String, String)>,
 }
 
-const CSV_HEADER: &str =
-    "id,kind,at,message,campaign,recipient,person,link,label,ip,user_agent,reply,bot";
+/// The CSV columns, in order, each with its cell: one table, so the header
+/// and the rows cannot disagree.
+type CsvColumn = (&'static str, fn(&Event) -> String);
+
+fn opt<T: ToString>(v: &Option<T>) -> String {
+    v.as_ref().map(ToString::to_string).unwrap_or_default()
+}
+
+const CSV_COLUMNS: [CsvColumn; 20] = [
+    ("id", |e| e.id.to_string()),
+    ("kind", |e| e.kind.as_str().to_owned()),
+    ("at", |e| e.at.to_rfc3339()),
+    ("message", |e| opt(&e.message)),
+    ("campaign", |e| opt(&e.campaign)),
+    ("recipient", |e| e.recipient.clone()),
+    ("person", |e| opt(&e.person)),
+    ("link", |e| opt(&e.link)),
+    ("label", |e| opt(&e.label)),
+    ("ip", |e| opt(&e.ip)),
+    ("user_agent", |e| opt(&e.user_agent)),
+    ("reply", |e| opt(&e.reply)),
+    ("reason", |e| opt(&e.reason.map(|r| r.as_str()))),
+    ("bot", |e| e.bot.to_string()),
+    ("origin", |e| {
+        match e.origin {
+            crate::bots::Origin::Person => "person",
+            crate::bots::Origin::Prefetch => "prefetch",
+            crate::bots::Origin::Bot => "bot",
+        }
+        .to_owned()
+    }),
+    ("browser", |e| opt(&e.browser)),
+    ("os", |e| opt(&e.os)),
+    ("device", |e| opt(&e.device)),
+    ("country", |e| opt(&e.country)),
+    ("city", |e| opt(&e.city)),
+];
 
 fn csv_cell(out: &mut String, v: &str) {
     // Quote every cell that needs it; a leading =, +, - or @ is prefixed with '
@@ -443,33 +478,14 @@ impl EventLog {
 
     /// The report as CSV (a header line, then one line per event of the page).
     pub async fn report_csv(&self, account: u64, query: &ReportQuery) -> Result<String> {
-        let mut out = format!("{CSV_HEADER}\r\n");
+        let header: Vec<&str> = CSV_COLUMNS.iter().map(|(name, _)| *name).collect();
+        let mut out = format!("{}\r\n", header.join(","));
         for e in self.report(account, query).await? {
-            let cells = [
-                e.id.to_string(),
-                e.kind.as_str().to_owned(),
-                e.at.to_rfc3339(),
-                e.message.map(|v| v.to_string()).unwrap_or_default(),
-                e.campaign.map(|v| v.to_string()).unwrap_or_default(),
-                e.recipient,
-                e.person.unwrap_or_default(),
-                e.link.map(|v| v.to_string()).unwrap_or_default(),
-                e.label.unwrap_or_default(),
-                e.ip.unwrap_or_default(),
-                e.user_agent.unwrap_or_default(),
-                e.reply.unwrap_or_default(),
-                e.bot.to_string(),
-                e.browser.unwrap_or_default(),
-                e.os.unwrap_or_default(),
-                e.device.unwrap_or_default(),
-                e.country.unwrap_or_default(),
-                e.city.unwrap_or_default(),
-            ];
-            for (i, c) in cells.iter().enumerate() {
+            for (i, (_, cell)) in CSV_COLUMNS.iter().enumerate() {
                 if i > 0 {
                     out.push(',');
                 }
-                csv_cell(&mut out, c);
+                csv_cell(&mut out, &cell(&e));
             }
             out.push_str("\r\n");
         }

@@ -197,17 +197,34 @@ both!(csv_export_and_report_actions, |db: TestDb| async move {
         ..ReportQuery::default()
     };
     let csv = log.report_csv(1, &q).await.unwrap();
-    let lines: Vec<&str> = csv.trim_end().split("\r\n").collect();
-    assert_eq!(lines.len(), 3);
+    // Read back by an independent CSV parser (Python's csv module), row by row.
+    let rows = parse_csv_with_python(&csv);
+    assert_eq!(rows.len(), 3, "{csv}");
     assert_eq!(
-        lines[0],
-        "id,kind,at,message,campaign,recipient,person,link,label,ip,user_agent,reply,bot"
+        rows[0],
+        "id,kind,at,message,campaign,recipient,person,link,label,ip,user_agent,reply,reason,bot,origin,browser,os,device,country,city"
+            .split(',')
+            .collect::<Vec<_>>()
     );
-    assert!(
-        lines[1].contains(",p1@example.test,p1,,Link "),
-        "{}",
-        lines[1]
-    );
+    let column = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+    for row in &rows[1..] {
+        assert_eq!(
+            row.len(),
+            rows[0].len(),
+            "every row has a cell per column: {row:?}"
+        );
+        assert_eq!(row[column("recipient")], "p1@example.test");
+        assert_eq!(row[column("person")], "p1");
+        assert!(row[column("label")].starts_with("Link "), "{row:?}");
+        assert!(
+            ["true", "false"].contains(&row[column("bot")].as_str()),
+            "{row:?}"
+        );
+        assert!(
+            ["person", "prefetch", "bot"].contains(&row[column("origin")].as_str()),
+            "{row:?}"
+        );
+    }
 
     let clickers = ReportQuery {
         filters: vec![
@@ -348,3 +365,26 @@ both!(
         );
     }
 );
+
+/// Rows of `csv` as Python's `csv` module reads them.
+fn parse_csv_with_python(csv: &str) -> Vec<Vec<String>> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import csv, json, sys; print(json.dumps(list(csv.reader(sys.stdin))))",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 (installed by .ci/run)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(csv.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
