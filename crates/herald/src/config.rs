@@ -233,6 +233,14 @@ pub enum ConfigError {
     /// The TOML does not fit (the message names the key).
     #[error("config: {0}")]
     Toml(#[from] toml::de::Error),
+    /// A setting that breaks its rule.
+    #[error("{field}: {rule}")]
+    Invalid {
+        /// The setting (`api.admin_token`).
+        field: &'static str,
+        /// The rule.
+        rule: String,
+    },
     /// An environment override with a bad value.
     #[error("environment {name}: {problem}")]
     Env {

@@ -63,6 +63,9 @@ pub enum Error {
     },
 }
 
+/// The shortest admin token accepted (docs/CONFIGURATION.md).
+pub const MIN_ADMIN_TOKEN: usize = 32;
+
 /// Sends kept by [`Herald::send_cached`].
 const SEND_CACHE: usize = 1024;
 
@@ -169,6 +172,17 @@ impl Herald {
             &p.feedback_sender,
         )?;
         let tracker = Tracker::new(config.tracking.secret.as_bytes(), &config.tracking.base_url)?;
+        if let Some(token) = &config.api.admin_token
+            && token.chars().count() < MIN_ADMIN_TOKEN
+        {
+            return Err(Error::Config(crate::config::ConfigError::Invalid {
+                field: "api.admin_token",
+                rule: format!(
+                    "must be at least {MIN_ADMIN_TOKEN} characters (it has {}); leave it out to disable the admin endpoints",
+                    token.chars().count()
+                ),
+            }));
+        }
         let signers = Signers {
             platform: Arc::new(load_signer(&config.dkim.platform)?),
             domains: config

@@ -279,6 +279,10 @@ fn a_bad_configuration_is_refused_at_start_naming_the_field() {
             ),
             "events.apple_egress_ranges /nonexistent/egress-ip-ranges.csv",
         ),
+        (
+            format!("{good}\n[api]\nadmin_token = \"x\"\n"),
+            "api.admin_token: must be at least 32 characters",
+        ),
     ] {
         let (code, stderr) = worker_error(&broken);
         assert_eq!(code, Some(1), "{stderr}");
