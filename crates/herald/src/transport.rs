@@ -461,7 +461,7 @@ impl Transport {
                 let path = dir.join(format!("{name}.eml"));
                 let tmp = dir.join(format!(".{name}.tmp"));
                 let written = async {
-                    tokio::fs::write(&tmp, message).await?;
+                    tokio::fs::write(&tmp, as_delivered(message)).await?;
                     tokio::fs::rename(&tmp, &path).await
                 };
                 match written.await {
@@ -487,6 +487,38 @@ impl Transport {
                 Err(refused) => refused,
             },
         }
+    }
+}
+
+/// The message as SMTP DATA delivers it: ending with CRLF (a receiving MTA
+/// adds it before the final `.`), so a file reads as the delivered mail does
+/// and DKIM verifiers that read files agree with those that read SMTP.
+fn as_delivered(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    if message.ends_with(b"\r\n") {
+        std::borrow::Cow::Borrowed(message)
+    } else {
+        let mut owned = message.to_vec();
+        if owned.ends_with(b"\r") {
+            owned.push(b'\n');
+        } else {
+            owned.extend_from_slice(b"\r\n");
+        }
+        std::borrow::Cow::Owned(owned)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::as_delivered;
+
+    #[test]
+    fn files_end_as_smtp_data_delivers_them() {
+        assert_eq!(
+            &*as_delivered(b"Subject: x\r\n\r\nbody"),
+            b"Subject: x\r\n\r\nbody\r\n"
+        );
+        assert_eq!(&*as_delivered(b"a\r\n\r\nb\r"), b"a\r\n\r\nb\r\n");
+        assert_eq!(&*as_delivered(b"a\r\n\r\nb\r\n"), b"a\r\n\r\nb\r\n");
     }
 }
 

@@ -773,6 +773,7 @@ async fn the_file_transport_writes_one_eml_per_message() {
     for f in &files {
         assert_eq!(f.extension().and_then(|e| e.to_str()), Some("eml"));
         let raw = std::fs::read(f).unwrap();
+        assert!(raw.ends_with(b"\r\n"), "ends as SMTP DATA delivers it");
         let msg = MessageParser::default().parse(&raw).unwrap();
         assert!(msg.header_raw("DKIM-Signature").is_some());
         assert!(
