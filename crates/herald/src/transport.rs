@@ -507,21 +507,6 @@ fn as_delivered(message: &[u8]) -> std::borrow::Cow<'_, [u8]> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::as_delivered;
-
-    #[test]
-    fn files_end_as_smtp_data_delivers_them() {
-        assert_eq!(
-            &*as_delivered(b"Subject: x\r\n\r\nbody"),
-            b"Subject: x\r\n\r\nbody\r\n"
-        );
-        assert_eq!(&*as_delivered(b"a\r\n\r\nb\r"), b"a\r\n\r\nb\r\n");
-        assert_eq!(&*as_delivered(b"a\r\n\r\nb\r\n"), b"a\r\n\r\nb\r\n");
-    }
-}
-
 fn error_text(e: &lettre::transport::smtp::Error) -> String {
     let mut text = e.to_string();
     let mut source = std::error::Error::source(e);
@@ -554,4 +539,19 @@ fn smtp_envelope(envelope: &Envelope) -> Result<lettre::address::Envelope, Attem
     })?;
     lettre::address::Envelope::new(Some(from), vec![to])
         .map_err(|e| refused(Stage::Recipient, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::as_delivered;
+
+    #[test]
+    fn files_end_as_smtp_data_delivers_them() {
+        assert_eq!(
+            &*as_delivered(b"Subject: x\r\n\r\nbody"),
+            b"Subject: x\r\n\r\nbody\r\n"
+        );
+        assert_eq!(&*as_delivered(b"a\r\n\r\nb\r"), b"a\r\n\r\nb\r\n");
+        assert_eq!(&*as_delivered(b"a\r\n\r\nb\r\n"), b"a\r\n\r\nb\r\n");
+    }
 }
