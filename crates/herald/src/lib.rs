@@ -53,6 +53,7 @@ pub mod logs;
 pub mod metrics;
 pub mod openapi;
 pub mod quickstart;
+pub mod secrets;
 mod service;
 pub mod signals;
 pub mod sms;

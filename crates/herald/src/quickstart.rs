@@ -58,7 +58,8 @@ fn persistent(
         Ok(s) => Ok(s.trim().to_owned()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let v = make()?;
-            std::fs::write(&path, format!("{v}\n")).map_err(io("quick start file", &path))?;
+            crate::secrets::write_private(&path, format!("{v}\n").as_bytes())
+                .map_err(io("quick start file", &path))?;
             Ok(v)
         }
         Err(e) => Err(io("quick start file", &path)(e)),
@@ -162,7 +163,8 @@ pub async fn seed(herald: &Herald, dir: &Path, admin_token: &str) -> Result<Demo
             let k = crate::accounts::create_key(&herald.accounts, account, now)
                 .await?
                 .key;
-            std::fs::write(&key_path, format!("{k}\n")).map_err(io("demo key", &key_path))?;
+            crate::secrets::write_private(&key_path, format!("{k}\n").as_bytes())
+                .map_err(io("demo key", &key_path))?;
             k
         }
     };

@@ -200,6 +200,16 @@ impl Herald {
             .transpose()?;
         let max_connections =
             u32::try_from(config.worker.concurrency.saturating_mul(2).clamp(4, 64)).unwrap_or(16);
+        // A SQLite file Herald creates holds every tenant's data: owner only.
+        if let Some(path) = crate::secrets::sqlite_path(&config.database_url)
+            && !path.exists()
+        {
+            crate::secrets::write_private(&path, b"").map_err(|e| Error::ReadFile {
+                what: "database_url",
+                path: path.display().to_string(),
+                error: e.to_string(),
+            })?;
+        }
         let outbox = Outbox::connect(&config.database_url, max_connections, config.rules).await?;
         outbox.migrate().await?;
         let mut events = EventLog::new(

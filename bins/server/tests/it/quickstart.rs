@@ -43,6 +43,22 @@ fn the_quick_start_walk_of_the_readme_works() {
         guide.contains(&format!("Herald is running at {base}")),
         "{guide}"
     );
+    // Secrets and the database: owner only (0600).
+    #[cfg(unix)]
+    for file in [
+        "dkim-platform.pem",
+        "tracking-secret",
+        "admin-token",
+        "demo-api-key",
+        "herald.db",
+    ] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.join("herald-data").join(file))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file} is {:o}", mode & 0o777);
+    }
     let key = std::fs::read_to_string(dir.join("herald-data/demo-api-key")).unwrap();
     let key = key.trim();
     assert!(guide.contains(key), "the guide prints the key");
