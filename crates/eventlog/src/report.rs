@@ -492,16 +492,38 @@ impl EventLog {
         Ok(out)
     }
 
+    /// One page (`query.limit`, `query.offset`) of [`EventLog::report_persons`].
+    pub async fn report_persons_page(
+        &self,
+        account: u64,
+        query: &ReportQuery,
+    ) -> Result<Vec<String>> {
+        self.persons_of(account, query, Some((query.limit, query.offset)))
+            .await
+    }
+
     /// The distinct persons of all events matching `query`'s filters: the
     /// recipients of a new mass email made from a report.
     pub async fn report_persons(&self, account: u64, query: &ReportQuery) -> Result<Vec<String>> {
+        self.persons_of(account, query, None).await
+    }
+
+    async fn persons_of(
+        &self,
+        account: u64,
+        query: &ReportQuery,
+        page: Option<(i64, i64)>,
+    ) -> Result<Vec<String>> {
         let account = i64::try_from(account).map_err(|_| Error::Invalid {
             field: "account",
             rule: "must be below 2^63".into(),
         })?;
         let w = build_where(account, &query.filters)?;
+        let page = page.map_or(String::new(), |(limit, offset)| {
+            format!(" LIMIT {} OFFSET {}", limit.clamp(0, 10_000), offset.max(0))
+        });
         let sql = format!(
-            "SELECT DISTINCT e.person FROM herald_events e WHERE {} AND e.person IS NOT NULL ORDER BY e.person",
+            "SELECT DISTINCT e.person FROM herald_events e WHERE {} AND e.person IS NOT NULL ORDER BY e.person{page}",
             w.sql
         );
         let rows = bind_all(sqlx::query(&sql), &w.binds)

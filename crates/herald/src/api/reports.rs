@@ -75,12 +75,7 @@ pub(crate) async fn run_report(
     Q(f): Q<ReportFormat>,
     Json(q): Json<ReportQuery>,
 ) -> ApiResult<Response> {
-    if !(1..=10_000).contains(&q.limit) {
-        return Err(Problem::invalid("limit", "must be 1-10000"));
-    }
-    if q.offset < 0 {
-        return Err(Problem::invalid("offset", "must not be negative"));
-    }
+    check_page(&q)?;
     match f.format.as_deref() {
         Some("csv") => {
             let csv = h.events.report_csv(a, &q).await?;
@@ -107,6 +102,17 @@ pub(crate) async fn run_report(
     }
 }
 
+/// A report's page: `limit` 1 to 10,000, `offset` not negative.
+fn check_page(q: &ReportQuery) -> ApiResult<()> {
+    if !(1..=10_000).contains(&q.limit) {
+        return Err(Problem::invalid("limit", "must be 1-10000"));
+    }
+    if q.offset < 0 {
+        return Err(Problem::invalid("offset", "must not be negative"));
+    }
+    Ok(())
+}
+
 /// The persons of a report.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReportPersons {
@@ -120,8 +126,9 @@ pub(crate) async fn report_persons(
     Tenant(a): Tenant,
     Json(q): Json<ReportQuery>,
 ) -> ApiResult<Json<ReportPersons>> {
+    check_page(&q)?;
     Ok(Json(ReportPersons {
-        persons: h.events.report_persons(a, &q).await?,
+        persons: h.events.report_persons_page(a, &q).await?,
     }))
 }
 

@@ -1247,6 +1247,18 @@ async fn sends_reports_and_campaigns_through_the_api() {
     assert_eq!(csv.lines().count(), 3, "header + f-0 and f-2 (gold): {csv}");
     let r = api.json("POST", "/v1/reports/persons", k, q.clone()).await;
     assert_eq!(r.json()["persons"], json!(["f-0", "f-2"]));
+    // Paged by limit and offset (they were ignored), which are checked.
+    let mut paged = q.clone();
+    paged["limit"] = json!(1);
+    paged["offset"] = json!(1);
+    let r = api
+        .json("POST", "/v1/reports/persons", k, paged.clone())
+        .await;
+    assert_eq!(r.json()["persons"], json!(["f-2"]), "{}", r.text());
+    paged["offset"] = json!(-1);
+    let r = api.json("POST", "/v1/reports/persons", k, paged).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert!(r.text().contains("offset"), "{}", r.text());
     let r = api
         .json(
             "POST",
