@@ -178,8 +178,19 @@ impl CompiledTemplate {
         let message_id = tracker.message_id(params.message, &params.platform.message_id_domain);
         let mut builder = MessageBuilder::new()
             .from(params.sender.user.to_builder())
-            .to(params.to.to_builder())
-            .subject(subject)
+            .to(params.to.to_builder());
+        // Text that looks like an RFC 2047 encoded word would be decoded by
+        // mail programs into something else than the user typed: such a
+        // subject is written encoded, whole.
+        builder = if looks_encoded(&subject) {
+            builder.header(
+                "Subject",
+                HeaderType::Raw(Raw::new(encoded_words(&subject))),
+            )
+        } else {
+            builder.subject(subject)
+        };
+        let mut builder = builder
             .date(mail_builder::headers::date::Date::new(
                 params.date.timestamp(),
             ))
@@ -259,4 +270,32 @@ mod base64_bytes {
             .decode(text.as_bytes())
             .map_err(serde::de::Error::custom)
     }
+}
+/// Whether `text` holds something a mail program could take for an RFC 2047
+/// encoded word (`=?charset?q?…?=`).
+fn looks_encoded(text: &str) -> bool {
+    text.find("=?")
+        .is_some_and(|start| text[start + 2..].contains("?="))
+}
+
+/// `text` as RFC 2047 `B` encoded words of at most 75 characters each
+/// (45 bytes of UTF-8, never a character split), separated by spaces where
+/// the header may be folded.
+fn encoded_words(text: &str) -> String {
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in text.chars() {
+        if chunk.len() + c.len_utf8() > 45 {
+            words.push(std::mem::take(&mut chunk));
+        }
+        chunk.push(c);
+    }
+    if !chunk.is_empty() {
+        words.push(chunk);
+    }
+    words
+        .iter()
+        .map(|w| format!("=?utf-8?b?{}?=", data_encoding::BASE64.encode(w.as_bytes())))
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -548,3 +548,43 @@ fn html_that_trips_lol_html_s_internal_check_is_an_error_not_a_panic() {
         Err(other) => panic!("unexpected error {other}"),
     }
 }
+
+fn subject_as_read(subject: &str) -> Option<String> {
+    let t = Template {
+        subject: subject.into(),
+        html: String::new(),
+        text: "x".into(),
+    };
+    let c = t
+        .compile(&FieldSchema::standard(), &TrackingOptions::default())
+        .ok()?;
+    let v = c.resolve(&data("Zoë")).ok()?;
+    let email = build(&c, &v, SendKind::Individual, true, None).ok()?;
+    MessageParser::default()
+        .parse(&email.message)
+        .and_then(|m| m.subject().map(str::to_owned))
+}
+
+/// Issue 10 §3: text that looks like an RFC 2047 encoded word is written
+/// encoded, so mail programs show what the user typed, not its decoding.
+#[test]
+fn a_subject_that_looks_encoded_reads_as_typed() {
+    for typed in [
+        "Price =?utf-8?q?=E2=82=AC?= 10",
+        "=?iso-8859-1?q?caf=E9?=",
+        "a =?x?= b",
+        "=?utf-8?b?SGk=?= and a long tail that needs folding across more than one encoded word, surely",
+    ] {
+        assert_eq!(subject_as_read(typed).as_deref(), Some(typed), "{typed}");
+    }
+}
+
+proptest::proptest! {
+    #[test]
+    fn any_subject_with_encoded_word_markers_reads_as_typed(prefix in "[ -~]{0,40}", inner in "[a-zA-Z0-9=?_ ]{0,30}", suffix in "[ -~äöü€]{0,40}") {
+        let typed = format!("{prefix}=?{inner}?={suffix}");
+        // Merge-field syntax and line breaks are the template's business; keep to text.
+        proptest::prop_assume!(!typed.contains("{{") && !typed.contains("}}") && typed.trim() == typed && !typed.contains("  "));
+        proptest::prop_assert_eq!(subject_as_read(&typed), Some(typed.clone()));
+    }
+}
