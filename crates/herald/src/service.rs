@@ -217,6 +217,17 @@ impl Herald {
             outbox.backend(),
             config.events.retention,
         );
+        if let Some(path) = &config.events.geoip_database {
+            let read_error = |error: String| Error::ReadFile {
+                what: "events.geoip_database",
+                path: path.display().to_string(),
+                error,
+            };
+            let bytes = std::fs::read(path).map_err(|e| read_error(e.to_string()))?;
+            let geo =
+                herald_eventlog::GeoIp::from_bytes(bytes).map_err(|e| read_error(e.to_string()))?;
+            events = events.with_geo(geo);
+        }
         if let Some(path) = &config.events.apple_egress_ranges {
             let read_error = |error: String| Error::ReadFile {
                 what: "events.apple_egress_ranges",

@@ -280,6 +280,10 @@ fn a_bad_configuration_is_refused_at_start_naming_the_field() {
             "events.apple_egress_ranges /nonexistent/egress-ip-ranges.csv",
         ),
         (
+            format!("{good}\n[events]\ngeoip_database = \"/nonexistent/GeoLite2-City.mmdb\"\n"),
+            "events.geoip_database /nonexistent/GeoLite2-City.mmdb",
+        ),
+        (
             format!("{good}\n[api]\nadmin_token = \"x\"\n"),
             "api.admin_token: must be at least 32 characters",
         ),

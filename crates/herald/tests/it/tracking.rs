@@ -214,3 +214,56 @@ pub async fn processed(herald: &herald::Herald) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// Issue 10 §4: `events.geoip_database` is applied (it was parsed and then
+/// ignored): a click from a located address carries its country and city.
+#[tokio::test]
+async fn clicks_are_located_with_the_configured_geoip_database() {
+    let geoip = std::env::var("HERALD_TEST_GEOIP").ok().or_else(|| {
+        let out = std::process::Command::new("python3")
+            .args(["-c", "import os, _maxminddb_geolite2 as g; print(os.path.join(os.path.dirname(g.__file__), 'GeoLite2-City.mmdb'))"])
+            .output()
+            .ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    });
+    let geoip = geoip.expect("the GeoLite2 database (bash .ci/run installs it)");
+    let rig = Rig::start(Kind::Sqlite, "geoip", &[], |c| {
+        c.events.geoip_database = Some(geoip.clone().into());
+    })
+    .await;
+    let herald = &rig.herald;
+    enqueue(herald, SendKind::Individual, 1, When::Now, rig.now).await;
+    run_until(herald, &rig.stats, |s| s.done() >= 1).await;
+    let (_, raw) = rig.sink.messages().pop().unwrap();
+    let msg = MessageParser::default().parse(&raw).unwrap();
+    let html = msg.body_html(0).unwrap().into_owned();
+    let click = html
+        .split("https://t.herald.test/c/")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned();
+    let router = herald::tracking::routes(herald.clone());
+    let req = Request::builder()
+        .uri(format!("/c/{click}"))
+        .header(
+            header::USER_AGENT,
+            "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+        )
+        .header("x-forwarded-for", "128.101.101.101")
+        .body(Body::empty())
+        .unwrap();
+    let resp = router.oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::FOUND);
+    processed(herald).await;
+    let clicks = herald
+        .events
+        .events(1, Some(EventKind::Click), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(clicks.len(), 1);
+    assert_eq!(clicks[0].country.as_deref(), Some("US"), "{:?}", clicks[0]);
+    assert!(clicks[0].city.is_some(), "{:?}", clicks[0]);
+}
