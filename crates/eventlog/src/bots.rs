@@ -138,7 +138,8 @@ impl PrefetchRanges {
     }
 }
 
-fn parse_cidr(text: &str) -> Option<(IpAddr, u8)> {
+/// An address prefix (`192.0.2.0/24`, `2001:db8::/32`, or one address).
+pub fn parse_cidr(text: &str) -> Option<(IpAddr, u8)> {
     let (addr, len) = text.split_once('/').unwrap_or((text, ""));
     let addr: IpAddr = addr.parse().ok()?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
@@ -150,7 +151,8 @@ fn parse_cidr(text: &str) -> Option<(IpAddr, u8)> {
     (len <= max).then_some((addr, len))
 }
 
-fn in_prefix(ip: IpAddr, net: IpAddr, len: u8) -> bool {
+/// Whether `ip` is in the prefix `net/len` (of the same family).
+pub fn in_prefix(ip: IpAddr, net: IpAddr, len: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(b)) => {
             let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);

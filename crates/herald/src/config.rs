@@ -65,6 +65,10 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// The most persons one contacts upsert may carry. Default 10,000.
     pub max_persons_per_upsert: usize,
+    /// Reverse proxies (addresses or prefixes, `10.0.0.5`, `10.0.0.0/8`)
+    /// whose `X-Forwarded-For` is believed. Default none: the client of a
+    /// tracking hit is the socket's peer, and the header is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -73,6 +77,7 @@ impl Default for ApiConfig {
             admin_token: None,
             max_body_bytes: 16 * 1024 * 1024,
             max_persons_per_upsert: 10_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -68,9 +68,13 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, router(herald))
-        .with_graceful_shutdown(shutdown)
-        .await
+    // The peer's address reaches the tracking endpoints (the client's IP).
+    axum::serve(
+        listener,
+        router(herald).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Serves on `addr` and, with `with_worker`, runs the delivery loop in the same

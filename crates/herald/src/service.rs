@@ -172,6 +172,14 @@ impl Herald {
             &p.feedback_sender,
         )?;
         let tracker = Tracker::new(config.tracking.secret.as_bytes(), &config.tracking.base_url)?;
+        for proxy in &config.api.trusted_proxies {
+            if herald_eventlog::bots::parse_cidr(proxy).is_none() {
+                return Err(Error::Config(crate::config::ConfigError::Invalid {
+                    field: "api.trusted_proxies",
+                    rule: format!("`{proxy}` is not an address or an address prefix"),
+                }));
+            }
+        }
         if let Some(token) = &config.api.admin_token
             && token.chars().count() < MIN_ADMIN_TOKEN
         {

@@ -8,7 +8,7 @@
 use crate::service::Herald;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use herald_eventlog::{EventKind, NewEvent, StagedEvent};
@@ -33,17 +33,33 @@ const NO_STORE: &str = "no-store, no-cache, must-revalidate, private";
 /// events of requests arriving meanwhile are committed together.
 pub fn routes(herald: Arc<Herald>) -> Router {
     let recorder = Recorder::spawn(herald.events.clone());
+    // Checked when the service was built; an entry that does not parse is skipped.
+    let proxies = Arc::new(
+        herald
+            .config
+            .api
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| herald_eventlog::bots::parse_cidr(p))
+            .collect(),
+    );
     Router::new()
         .route("/c/{token}", get(click))
         .route("/o/{token}", get(open))
         .route("/u/{token}", get(unsubscribe_page).post(unsubscribe))
-        .with_state(Tracking { herald, recorder })
+        .with_state(Tracking {
+            herald,
+            recorder,
+            proxies,
+        })
 }
 
 #[derive(Clone)]
 struct Tracking {
     herald: Arc<Herald>,
     recorder: Recorder,
+    /// `api.trusted_proxies`, parsed.
+    proxies: Arc<Vec<(std::net::IpAddr, u8)>>,
 }
 
 /// Group commit of tracking events: callers hand over one event and wait until
@@ -164,18 +180,46 @@ fn not_found() -> Response {
     )
 }
 
-fn client(headers: &HeaderMap) -> (Option<String>, Option<String>) {
+/// The client's address and User-Agent. The address is the socket's peer;
+/// only when the peer is a trusted proxy is `X-Forwarded-For` read, from the
+/// right, skipping trusted proxies: the first other address is the client.
+/// A client talking to Herald directly cannot choose its recorded address.
+fn client(
+    request: &axum::extract::Request,
+    proxies: &[(std::net::IpAddr, u8)],
+) -> (Option<String>, Option<String>) {
+    use std::net::IpAddr;
+    let headers = request.headers();
     let ua = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let ip = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(|v| v.trim().to_owned())
-        .filter(|v| v.parse::<std::net::IpAddr>().is_ok());
-    (ip, ua)
+    let trusted = |ip: IpAddr| {
+        proxies
+            .iter()
+            .any(|&(net, len)| herald_eventlog::bots::in_prefix(ip, net, len))
+    };
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let ip = peer.map(|peer| {
+        if !trusted(peer) {
+            return peer;
+        }
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|v| v.trim().parse::<IpAddr>().ok())
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .find(|ip| !trusted(*ip))
+            .unwrap_or(peer)
+    });
+    (ip.map(|ip| ip.to_string()), ua)
 }
 
 /// The message a token of `kind` names, with what the event needs; `None` for
@@ -205,8 +249,14 @@ struct Resolved {
 }
 
 impl Resolved {
-    fn event(&self, herald: &Herald, kind: EventKind, headers: &HeaderMap) -> NewEvent {
-        let (ip, ua) = client(headers);
+    fn event(
+        &self,
+        herald: &Herald,
+        kind: EventKind,
+        request: &axum::extract::Request,
+        proxies: &[(std::net::IpAddr, u8)],
+    ) -> NewEvent {
+        let (ip, ua) = client(request, proxies);
         let mut e = NewEvent::new(kind, herald.clock.now(), self.m.0, &self.m.1);
         e.message = Some(self.id);
         e.campaign = self.send.campaign.and_then(|c| i64::try_from(c).ok());
@@ -218,11 +268,14 @@ impl Resolved {
 }
 
 async fn click(
-    State(Tracking { herald, recorder }): State<Tracking>,
+    State(Tracking {
+        herald,
+        recorder,
+        proxies,
+    }): State<Tracking>,
     Path(token): Path<String>,
     request: axum::extract::Request,
 ) -> Response {
-    let headers = request.headers();
     let Some(r) = resolve(&herald, &token, TokenKind::Click).await else {
         return not_found();
     };
@@ -236,7 +289,7 @@ async fn click(
     let Ok(location) = HeaderValue::from_str(&url) else {
         return not_found();
     };
-    let mut e = r.event(&herald, EventKind::Click, headers);
+    let mut e = r.event(&herald, EventKind::Click, &request, &proxies);
     e.link = Some(index);
     e.label = r
         .send
@@ -255,13 +308,16 @@ async fn click(
 }
 
 async fn open(
-    State(Tracking { herald, recorder }): State<Tracking>,
+    State(Tracking {
+        herald,
+        recorder,
+        proxies,
+    }): State<Tracking>,
     Path(token): Path<String>,
     request: axum::extract::Request,
 ) -> Response {
-    let headers = request.headers();
     if let Some(r) = resolve(&herald, &token, TokenKind::Open).await {
-        let e = r.event(&herald, EventKind::Open, headers);
+        let e = r.event(&herald, EventKind::Open, &request, &proxies);
         recorder.record(e).await;
         herald.metrics.opens.fetch_add(1, Ordering::Relaxed);
     }
@@ -300,14 +356,16 @@ async fn unsubscribe_page(
 }
 
 async fn unsubscribe(
-    State(Tracking { herald, .. }): State<Tracking>,
+    State(Tracking {
+        herald, proxies, ..
+    }): State<Tracking>,
     Path(token): Path<String>,
-    headers: HeaderMap,
+    request: axum::extract::Request,
 ) -> Response {
     let Some(r) = resolve(&herald, &token, TokenKind::Unsubscribe).await else {
         return not_found();
     };
-    let e = r.event(&herald, EventKind::Unsubscribe, &headers);
+    let e = r.event(&herald, EventKind::Unsubscribe, &request, &proxies);
     // Recorded directly (not staged): mass mail stops at once.
     if let Err(err) = herald.events.ingest(&[e]).await {
         tracing::error!(error = %err, "recording an unsubscribe failed");

@@ -284,6 +284,10 @@ fn a_bad_configuration_is_refused_at_start_naming_the_field() {
             "events.geoip_database /nonexistent/GeoLite2-City.mmdb",
         ),
         (
+            format!("{good}\n[api]\ntrusted_proxies = [\"10.0.0.0/8\", \"not-an-ip\"]\n"),
+            "api.trusted_proxies: `not-an-ip` is not an address",
+        ),
+        (
             format!("{good}\n[api]\nadmin_token = \"x\"\n"),
             "api.admin_token: must be at least 32 characters",
         ),

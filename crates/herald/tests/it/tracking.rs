@@ -23,7 +23,13 @@ async fn call(
             header::USER_AGENT,
             "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
         )
-        .header("x-forwarded-for", "192.0.2.44")
+        // The client talks to Herald directly (no trusted proxy) and tries to
+        // choose its recorded address: the socket's peer is recorded instead.
+        .header("x-forwarded-for", "203.0.113.99")
+        .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [192, 0, 2, 44],
+            40_000,
+        ))))
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(if method == "POST" {
             Body::from("List-Unsubscribe=One-Click")
@@ -229,6 +235,7 @@ async fn clicks_are_located_with_the_configured_geoip_database() {
     let geoip = geoip.expect("the GeoLite2 database (bash .ci/run installs it)");
     let rig = Rig::start(Kind::Sqlite, "geoip", &[], |c| {
         c.events.geoip_database = Some(geoip.clone().into());
+        c.api.trusted_proxies = vec!["127.0.0.0/8".into()];
     })
     .await;
     let herald = &rig.herald;
@@ -252,7 +259,12 @@ async fn clicks_are_located_with_the_configured_geoip_database() {
             header::USER_AGENT,
             "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
         )
-        .header("x-forwarded-for", "128.101.101.101")
+        // Through a trusted proxy on loopback: its X-Forwarded-For names the client.
+        .header("x-forwarded-for", "128.101.101.101, 127.0.0.2")
+        .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            40_000,
+        ))))
         .body(Body::empty())
         .unwrap();
     let resp = router.oneshot(req).await.unwrap();
@@ -264,6 +276,7 @@ async fn clicks_are_located_with_the_configured_geoip_database() {
         .await
         .unwrap();
     assert_eq!(clicks.len(), 1);
+    assert_eq!(clicks[0].ip.as_deref(), Some("128.101.101.101"));
     assert_eq!(clicks[0].country.as_deref(), Some("US"), "{:?}", clicks[0]);
     assert!(clicks[0].city.is_some(), "{:?}", clicks[0]);
 }
