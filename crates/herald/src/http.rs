@@ -61,9 +61,20 @@ pub async fn serve(
     addr: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt as _;
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    tracing::info!(%addr, "listening");
+    serve_on(herald, listener, shutdown).await
+}
+
+/// Serves [`router`] on a bound listener until `shutdown` completes.
+async fn serve_on(
+    herald: Arc<Herald>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt as _;
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "listening");
+    }
     // Answers are small and written at once: send them without Nagle's delay.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
@@ -88,6 +99,10 @@ pub async fn serve_node(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
+    // Bind first: a port in use stops the start before anything is delivered.
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| crate::Error::Task(format!("HTTP server: cannot listen on {addr}: {e}")))?;
     let worker = with_worker.then(|| {
         let stats = Arc::new(crate::worker::Stats::default());
         tokio::spawn(crate::worker::run(
@@ -96,16 +111,24 @@ pub async fn serve_node(
             stats,
         ))
     });
-    let server = tokio::spawn(serve(herald, addr, stopped(stop_rx)));
-    crate::signals::shutdown().await;
+    let mut server = tokio::spawn(serve_on(herald, listener, stopped(stop_rx)));
+    // Until a signal, or the server ends on its own (an error): either way
+    // the worker finishes what is in flight.
+    let early = tokio::select! {
+        () = crate::signals::shutdown() => None,
+        r = &mut server => Some(r),
+    };
     let _ = stop_tx.send(true);
     if let Some(worker) = worker {
         worker
             .await
             .map_err(|e| crate::Error::Task(e.to_string()))??;
     }
-    server
-        .await
+    let result = match early {
+        Some(r) => r,
+        None => server.await,
+    };
+    result
         .map_err(|e| crate::Error::Task(e.to_string()))?
         .map_err(|e| crate::Error::Task(format!("HTTP server: {e}")))
 }

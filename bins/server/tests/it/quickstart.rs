@@ -238,3 +238,46 @@ fn create_account_prints_the_account_and_its_key_once() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("timezone"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 10 §5: a port in use stops the node at start with a clear message
+/// (it used to keep delivering and report the bind error only at shutdown).
+#[test]
+fn a_port_in_use_stops_the_start() {
+    let dir = std::env::temp_dir().join(format!(
+        "herald-qs-busy-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_herald-server"))
+        .current_dir(&dir)
+        .args(["quickstart", "--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the node kept running on a port in use"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(!status.success());
+    assert!(
+        stderr.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    drop(taken);
+    let _ = std::fs::remove_dir_all(&dir);
+}
