@@ -223,6 +223,21 @@ impl DomainChecker {
     /// and for the HELO identity when the platform's HELO name is known.
     /// Each IP's result is reported whatever else the check finds.
     pub async fn check_spf(&self, domain: &str, mail_from: Option<&str>) -> SpfReport {
+        let mut report = self.spf_report(domain, mail_from).await;
+        // `.invalid` never resolves (RFC 2606): the operator has not set the
+        // platform's SPF domain. Said first, unless DNS gave no answer at all.
+        let include = &self.platform.spf_include;
+        if include.to_ascii_lowercase().ends_with(".invalid")
+            && let Verdict::Fail(why) | Verdict::Pass(why) = &report.verdict
+        {
+            report.verdict = Verdict::Fail(format!(
+                "the platform's SPF domain is not configured (it is `{include}`, which cannot exist): set `domains.spf_include` (check-domain: `--platform-spf`) to the domain whose SPF record lists the platform's sending IPs; {why}"
+            ));
+        }
+        report
+    }
+
+    async fn spf_report(&self, domain: &str, mail_from: Option<&str>) -> SpfReport {
         let include = &self.platform.spf_include;
         let fresh = format!("v=spf1 include:{include} ~all");
         let default_sender = format!("postmaster@{domain}");
@@ -263,6 +278,7 @@ impl DomainChecker {
             report.verdict = Verdict::Fail(format!("`{domain}` is not a domain name"));
             return report;
         }
+
         let records = match self.spf_records(domain).await {
             Lookup::Found(r) => r,
             Lookup::NotFound => {

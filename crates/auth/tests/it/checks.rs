@@ -315,3 +315,31 @@ async fn check_host_asks_a_real_name_server_for_each_mechanism() {
         }
     }
 }
+
+/// Issue 10 §5: the default `spf.herald.invalid` can never resolve; the
+/// result says the platform's SPF domain is not configured.
+#[tokio::test]
+async fn an_unconfigured_platform_spf_domain_is_named_as_such() {
+    let server = DnsServer::start(
+        &[("shop.test", "v=spf1 include:spf.herald.invalid -all")],
+        &[],
+    );
+    let dns = Dns::new(&DnsConfig {
+        nameserver: Some(server.addr),
+        timeout: Duration::from_secs(1),
+        attempts: 1,
+    })
+    .expect("resolver");
+    let mut p = platform();
+    p.spf_include = "spf.herald.invalid".into();
+    let r = DomainChecker::new(dns, p)
+        .check_spf("shop.test", None)
+        .await;
+    assert!(matches!(r.verdict, Verdict::Fail(_)), "{:?}", r.verdict);
+    assert!(
+        r.verdict.reason().contains("not configured"),
+        "{:?}",
+        r.verdict
+    );
+    assert_eq!(r.ip_results.len(), 1, "each IP's result is still reported");
+}
