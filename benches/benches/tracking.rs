@@ -6,7 +6,9 @@
 //! Run: `cargo bench -p herald-benches --bench tracking` (needs `wrk`:
 //! `apt-get install wrk`). Reports requests per second and p99 latency of
 //! both, their ratio (target ≥ 0.5), and the click events in the event log
-//! against the 302 answers wrk counted (every click accounted for).
+//! against the 302 answers wrk counted (every click accounted for). Each
+//! request carries its own User-Agent (a counter appended), so none is a
+//! repeat of the same client's click (those are recorded once, issue 10).
 //! `HERALD_BENCH_SECONDS` (default 15) and `HERALD_BENCH_CONNECTIONS` (default
 //! 64) change the run.
 
@@ -233,7 +235,7 @@ fn main() {
         ));
     }
     lua.push_str(&format!(
-        "}}\ncounter = 0\nrequest = function()\n  counter = counter + 1\n  return wrk.format(\"GET\", paths[(counter % #paths) + 1], {{[\"User-Agent\"] = \"{BROWSER}\"}})\nend\n"
+        "}}\ncounter = 0\nrequest = function()\n  counter = counter + 1\n  return wrk.format(\"GET\", paths[(counter % #paths) + 1], {{[\"User-Agent\"] = \"{BROWSER} r\" .. counter}})\nend\n"
     ));
     let script = dir.join("clicks.lua");
     std::fs::write(&script, lua).unwrap();

@@ -596,16 +596,18 @@ impl EventLog {
                     .await?;
                 }
                 EventKind::Unsubscribe => {
-                    t.unsubscribed += 1;
-                    self.suppress_in(
-                        tx,
-                        account,
-                        &e.recipient,
-                        Suppressed::Unsubscribed,
-                        e.at,
-                        None,
-                    )
-                    .await?;
+                    // Counted once per address: a repeated unsubscribe adds nothing.
+                    let new = self
+                        .suppress_in(
+                            tx,
+                            account,
+                            &e.recipient,
+                            Suppressed::Unsubscribed,
+                            e.at,
+                            None,
+                        )
+                        .await?;
+                    t.unsubscribed += u64::from(new);
                 }
             }
         }
@@ -680,8 +682,8 @@ impl EventLog {
         reason: Suppressed,
         at: DateTime<Utc>,
         detail: Option<&str>,
-    ) -> Result<()> {
-        sqlx::query("INSERT INTO herald_suppressions (account, email, reason, at, detail) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
+    ) -> Result<bool> {
+        let done = sqlx::query("INSERT INTO herald_suppressions (account, email, reason, at, detail) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
             .bind(account)
             .bind(email.to_ascii_lowercase())
             .bind(reason.as_str())
@@ -689,7 +691,8 @@ impl EventLog {
             .bind(detail.map(str::to_owned))
             .execute(&mut **tx)
             .await?;
-        Ok(())
+        // Whether the address was newly suppressed for this reason.
+        Ok(done.rows_affected() == 1)
     }
 
     /// The status totals of `account` (R-EVT-3), up to date with the last ingest.

@@ -5,6 +5,7 @@
 //! URL recorded for that token's message and link), and the pixel is always a
 //! 1×1 GIF that is never cached.
 
+use crate::cache::Recent;
 use crate::service::Herald;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -51,7 +52,43 @@ pub fn routes(herald: Arc<Herald>) -> Router {
             herald,
             recorder,
             proxies,
+            seen: Arc::new(Recent::new(REPEATS_KEPT, Some(REPEAT_WINDOW))),
         })
+}
+
+/// A hit repeated by the same client within this window is one event: one
+/// link held by anyone cannot flood an account's event log.
+pub const REPEAT_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+/// Hits remembered for [`REPEAT_WINDOW`] (the memory is emptied when full).
+const REPEATS_KEPT: usize = 100_000;
+
+/// What makes two hits the same: the message, the kind, the link, the client.
+type HitKey = (
+    u64,
+    i64,
+    &'static str,
+    Option<u16>,
+    Option<String>,
+    Option<String>,
+);
+
+impl Tracking {
+    /// Whether `e` is the first such hit within [`REPEAT_WINDOW`] (and remembers it).
+    fn first_hit(&self, e: &NewEvent) -> bool {
+        let key: HitKey = (
+            e.account,
+            e.message.unwrap_or(-1),
+            e.kind.as_str(),
+            e.link,
+            e.ip.clone(),
+            e.user_agent.clone(),
+        );
+        if self.seen.get(&key).is_some() {
+            return false;
+        }
+        self.seen.insert(key, Arc::new(()));
+        true
+    }
 }
 
 #[derive(Clone)]
@@ -60,6 +97,8 @@ struct Tracking {
     recorder: Recorder,
     /// `api.trusted_proxies`, parsed.
     proxies: Arc<Vec<(std::net::IpAddr, u8)>>,
+    /// Recent hits, for [`Tracking::first_hit`].
+    seen: Arc<Recent<HitKey, ()>>,
 }
 
 /// Group commit of tracking events: callers hand over one event and wait until
@@ -268,15 +307,17 @@ impl Resolved {
 }
 
 async fn click(
-    State(Tracking {
-        herald,
-        recorder,
-        proxies,
-    }): State<Tracking>,
+    State(tracking): State<Tracking>,
     Path(token): Path<String>,
     request: axum::extract::Request,
 ) -> Response {
-    let Some(r) = resolve(&herald, &token, TokenKind::Click).await else {
+    let Tracking {
+        herald,
+        recorder,
+        proxies,
+        ..
+    } = &tracking;
+    let Some(r) = resolve(herald, &token, TokenKind::Click).await else {
         return not_found();
     };
     let Some(index) = r.link else {
@@ -289,7 +330,7 @@ async fn click(
     let Ok(location) = HeaderValue::from_str(&url) else {
         return not_found();
     };
-    let mut e = r.event(&herald, EventKind::Click, &request, &proxies);
+    let mut e = r.event(herald, EventKind::Click, &request, proxies);
     e.link = Some(index);
     e.label = r
         .send
@@ -297,8 +338,11 @@ async fn click(
         .links()
         .get(usize::from(index))
         .map(|l: &TrackedLink| l.label.clone());
-    // The redirect happens even if the click could not be recorded (logged).
-    recorder.record(e).await;
+    // The redirect happens even if the click could not be recorded (logged),
+    // and for a repeat of the same client's click, which is recorded once.
+    if tracking.first_hit(&e) {
+        recorder.record(e).await;
+    }
     herald.metrics.clicks.fetch_add(1, Ordering::Relaxed);
     let mut resp = StatusCode::FOUND.into_response();
     resp.headers_mut().insert(header::LOCATION, location);
@@ -308,17 +352,21 @@ async fn click(
 }
 
 async fn open(
-    State(Tracking {
-        herald,
-        recorder,
-        proxies,
-    }): State<Tracking>,
+    State(tracking): State<Tracking>,
     Path(token): Path<String>,
     request: axum::extract::Request,
 ) -> Response {
-    if let Some(r) = resolve(&herald, &token, TokenKind::Open).await {
-        let e = r.event(&herald, EventKind::Open, &request, &proxies);
-        recorder.record(e).await;
+    let Tracking {
+        herald,
+        recorder,
+        proxies,
+        ..
+    } = &tracking;
+    if let Some(r) = resolve(herald, &token, TokenKind::Open).await {
+        let e = r.event(herald, EventKind::Open, &request, proxies);
+        if tracking.first_hit(&e) {
+            recorder.record(e).await;
+        }
         herald.metrics.opens.fetch_add(1, Ordering::Relaxed);
     }
     let mut resp = (StatusCode::OK, PIXEL).into_response();
@@ -356,16 +404,25 @@ async fn unsubscribe_page(
 }
 
 async fn unsubscribe(
-    State(Tracking {
-        herald, proxies, ..
-    }): State<Tracking>,
+    State(tracking): State<Tracking>,
     Path(token): Path<String>,
     request: axum::extract::Request,
 ) -> Response {
-    let Some(r) = resolve(&herald, &token, TokenKind::Unsubscribe).await else {
+    let Tracking {
+        herald, proxies, ..
+    } = &tracking;
+    let Some(r) = resolve(herald, &token, TokenKind::Unsubscribe).await else {
         return not_found();
     };
-    let e = r.event(&herald, EventKind::Unsubscribe, &request, &proxies);
+    let e = r.event(herald, EventKind::Unsubscribe, &request, proxies);
+    if !tracking.first_hit(&e) {
+        // A repeated one-click POST: already recorded.
+        return page(
+            StatusCode::OK,
+            "You are unsubscribed",
+            "<p>You will not receive these newsletters any more.</p>",
+        );
+    }
     // Recorded directly (not staged): mass mail stops at once.
     if let Err(err) = herald.events.ingest(&[e]).await {
         tracing::error!(error = %err, "recording an unsubscribe failed");

@@ -280,3 +280,81 @@ async fn clicks_are_located_with_the_configured_geoip_database() {
     assert_eq!(clicks[0].country.as_deref(), Some("US"), "{:?}", clicks[0]);
     assert!(clicks[0].city.is_some(), "{:?}", clicks[0]);
 }
+
+/// Issue 10 §2: one link replayed by one client is one event (an open token
+/// replayed 300 times stored 303 events), a repeated one-click unsubscribe
+/// counts once; another client's hit is its own event.
+#[tokio::test]
+async fn a_replayed_link_is_one_event() {
+    let rig = Rig::start(Kind::Sqlite, "replay", &[], |c| {
+        c.rules.mass_min_lead_minutes = 0
+    })
+    .await;
+    let herald = &rig.herald;
+    enqueue(herald, SendKind::Mass, 1, When::At(rig.now), rig.now).await;
+    run_until(herald, &rig.stats, |s| s.done() >= 1).await;
+    let (_, raw) = rig.sink.messages().pop().unwrap();
+    let msg = MessageParser::default().parse(&raw).unwrap();
+    let html = msg.body_html(0).unwrap().into_owned();
+    let token = |kind: &str| {
+        html.split(&format!("https://t.herald.test/{kind}/"))
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let (open, click) = (token("o"), token("c"));
+    let unsubscribe = path_of(
+        msg.header_raw("List-Unsubscribe")
+            .unwrap()
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>'),
+    );
+    let router = herald::tracking::routes(herald.clone());
+    for _ in 0..300 {
+        let (status, _, _) = call(&router, "GET", &format!("/o/{open}")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    for _ in 0..5 {
+        let (status, _, _) = call(&router, "GET", &format!("/c/{click}")).await;
+        assert_eq!(status, StatusCode::FOUND, "every repeat still redirects");
+    }
+    for _ in 0..3 {
+        let (status, _, _) = call(&router, "POST", &unsubscribe).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    // Another client (another address) opening the same message: its own event.
+    let other = Request::builder()
+        .uri(format!("/o/{open}"))
+        .header(
+            header::USER_AGENT,
+            "Mozilla/5.0 (X11; Linux x86_64; rv:120.0) Gecko/20100101 Firefox/120.0",
+        )
+        .extension(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+            [198, 51, 100, 7],
+            1,
+        ))))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(
+        router.clone().oneshot(other).await.unwrap().status(),
+        StatusCode::OK
+    );
+    processed(herald).await;
+    let count = |kind| async move {
+        herald
+            .events
+            .events(1, Some(kind), 1000, 0)
+            .await
+            .unwrap()
+            .len()
+    };
+    assert_eq!(count(EventKind::Open).await, 2, "one per client");
+    assert_eq!(count(EventKind::Click).await, 1);
+    assert_eq!(count(EventKind::Unsubscribe).await, 1);
+    let t = herald.events.totals(1).await.unwrap();
+    assert_eq!((t.opened, t.clicked, t.unsubscribed), (1, 1, 1));
+}
