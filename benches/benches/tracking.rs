@@ -235,7 +235,7 @@ fn main() {
         ));
     }
     lua.push_str(&format!(
-        "}}\ncounter = 0\nrequest = function()\n  counter = counter + 1\n  return wrk.format(\"GET\", paths[(counter % #paths) + 1], {{[\"User-Agent\"] = \"{BROWSER} r\" .. counter}})\nend\n"
+        "}}\ncounter = 0\ntag = 0\ninit = function(args)\n  math.randomseed(os.time() + math.floor(os.clock() * 1000000))\n  tag = math.random(1, 1000000000)\nend\nrequest = function()\n  counter = counter + 1\n  return wrk.format(\"GET\", paths[(counter % #paths) + 1], {{[\"User-Agent\"] = \"{BROWSER} r\" .. tag .. \".\" .. counter}})\nend\n"
     ));
     let script = dir.join("clicks.lua");
     std::fs::write(&script, lua).unwrap();
