@@ -62,27 +62,26 @@ pub const REPEAT_WINDOW: std::time::Duration = std::time::Duration::from_secs(60
 /// Hits remembered for [`REPEAT_WINDOW`] (the memory is emptied when full).
 const REPEATS_KEPT: usize = 100_000;
 
-/// What makes two hits the same: the message, the kind, the link, the client.
-type HitKey = (
-    u64,
-    i64,
-    &'static str,
-    Option<u16>,
-    Option<String>,
-    Option<String>,
-);
+/// What makes two hits the same: the message, the kind, the link, the
+/// client (address and User-Agent), hashed to keep the memory small and its
+/// emptying cheap on the hot path.
+type HitKey = u64;
 
 impl Tracking {
     /// Whether `e` is the first such hit within [`REPEAT_WINDOW`] (and remembers it).
     fn first_hit(&self, e: &NewEvent) -> bool {
-        let key: HitKey = (
+        use std::hash::{Hash as _, Hasher as _};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (
             e.account,
-            e.message.unwrap_or(-1),
+            e.message,
             e.kind.as_str(),
             e.link,
-            e.ip.clone(),
-            e.user_agent.clone(),
-        );
+            &e.ip,
+            &e.user_agent,
+        )
+            .hash(&mut h);
+        let key: HitKey = h.finish();
         if self.seen.get(&key).is_some() {
             return false;
         }
