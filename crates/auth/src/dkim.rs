@@ -223,7 +223,11 @@ pub fn generate_key(domain: &str, selector: &str, algorithm: KeyAlgorithm) -> Re
         KeyAlgorithm::Ed25519 => ("PRIVATE KEY", DkimKeyPair::generate_ed25519()),
     };
     let pair = pair.map_err(|e| Error::Key(format!("key generation failed: {e}")))?;
-    let private_key_pem = pem_encode(label, pair.private_key());
+    let der = match algorithm {
+        KeyAlgorithm::Ed25519 => ed25519_pkcs8_v1(pair.private_key())?,
+        KeyAlgorithm::Rsa2048 => pair.private_key().to_vec(),
+    };
+    let private_key_pem = pem_encode(label, &der);
     let public_key = DkimKey::from_pem(&private_key_pem)?.public;
     Ok(GeneratedKey {
         private_key_pem,
@@ -231,6 +235,25 @@ pub fn generate_key(domain: &str, selector: &str, algorithm: KeyAlgorithm) -> Re
         txt_record: public_key.txt_record(),
         public_key,
     })
+}
+
+/// An Ed25519 key as PKCS#8 version 1 (RFC 8410 §7: the private key only),
+/// which every common tool reads (OpenSSL 3.0 refuses the version 2 form with
+/// the public key that the generator writes).
+fn ed25519_pkcs8_v1(v2: &[u8]) -> Result<Vec<u8>> {
+    // The private key is an OCTET STRING inside an OCTET STRING: 04 22 04 20 <32 bytes>.
+    const MARK: [u8; 4] = [0x04, 0x22, 0x04, 0x20];
+    let at = v2
+        .windows(4)
+        .position(|w| w == MARK)
+        .filter(|i| i + 4 + 32 <= v2.len())
+        .ok_or_else(|| Error::Key("the generated Ed25519 key has an unexpected form".into()))?;
+    let mut v1 = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    v1.extend_from_slice(&v2[at + 4..at + 4 + 32]);
+    Ok(v1)
 }
 
 fn check_name(field: &'static str, value: &str) -> Result<()> {

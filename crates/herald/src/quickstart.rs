@@ -26,6 +26,8 @@ pub struct Demo {
     pub mail_dir: PathBuf,
     /// The server's URL.
     pub url: String,
+    /// The platform's DKIM record to publish: `name  TXT  "v=DKIM1; …"`.
+    pub dkim_record: String,
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -180,7 +182,19 @@ pub async fn seed(herald: &Herald, dir: &Path, admin_token: &str) -> Result<Demo
         })
         .collect();
     herald.events.upsert_persons(account, &persons).await?;
+    let platform = &herald.config.dkim.platform;
+    let pem = std::fs::read_to_string(&platform.key_file)
+        .map_err(io("platform DKIM key", &platform.key_file))?;
+    let key = herald_auth::DkimKey::from_pem(&pem)?;
+    let public = key.public_key();
+    let dkim_record = format!(
+        "{}._domainkey.{}  TXT  \"{}\"",
+        platform.selector,
+        platform.domain,
+        public.txt_record()
+    );
     Ok(Demo {
+        dkim_record,
         account,
         api_key,
         admin_token: admin_token.to_owned(),
@@ -203,11 +217,14 @@ pub fn guide(demo: &Demo) -> String {
          \nThe messages land as .eml files in {mail}\n\
          Open one, follow its tracked link (http://…/c/…), then look at:\n\
          \n  curl -s {url}/v1/events -H 'Authorization: Bearer {key}'\n  curl -s {url}/v1/campaigns -H 'Authorization: Bearer {key}'\n\
+         \nMail is signed with the platform's DKIM key; its DNS record (for a real domain, publish\n\
+         the same for your platform.domain):\n\n  {dkim}\n\
          \nThe API is described at {url}/openapi.json. Stop with Ctrl-C.\n",
         url = demo.url,
         account = demo.account,
         key = demo.api_key,
         admin = demo.admin_token,
         mail = demo.mail_dir.display(),
+        dkim = demo.dkim_record,
     )
 }

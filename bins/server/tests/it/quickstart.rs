@@ -59,6 +59,21 @@ fn the_quick_start_walk_of_the_readme_works() {
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{file} is {:o}", mode & 0o777);
     }
+    // The platform's DKIM record is printed, and its key file is one openssl reads.
+    assert!(
+        guide.contains("herald._domainkey.herald.localhost  TXT  \"v=DKIM1; k=ed25519; p="),
+        "{guide}"
+    );
+    let openssl = Command::new("openssl")
+        .args(["pkey", "-noout", "-in"])
+        .arg(dir.join("herald-data/dkim-platform.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        openssl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&openssl.stderr)
+    );
     let key = std::fs::read_to_string(dir.join("herald-data/demo-api-key")).unwrap();
     let key = key.trim();
     assert!(guide.contains(key), "the guide prints the key");

@@ -216,6 +216,22 @@ async fn generated_keys_sign_and_their_records_verify() {
         assert_eq!(g.txt_record, g.public_key.txt_record());
         let k = DkimKey::from_pem(&g.private_key_pem).expect("load generated");
         assert_eq!(k.algorithm(), alg);
+        // Issue 10 §3: common tools read the key (OpenSSL 3 refused the PKCS#8
+        // v2 form of Ed25519 keys), and derive the public key we publish.
+        let path =
+            std::env::temp_dir().join(format!("herald-gen-{}-{sel}.pem", std::process::id()));
+        std::fs::write(&path, &g.private_key_pem).unwrap();
+        let out = std::process::Command::new("openssl")
+            .args(["pkey", "-noout", "-in"])
+            .arg(&path)
+            .output()
+            .expect("openssl");
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            out.status.success(),
+            "{sel}: openssl pkey: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         sign_and_verify(k, sel).await;
     }
 }
