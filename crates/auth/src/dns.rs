@@ -131,46 +131,26 @@ impl Dns {
         }
     }
 
-    /// The TXT records at `name`, each record's strings joined.
+    /// The TXT records at `name`, each record's strings joined (a name DNS
+    /// cannot carry has none).
     pub async fn txt(&self, name: &str) -> Lookup<Vec<String>> {
-        let fqdn = if name.ends_with('.') {
-            name.to_owned()
-        } else {
-            format!("{name}.")
-        };
-        let name = match Name::from_str(&fqdn) {
-            Ok(n) => n,
-            Err(e) => return Lookup::TempError(format!("`{fqdn}` is not a DNS name: {e}")),
-        };
-        match self.auth.resolver().txt_lookup(name).await {
-            Ok(lookup) => {
-                let records: Vec<String> = lookup
-                    .answers()
+        use mail_auth::hickory_resolver::proto::rr::RecordType;
+        self.records(name, RecordType::TXT, |d| match d {
+            RData::TXT(txt) => Some(
+                txt.txt_data
                     .iter()
-                    .filter_map(|r| match &r.data {
-                        RData::TXT(txt) => Some(
-                            txt.txt_data
-                                .iter()
-                                .map(|part| String::from_utf8_lossy(part))
-                                .collect::<String>(),
-                        ),
-                        _ => None,
-                    })
-                    .collect();
-                if records.is_empty() {
-                    Lookup::NotFound
-                } else {
-                    Lookup::Found(records)
-                }
-            }
-            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Lookup::NotFound,
-            Err(e) => Lookup::TempError(e.to_string()),
-        }
+                    .map(|part| String::from_utf8_lossy(part))
+                    .collect::<String>(),
+            ),
+            _ => None,
+        })
+        .await
     }
 }
 
 impl Dns {
-    /// Records of one type at `name`, mapped by `pick`.
+    /// Records of one type at `name`, mapped by `pick`. A name DNS cannot
+    /// carry has no records.
     async fn records<T>(
         &self,
         name: &str,
@@ -203,9 +183,6 @@ impl Dns {
 
 impl crate::check_host::SpfDns for Dns {
     async fn txt(&self, name: &str) -> Lookup<Vec<String>> {
-        if Name::from_str(&fqdn(name)).is_err() {
-            return Lookup::NotFound;
-        }
         Dns::txt(self, name).await
     }
 

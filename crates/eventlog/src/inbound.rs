@@ -685,6 +685,16 @@ fn classify_parsed(msg: &Message<'_>, whole: &str) -> InboundKind {
     InboundKind::Other
 }
 
+/// The JSON value at the start of `text` (mail line breaks removed), ignoring
+/// what follows it.
+fn first_json(text: &str) -> Option<serde_json::Value> {
+    let json: String = text.chars().filter(|c| *c != '\r' && *c != '\n').collect();
+    serde_json::Deserializer::from_str(&json)
+        .into_iter()
+        .next()?
+        .ok()
+}
+
 /// An Amazon SES notification (`{"notificationType": "Bounce" | "Complaint" |
 /// "Delivery", …}`, as SES publishes it to SNS and SNS mails it).
 fn ses_notification(text: &str) -> Option<InboundKind> {
@@ -694,14 +704,7 @@ fn ses_notification(text: &str) -> Option<InboundKind> {
         && let Some(start) = text.find('{')
         && text.contains("\"Message\"")
     {
-        let json: String = text[start..]
-            .chars()
-            .filter(|c| *c != '\r' && *c != '\n')
-            .collect();
-        let envelope: serde_json::Value = serde_json::Deserializer::from_str(&json)
-            .into_iter()
-            .next()?
-            .ok()?;
+        let envelope = first_json(&text[start..])?;
         let inner = envelope.get("Message")?.as_str()?;
         return inner
             .contains("\"notificationType\"")
@@ -709,14 +712,7 @@ fn ses_notification(text: &str) -> Option<InboundKind> {
             .flatten();
     }
     let start = text.find("{\"notificationType\"")?;
-    let json: String = text[start..]
-        .chars()
-        .filter(|c| *c != '\r' && *c != '\n')
-        .collect();
-    let value: serde_json::Value = serde_json::Deserializer::from_str(&json)
-        .into_iter()
-        .next()?
-        .ok()?;
+    let value = first_json(&text[start..])?;
     let s = |v: &serde_json::Value, k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
     match value.get("notificationType")?.as_str()? {
         "Bounce" => {

@@ -63,6 +63,21 @@ pub enum Error {
     },
 }
 
+/// A file the configuration names, read and parsed; any failure stops the
+/// start naming the setting and the file.
+fn config_file<T>(
+    what: &'static str,
+    path: &std::path::Path,
+    parse: impl FnOnce(Vec<u8>) -> Result<T, String>,
+) -> Result<T, Error> {
+    let error = |error: String| Error::ReadFile {
+        what,
+        path: path.display().to_string(),
+        error,
+    };
+    parse(std::fs::read(path).map_err(|e| error(e.to_string()))?).map_err(error)
+}
+
 /// The shortest admin token accepted (docs/CONFIGURATION.md).
 pub const MIN_ADMIN_TOKEN: usize = 32;
 
@@ -226,24 +241,15 @@ impl Herald {
             config.events.retention,
         );
         if let Some(path) = &config.events.geoip_database {
-            let read_error = |error: String| Error::ReadFile {
-                what: "events.geoip_database",
-                path: path.display().to_string(),
-                error,
-            };
-            let bytes = std::fs::read(path).map_err(|e| read_error(e.to_string()))?;
-            let geo =
-                herald_eventlog::GeoIp::from_bytes(bytes).map_err(|e| read_error(e.to_string()))?;
+            let geo = config_file("events.geoip_database", path, |bytes| {
+                herald_eventlog::GeoIp::from_bytes(bytes).map_err(|e| e.to_string())
+            })?;
             events = events.with_geo(geo);
         }
         if let Some(path) = &config.events.apple_egress_ranges {
-            let read_error = |error: String| Error::ReadFile {
-                what: "events.apple_egress_ranges",
-                path: path.display().to_string(),
-                error,
-            };
-            let text = std::fs::read_to_string(path).map_err(|e| read_error(e.to_string()))?;
-            let ranges = herald_eventlog::PrefetchRanges::parse_csv(&text).map_err(read_error)?;
+            let ranges = config_file("events.apple_egress_ranges", path, |bytes| {
+                herald_eventlog::PrefetchRanges::parse_csv(&String::from_utf8_lossy(&bytes))
+            })?;
             events = events.with_prefetch_ranges(ranges);
         }
         events.migrate().await?;

@@ -50,6 +50,17 @@ async fn call(
     (status, headers, body)
 }
 
+/// The token of the first tracked link of `kind` (`c`, `o`) in `html`.
+fn token(html: &str, kind: &str) -> String {
+    html.split(&format!("https://t.herald.test/{kind}/"))
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
 fn path_of(url: &str) -> String {
     url.strip_prefix("https://t.herald.test")
         .unwrap_or(url)
@@ -68,22 +79,7 @@ async fn clicks_redirect_only_to_the_recorded_url_and_opens_and_unsubscribes_are
     let (_, raw) = rig.sink.messages().pop().unwrap();
     let msg = MessageParser::default().parse(&raw).unwrap();
     let html = msg.body_html(0).unwrap().into_owned();
-    let click = html
-        .split("https://t.herald.test/c/")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    let open = html
-        .split("https://t.herald.test/o/")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (click, open) = (token(&html, "c"), token(&html, "o"));
     let unsubscribe = path_of(
         msg.header_raw("List-Unsubscribe")
             .unwrap()
@@ -244,14 +240,7 @@ async fn clicks_are_located_with_the_configured_geoip_database() {
     let (_, raw) = rig.sink.messages().pop().unwrap();
     let msg = MessageParser::default().parse(&raw).unwrap();
     let html = msg.body_html(0).unwrap().into_owned();
-    let click = html
-        .split("https://t.herald.test/c/")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
+    let click = token(&html, "c");
     let router = herald::tracking::routes(herald.clone());
     let req = Request::builder()
         .uri(format!("/c/{click}"))
@@ -296,16 +285,7 @@ async fn a_replayed_link_is_one_event() {
     let (_, raw) = rig.sink.messages().pop().unwrap();
     let msg = MessageParser::default().parse(&raw).unwrap();
     let html = msg.body_html(0).unwrap().into_owned();
-    let token = |kind: &str| {
-        html.split(&format!("https://t.herald.test/{kind}/"))
-            .nth(1)
-            .unwrap()
-            .split('"')
-            .next()
-            .unwrap()
-            .to_owned()
-    };
-    let (open, click) = (token("o"), token("c"));
+    let (open, click) = (token(&html, "o"), token(&html, "c"));
     let unsubscribe = path_of(
         msg.header_raw("List-Unsubscribe")
             .unwrap()
