@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A syntactically valid email address (`local@domain`, RFC 5321 dot-atom local
-/// part, ASCII domain of valid labels). Stored as written.
+/// part, a domain of two or more valid labels). An internationalized domain
+/// (`bücher.example`) is stored in its ASCII form (`xn--bcher-kva.example`,
+/// UTS #46), which is what goes on the wire; otherwise stored as written.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct EmailAddress(String);
@@ -34,12 +36,37 @@ impl EmailAddress {
                 "the local part may only hold letters, digits, !#$%&'*+-/=?^_`{|}~ and single dots between them",
             ));
         }
-        if !valid_domain(domain) {
+        let ascii = if domain.is_ascii() {
+            domain.to_owned()
+        } else {
+            idna::domain_to_ascii_strict(domain).map_err(|_| {
+                fail("the domain is not a valid internationalized domain name (UTS #46)")
+            })?
+        };
+        if !valid_domain(&ascii) {
             return Err(fail(
-                "the domain must be ASCII labels of letters, digits and inner hyphens, each 1 to 63 characters",
+                "the domain must be labels of letters, digits and inner hyphens, each 1 to 63 characters",
             ));
         }
-        Ok(EmailAddress(value.to_owned()))
+        if !ascii.contains('.') {
+            return Err(fail(
+                "the domain must have two or more labels (`example.com`): a one-label domain cannot receive mail",
+            ));
+        }
+        if ascii
+            .rsplit('.')
+            .next()
+            .is_some_and(|top| top.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(fail(
+                "the domain's last label cannot be all digits (an IP address is not a mail domain)",
+            ));
+        }
+        if ascii == domain {
+            Ok(EmailAddress(value.to_owned()))
+        } else {
+            Ok(EmailAddress(format!("{local}@{ascii}")))
+        }
     }
 
     /// The address as text.
@@ -126,8 +153,38 @@ mod tests {
 
     #[test]
     fn accepts_ordinary_addresses() {
-        for ok in ["a@b.c", "first.last+tag@sub.example.co.uk", "x_y@localhost"] {
+        for ok in [
+            "a@b.c",
+            "first.last+tag@sub.example.co.uk",
+            "x_y@mail.example",
+        ] {
             assert!(EmailAddress::parse_field("to", ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn internationalized_domains_go_on_the_wire_in_ascii() {
+        let a = EmailAddress::parse_field("to", "info@bücher.example").expect("IDN");
+        assert_eq!(a.as_str(), "info@xn--bcher-kva.example");
+        assert_eq!(a.domain(), "xn--bcher-kva.example");
+        let a = EmailAddress::parse_field("to", "x@MÜNCHEN.example").expect("IDN");
+        assert_eq!(a.as_str(), "x@xn--mnchen-3ya.example");
+    }
+
+    #[test]
+    fn domains_that_cannot_exist_are_refused_naming_the_rule() {
+        for (bad, rule) in [
+            ("a@b", "two or more labels"),
+            ("x_y@localhost", "two or more labels"),
+            ("a@192.168.0.1", "all digits"),
+        ] {
+            let err = EmailAddress::parse_field("to", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("to: ") && err.contains(rule),
+                "{bad}: {err}"
+            );
         }
     }
 
@@ -145,7 +202,8 @@ mod tests {
             "a@-x.com",
             "a@x..com",
             "a\r\n@x.com",
-            "a@bü.com",
+            "a@bü-.com",
+            "jörg@example.com",
         ] {
             let err = EmailAddress::parse_field("to", bad).unwrap_err();
             assert!(err.to_string().starts_with("to: "), "{bad}: {err}");
