@@ -13,6 +13,7 @@ use super::*;
 pub struct EventsQuery {
     /// Only this kind (e.g. `click`).
     #[serde(default)]
+    #[param(value_type = Option<EventKind>)]
     pub kind: Option<String>,
     /// Page size, 1-1000 (default 100).
     #[serde(default)]
@@ -205,9 +206,14 @@ pub(crate) async fn get_campaign(
     Ok(Json(find_campaign(&h, a, id).await?))
 }
 
-/// `PATCH /v1/campaigns/{id}`.
+/// `PATCH /v1/campaigns/{id}`: an object with either field.
+// Read through a map: serde would otherwise also take an array such as
+// `[null, null]` for a struct.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(
+    deny_unknown_fields,
+    try_from = "serde_json::Map<String, serde_json::Value>"
+)]
 #[derive(utoipa::ToSchema)]
 pub struct CampaignMarks {
     /// Star or unstar.
@@ -216,6 +222,27 @@ pub struct CampaignMarks {
     /// Archive or unarchive.
     #[serde(default)]
     pub archived: Option<bool>,
+}
+
+/// The fields of [`CampaignMarks`], read from an object only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CampaignMarkFields {
+    #[serde(default)]
+    starred: Option<bool>,
+    #[serde(default)]
+    archived: Option<bool>,
+}
+
+impl TryFrom<serde_json::Map<String, serde_json::Value>> for CampaignMarks {
+    type Error = serde_json::Error;
+    fn try_from(map: serde_json::Map<String, serde_json::Value>) -> Result<Self, Self::Error> {
+        let f: CampaignMarkFields = serde_json::from_value(serde_json::Value::Object(map))?;
+        Ok(CampaignMarks {
+            starred: f.starred,
+            archived: f.archived,
+        })
+    }
 }
 
 #[utoipa::path(patch, path = "/v1/campaigns/{id}", tag = "api", summary = "Star or archive a campaign", params(("id" = i64, Path, description = "The campaign number")), request_body = CampaignMarks, responses((status = 200, description = "The campaign", body = Campaign), Errors), security(("api_key" = [])))]

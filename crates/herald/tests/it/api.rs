@@ -531,6 +531,12 @@ async fn bad_input_gets_a_problem_naming_the_field_never_a_500() {
         ),
         (
             "GET",
+            "/v1/events?kind=false",
+            Body::empty(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "GET",
             "/v1/events?offset=-5",
             Body::empty(),
             StatusCode::BAD_REQUEST,
@@ -1292,6 +1298,16 @@ async fn sends_reports_and_campaigns_through_the_api() {
         (c["starred"].clone(), c["archived"].clone()),
         (json!(true), json!(true))
     );
+    // Issue 10 §4: the body is an object; an array is the wrong shape (422).
+    let r = api
+        .json(
+            "PATCH",
+            &format!("/v1/campaigns/{campaign}"),
+            k,
+            json!([null, null]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text());
     // Emails count once processed: the first send's three (the second is not sent yet).
     assert_eq!(c["emails"], 3, "{c}");
     let listed = api
