@@ -266,7 +266,9 @@ impl Config {
     /// `HERALD_DATABASE_URL`, `HERALD_TRACKING_SECRET`, `HERALD_TRACKING_BASE_URL`,
     /// `HERALD_SMTP_HOST`, `HERALD_SMTP_PORT`, `HERALD_SMTP_USERNAME`,
     /// `HERALD_SMTP_PASSWORD`, `HERALD_WORKER_ID`, `HERALD_ADMIN_TOKEN`, `HERALD_SMS_GATEWAY_URL`, `HERALD_SMS_AUTHORIZATION`, `HERALD_WORKER_CONCURRENCY`,
-    /// `HERALD_THROTTLE_PER_ACCOUNT`, `HERALD_THROTTLE_GLOBAL`.
+    /// `HERALD_THROTTLE_PER_ACCOUNT`, `HERALD_THROTTLE_GLOBAL`,
+    /// `HERALD_DOMAINS_NAMESERVER` (`IP` or `IP:PORT`: the name server of
+    /// domain checks, also for the quick start).
     pub fn apply_env(
         mut self,
         vars: impl IntoIterator<Item = (String, String)>,
@@ -284,6 +286,20 @@ impl Config {
                 "HERALD_ADMIN_TOKEN" => self.api.admin_token = Some(value),
                 "HERALD_SMS_AUTHORIZATION" => self.sms.authorization = Some(value),
                 "HERALD_SMS_GATEWAY_URL" => self.sms.gateway_url = Some(value),
+                "HERALD_DOMAINS_NAMESERVER" => {
+                    self.domains.nameserver = Some(
+                        value
+                            .parse::<std::net::SocketAddr>()
+                            .or_else(|_| {
+                                value
+                                    .parse::<std::net::IpAddr>()
+                                    .map(|ip| std::net::SocketAddr::new(ip, 53))
+                            })
+                            .map_err(|_| {
+                                bad("must be IP or IP:PORT (e.g. 127.0.0.1:5353)".into())
+                            })?,
+                    )
+                }
                 "HERALD_WORKER_CONCURRENCY" => {
                     self.worker.concurrency = value
                         .parse()
@@ -379,9 +395,18 @@ mod tests {
                     "postgres://x/y".to_owned(),
                 ),
                 ("HERALD_SMTP_PORT".to_owned(), "2626".to_owned()),
+                (
+                    "HERALD_DOMAINS_NAMESERVER".to_owned(),
+                    "127.0.0.1:5353".to_owned(),
+                ),
             ])
             .expect("overrides");
         assert_eq!(c.database_url, "postgres://x/y");
+        assert_eq!(c.domains.nameserver, Some(([127, 0, 0, 1], 5353).into()));
+        let c = c
+            .apply_env([("HERALD_DOMAINS_NAMESERVER".to_owned(), "::1".to_owned())])
+            .expect("an IP alone is port 53");
+        assert_eq!(c.domains.nameserver.map(|a| a.port()), Some(53));
         assert!(matches!(c.transport, TransportConfig::Smtp(ref s) if s.port == 2626));
     }
 
@@ -415,6 +440,14 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "environment HERALD_SMTP_PORT: must be a port number"
+        );
+        let err = Config::from_toml(MINIMAL)
+            .expect("ok")
+            .apply_env([("HERALD_DOMAINS_NAMESERVER".into(), "dns.example".into())])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("HERALD_DOMAINS_NAMESERVER"),
+            "{err}"
         );
     }
 }
