@@ -66,12 +66,12 @@ pub(crate) async fn upsert_organisations(
         check_id(&format!("organisations[{i}].id"), &o.id)?;
         for (k, v) in &o.fields {
             check_field_name(&format!("organisations[{i}].fields"), k)?;
-            if v.len() > 10_000 {
-                return Err(Problem::invalid(
-                    &format!("organisations[{i}].fields.{k}"),
-                    "at most 10,000 bytes",
-                ));
-            }
+            check_field_value(
+                &format!("organisations[{i}].fields.{k}"),
+                Namespace::Organisation,
+                k,
+                v,
+            )?;
         }
         records.push(herald_eventlog::OrganisationRecord {
             id: o.id.clone(),
@@ -150,6 +150,40 @@ pub(super) fn check_field_name(field: &str, name: &str) -> ApiResult<()> {
     }
 }
 
+/// The one validation of a stored field value, for `PUT /v1/persons` and
+/// `POST /v1/reports/update` alike: at most 10,000 bytes; no control
+/// characters except tab and line breaks; no line breaks in person fields
+/// (names and the address end up in header fields); `person.email`, when not
+/// empty, a valid address.
+pub(super) fn check_field_value(
+    field: &str,
+    ns: Namespace,
+    key: &str,
+    value: &str,
+) -> ApiResult<()> {
+    if value.len() > 10_000 {
+        return Err(Problem::invalid(field, "at most 10,000 bytes"));
+    }
+    let line_breaks_ok = ns != Namespace::Person;
+    if value
+        .chars()
+        .any(|c| c.is_control() && !(c == '\t' || (line_breaks_ok && (c == '\r' || c == '\n'))))
+    {
+        return Err(Problem::invalid(
+            field,
+            if line_breaks_ok {
+                "no control characters other than tab and line breaks"
+            } else {
+                "no control characters or line breaks in person fields"
+            },
+        ));
+    }
+    if ns == Namespace::Person && key == "email" && !value.is_empty() {
+        Mailbox::for_field(field, None, value)?;
+    }
+    Ok(())
+}
+
 pub(super) fn to_record(
     i: usize,
     p: &PersonInput,
@@ -170,17 +204,9 @@ pub(super) fn to_record(
                     "is a flag: set `block_mass_emails` on the person",
                 ));
             }
-            if v.len() > 10_000 {
-                return Err(Problem::invalid(
-                    &format!("persons[{i}].{label}.{k}"),
-                    "at most 10,000 bytes",
-                ));
-            }
+            check_field_value(&format!("persons[{i}].{label}.{k}"), ns, k, v)?;
             fields.push((ns, k.clone(), v.clone()));
         }
-    }
-    if let Some(email) = p.person.get("email").filter(|e| !e.is_empty()) {
-        Mailbox::for_field(&format!("persons[{i}].person.email"), None, email)?;
     }
     if p.block_mass_emails {
         fields.push((Namespace::Person, BLOCK_MASS.into(), "true".into()));

@@ -162,6 +162,7 @@ pub(crate) async fn report_update(
     Json(u): Json<ReportUpdate>,
 ) -> ApiResult<Json<Updated>> {
     check_field_name("field", &u.field)?;
+    check_field_value("value", u.namespace, &u.field, &u.value)?;
     Ok(Json(Updated {
         updated: h
             .events

@@ -421,25 +421,68 @@ async fn cr_lf_in_names_and_subjects_is_refused_at_the_api() {
             "{field}: {p}"
         );
     }
-    // A person whose name carries CR/LF is refused when it would reach a header.
+    // Issue 10 §1: a person whose name or address carries CR/LF is refused
+    // when stored, by `PUT /v1/persons` and `POST /v1/reports/update` alike,
+    // so no stored person can make a send fail later.
+    for (field, person) in [
+        (
+            "persons[0].person.first_name",
+            json!({"id": "evil", "person": {"email": "evil@example.test", "first_name": "X\r\nBcc: y@example.test"}}),
+        ),
+        (
+            "persons[0].person.email",
+            json!({"id": "evil", "person": {"email": "bad\r\nBcc: x@example.test"}}),
+        ),
+        (
+            "persons[0].custom.note",
+            json!({"id": "evil", "person": {"email": "a@example.test"}, "custom": {"note": "nul\u{0}byte"}}),
+        ),
+    ] {
+        let r = api
+            .json("PUT", "/v1/persons", Some(&key), json!([person]))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{field}: {}", r.text());
+        assert_eq!(problem(&r)["field"], field, "{}", r.text());
+    }
+    // Line breaks stay allowed where no header takes them (a custom note).
     let r = api
         .json(
             "PUT",
             "/v1/persons",
             Some(&key),
-            json!([{"id": "evil", "person": {"email": "evil@example.test", "first_name": "X\r\nBcc: y@example.test"}}]),
+            json!([{"id": "good", "person": {"email": "good@example.test"}, "custom": {"note": "line 1\r\nline 2"}}]),
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK);
-    let mut s = ok.clone();
-    s["recipients"] = json!({"persons": ["evil"]});
-    let r = api.json("POST", "/v1/sends", Some(&key), s).await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
-    let p = problem(&r);
-    assert!(
-        p["detail"].as_str().unwrap().contains("recipients[0]"),
-        "{p}"
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    for (field, value) in [
+        ("email", "bad\r\nBcc: x@example.test"),
+        ("first_name", "X\nY"),
+        ("email", "not-an-address"),
+    ] {
+        let r = api
+            .json(
+                "POST",
+                "/v1/reports/update",
+                Some(&key),
+                json!({"query": {"filters": []}, "namespace": "person", "field": field, "value": value}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{field}: {}", r.text());
+        let p = problem(&r);
+        assert!(
+            p["field"] == "value" || p["detail"].as_str().is_some_and(|d| d.starts_with("value")),
+            "{p}"
+        );
+    }
+    let p = api
+        .json("GET", "/v1/persons/good", Some(&key), Value::Null)
+        .await
+        .json();
+    assert_eq!(
+        p["person"]["email"], "good@example.test",
+        "nothing changed: {p}"
     );
+    assert!(p["person"].get("first_name").is_none(), "{p}");
     // An account name with a line break.
     let r = api
         .json(
