@@ -69,6 +69,10 @@ pub struct ApiConfig {
     /// whose `X-Forwarded-For` is believed. Default none: the client of a
     /// tracking hit is the socket's peer, and the header is ignored.
     pub trusted_proxies: Vec<String>,
+    /// Failed API-key attempts one client address may make per minute; more
+    /// are answered 429 (with `Retry-After`) without checking the key.
+    /// Default 20.
+    pub max_failed_keys_per_minute: u32,
 }
 
 impl Default for ApiConfig {
@@ -78,6 +82,7 @@ impl Default for ApiConfig {
             max_body_bytes: 16 * 1024 * 1024,
             max_persons_per_upsert: 10_000,
             trusted_proxies: Vec::new(),
+            max_failed_keys_per_minute: 20,
         }
     }
 }

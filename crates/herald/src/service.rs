@@ -135,6 +135,8 @@ pub struct Herald {
     /// The SMS gateway, if one is configured.
     pub sms: Option<crate::sms::SmsGateway>,
     domain_signers: Recent<(u64, String), DkimSigner>,
+    /// Failed API-key attempts per client address in the current minute.
+    pub(crate) failed_keys: Recent<std::net::IpAddr, std::sync::atomic::AtomicU32>,
     sends: Recent<i64, herald_schedule::StoredSend>,
     messages: Recent<i64, MessageValues>,
 }
@@ -260,6 +262,7 @@ impl Herald {
             accounts,
             metrics: crate::metrics::Metrics::default(),
             domain_signers: Recent::new(usize::MAX, None),
+            failed_keys: Recent::new(100_000, Some(std::time::Duration::from_secs(60))),
             sends: Recent::new(SEND_CACHE, None),
             messages: Recent::new(MESSAGE_CACHE, Some(MESSAGE_TTL)),
             outbox,

@@ -226,22 +226,33 @@ fn client(
     request: &axum::extract::Request,
     proxies: &[(std::net::IpAddr, u8)],
 ) -> (Option<String>, Option<String>) {
-    use std::net::IpAddr;
     let headers = request.headers();
     let ua = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let ip = client_ip(headers, peer, proxies);
+    (ip.map(|ip| ip.to_string()), ua)
+}
+
+/// The client's address: the socket's `peer`, or, when the peer is a trusted
+/// proxy, the nearest untrusted address its `X-Forwarded-For` names.
+pub(crate) fn client_ip(
+    headers: &axum::http::HeaderMap,
+    peer: Option<std::net::IpAddr>,
+    proxies: &[(std::net::IpAddr, u8)],
+) -> Option<std::net::IpAddr> {
+    use std::net::IpAddr;
     let trusted = |ip: IpAddr| {
         proxies
             .iter()
             .any(|&(net, len)| herald_eventlog::bots::in_prefix(ip, net, len))
     };
-    let peer = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    let ip = peer.map(|peer| {
+    peer.map(|peer| {
         if !trusted(peer) {
             return peer;
         }
@@ -256,8 +267,7 @@ fn client(
             .rev()
             .find(|ip| !trusted(*ip))
             .unwrap_or(peer)
-    });
-    (ip.map(|ip| ip.to_string()), ua)
+    })
 }
 
 /// The message a token of `kind` names, with what the event needs; `None` for

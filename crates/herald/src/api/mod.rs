@@ -109,6 +109,11 @@ impl IntoResponse for Problem {
                 HeaderValue::from_static("Bearer realm=\"herald\""),
             );
         }
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            // The API's only 429 is the failed-key limit, counted a minute.
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+        }
         r
     }
 }
@@ -200,6 +205,10 @@ enum Errors {
     /// JSON of the wrong shape, or a sending rule refused the send.
     #[response(status = 422, content_type = "application/problem+json")]
     Unprocessable(Problem),
+    /// Too many failed API-key attempts from this client address
+    /// (`api.max_failed_keys_per_minute`); `Retry-After` says when to retry.
+    #[response(status = 429, content_type = "application/problem+json")]
+    TooManyFailedKeys(Problem),
 }
 
 type ApiResult<T> = Result<T, Problem>;
@@ -247,12 +256,50 @@ impl FromRequestParts<Arc<Herald>> for Tenant {
                 "an API key is required: Authorization: Bearer <key>",
             ));
         };
+        // Failed attempts are counted per client address; past the limit a
+        // minute, keys from that address are not even checked (429).
+        let proxies: Vec<_> = h
+            .config
+            .api
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| herald_eventlog::bots::parse_cidr(p))
+            .collect();
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        let client = crate::tracking::client_ip(&parts.headers, peer, &proxies);
+        let limit = h.config.api.max_failed_keys_per_minute;
+        let failures = client.and_then(|ip| h.failed_keys.get(&ip));
+        if let Some(n) = &failures
+            && n.load(std::sync::atomic::Ordering::Relaxed) >= limit
+        {
+            return Err(Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "too many failed API-key attempts from this address (at most {limit} a minute, api.max_failed_keys_per_minute)"
+                ),
+            ));
+        }
         match crate::accounts::authenticate(&h.accounts, key).await? {
             Some(account) => Ok(Tenant(account)),
-            None => Err(Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "the API key is not valid",
-            )),
+            None => {
+                match (failures, client) {
+                    (Some(n), _) => {
+                        n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    (None, Some(ip)) => h.failed_keys.insert(
+                        ip,
+                        std::sync::Arc::new(std::sync::atomic::AtomicU32::new(1)),
+                    ),
+                    (None, None) => {}
+                }
+                Err(Problem::new(
+                    StatusCode::UNAUTHORIZED,
+                    "the API key is not valid",
+                ))
+            }
         }
     }
 }

@@ -1376,3 +1376,46 @@ async fn sends_reports_and_campaigns_through_the_api() {
             .any(|c| c["id"] == campaign)
     );
 }
+
+/// Issue 10 §2: failed API-key attempts are counted per client address; past
+/// `api.max_failed_keys_per_minute` that address gets 429 with `Retry-After`,
+/// even with a good key, while other addresses are served.
+#[tokio::test]
+async fn failed_api_keys_are_throttled_per_client_address() {
+    let api = Api::start(Kind::Sqlite, "api-failed-keys").await;
+    let (_, key) = api.account("Shop").await;
+    let limit = api.rig.herald.config.api.max_failed_keys_per_minute;
+    assert_eq!(limit, 20, "the documented default");
+    let from = |ip: [u8; 4], k: &str| {
+        let mut req = Request::builder()
+            .method("GET")
+            .uri("/v1/sends")
+            .header(header::AUTHORIZATION, format!("Bearer {k}"))
+            .body(Body::empty())
+            .unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                ip, 40000,
+            ))));
+        let router = api.router.clone();
+        async move { router.oneshot(req).await.unwrap() }
+    };
+    let guesser = [192, 0, 2, 7];
+    for i in 0..limit {
+        let r = from(guesser, &format!("hk_wrong{i}")).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let r = from(guesser, "hk_wrong-again").await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.headers()[header::RETRY_AFTER], "60");
+    // The key is not even checked from that address now.
+    let r = from(guesser, &key).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // Another client is not hurt, and good keys are never counted.
+    for _ in 0..(limit + 5) {
+        let r = from([192, 0, 2, 8], &key).await;
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    let r = from([192, 0, 2, 8], "hk_wrong").await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
