@@ -165,9 +165,12 @@ impl Recorder {
         });
         tokio::spawn(async move {
             loop {
+                // Read before processing: an event staged just before the
+                // close is then still processed by one more round.
+                let closing = *closed_rx.borrow();
                 match events.process_staged(250).await {
                     Ok(0) => {
-                        if *closed_rx.borrow() {
+                        if closing {
                             return;
                         }
                         tokio::select! {
