@@ -67,6 +67,18 @@ fn path_of(url: &str) -> String {
         .to_owned()
 }
 
+/// The HTML body of the mail the sink received last, and the path of its
+/// `List-Unsubscribe` URL when it has one.
+fn last_mail(rig: &Rig) -> (String, Option<String>) {
+    let (_, raw) = rig.sink.messages().pop().unwrap();
+    let msg = MessageParser::default().parse(&raw).unwrap();
+    let html = msg.body_html(0).unwrap().into_owned();
+    let unsubscribe = msg
+        .header_raw("List-Unsubscribe")
+        .map(|v| path_of(v.trim().trim_start_matches('<').trim_end_matches('>')));
+    (html, unsubscribe)
+}
+
 #[tokio::test]
 async fn clicks_redirect_only_to_the_recorded_url_and_opens_and_unsubscribes_are_recorded() {
     let rig = Rig::start(Kind::Sqlite, "tracking", &[], |c| {
@@ -76,17 +88,9 @@ async fn clicks_redirect_only_to_the_recorded_url_and_opens_and_unsubscribes_are
     let herald = &rig.herald;
     enqueue(herald, SendKind::Mass, 1, When::At(rig.now), rig.now).await;
     run_until(herald, &rig.stats, |s| s.done() >= 1).await;
-    let (_, raw) = rig.sink.messages().pop().unwrap();
-    let msg = MessageParser::default().parse(&raw).unwrap();
-    let html = msg.body_html(0).unwrap().into_owned();
+    let (html, unsubscribe) = last_mail(&rig);
     let (click, open) = (token(&html, "c"), token(&html, "o"));
-    let unsubscribe = path_of(
-        msg.header_raw("List-Unsubscribe")
-            .unwrap()
-            .trim()
-            .trim_start_matches('<')
-            .trim_end_matches('>'),
-    );
+    let unsubscribe = unsubscribe.expect("mass mail has List-Unsubscribe");
     let router = herald::tracking::routes(herald.clone());
 
     // The click redirects to the recorded URL, whatever the query says.
@@ -237,9 +241,7 @@ async fn clicks_are_located_with_the_configured_geoip_database() {
     let herald = &rig.herald;
     enqueue(herald, SendKind::Individual, 1, When::Now, rig.now).await;
     run_until(herald, &rig.stats, |s| s.done() >= 1).await;
-    let (_, raw) = rig.sink.messages().pop().unwrap();
-    let msg = MessageParser::default().parse(&raw).unwrap();
-    let html = msg.body_html(0).unwrap().into_owned();
+    let (html, _) = last_mail(&rig);
     let click = token(&html, "c");
     let router = herald::tracking::routes(herald.clone());
     let req = Request::builder()
@@ -282,17 +284,9 @@ async fn a_replayed_link_is_one_event() {
     let herald = &rig.herald;
     enqueue(herald, SendKind::Mass, 1, When::At(rig.now), rig.now).await;
     run_until(herald, &rig.stats, |s| s.done() >= 1).await;
-    let (_, raw) = rig.sink.messages().pop().unwrap();
-    let msg = MessageParser::default().parse(&raw).unwrap();
-    let html = msg.body_html(0).unwrap().into_owned();
+    let (html, unsubscribe) = last_mail(&rig);
     let (open, click) = (token(&html, "o"), token(&html, "c"));
-    let unsubscribe = path_of(
-        msg.header_raw("List-Unsubscribe")
-            .unwrap()
-            .trim()
-            .trim_start_matches('<')
-            .trim_end_matches('>'),
-    );
+    let unsubscribe = unsubscribe.expect("mass mail has List-Unsubscribe");
     let router = herald::tracking::routes(herald.clone());
     for _ in 0..300 {
         let (status, _, _) = call(&router, "GET", &format!("/o/{open}")).await;
