@@ -135,6 +135,8 @@ pub struct Herald {
     /// The SMS gateway, if one is configured.
     pub sms: Option<crate::sms::SmsGateway>,
     domain_signers: Recent<(u64, String), DkimSigner>,
+    /// `api.trusted_proxies`, parsed once.
+    pub(crate) trusted_proxies: Vec<(std::net::IpAddr, u8)>,
     /// Failed API-key attempts per client address in the current minute.
     pub(crate) failed_keys: Recent<std::net::IpAddr, std::sync::atomic::AtomicU32>,
     sends: Recent<i64, herald_schedule::StoredSend>,
@@ -189,13 +191,15 @@ impl Herald {
             &p.feedback_sender,
         )?;
         let tracker = Tracker::new(config.tracking.secret.as_bytes(), &config.tracking.base_url)?;
+        let mut trusted_proxies = Vec::with_capacity(config.api.trusted_proxies.len());
         for proxy in &config.api.trusted_proxies {
-            if herald_eventlog::bots::parse_cidr(proxy).is_none() {
+            let Some(prefix) = herald_eventlog::bots::parse_cidr(proxy) else {
                 return Err(Error::Config(crate::config::ConfigError::Invalid {
                     field: "api.trusted_proxies",
                     rule: format!("`{proxy}` is not an address or an address prefix"),
                 }));
-            }
+            };
+            trusted_proxies.push(prefix);
         }
         if let Some(token) = &config.api.admin_token
             && token.chars().count() < MIN_ADMIN_TOKEN
@@ -262,6 +266,7 @@ impl Herald {
             accounts,
             metrics: crate::metrics::Metrics::default(),
             domain_signers: Recent::new(usize::MAX, None),
+            trusted_proxies,
             failed_keys: Recent::new(100_000, Some(std::time::Duration::from_secs(60))),
             sends: Recent::new(SEND_CACHE, None),
             messages: Recent::new(MESSAGE_CACHE, Some(MESSAGE_TTL)),

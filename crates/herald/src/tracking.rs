@@ -34,16 +34,6 @@ const NO_STORE: &str = "no-store, no-cache, must-revalidate, private";
 /// events of requests arriving meanwhile are committed together.
 pub fn routes(herald: Arc<Herald>) -> Router {
     let recorder = Recorder::spawn(herald.events.clone());
-    // Checked when the service was built; an entry that does not parse is skipped.
-    let proxies = Arc::new(
-        herald
-            .config
-            .api
-            .trusted_proxies
-            .iter()
-            .filter_map(|p| herald_eventlog::bots::parse_cidr(p))
-            .collect(),
-    );
     Router::new()
         .route("/c/{token}", get(click))
         .route("/o/{token}", get(open))
@@ -51,7 +41,6 @@ pub fn routes(herald: Arc<Herald>) -> Router {
         .with_state(Tracking {
             herald,
             recorder,
-            proxies,
             seen: Arc::new(Recent::new(REPEATS_KEPT, Some(REPEAT_WINDOW))),
         })
 }
@@ -94,8 +83,6 @@ impl Tracking {
 struct Tracking {
     herald: Arc<Herald>,
     recorder: Recorder,
-    /// `api.trusted_proxies`, parsed.
-    proxies: Arc<Vec<(std::net::IpAddr, u8)>>,
     /// Recent hits, for [`Tracking::first_hit`].
     seen: Arc<Recent<HitKey, ()>>,
 }
@@ -305,9 +292,8 @@ impl Resolved {
         herald: &Herald,
         kind: EventKind,
         request: &axum::extract::Request,
-        proxies: &[(std::net::IpAddr, u8)],
     ) -> NewEvent {
-        let (ip, ua) = client(request, proxies);
+        let (ip, ua) = client(request, &herald.trusted_proxies);
         let mut e = NewEvent::new(kind, herald.clock.now(), self.m.0, &self.m.1);
         e.message = Some(self.id);
         e.campaign = self.send.campaign.and_then(|c| i64::try_from(c).ok());
@@ -324,10 +310,7 @@ async fn click(
     request: axum::extract::Request,
 ) -> Response {
     let Tracking {
-        herald,
-        recorder,
-        proxies,
-        ..
+        herald, recorder, ..
     } = &tracking;
     let Some(r) = resolve(herald, &token, TokenKind::Click).await else {
         return not_found();
@@ -342,7 +325,7 @@ async fn click(
     let Ok(location) = HeaderValue::from_str(&url) else {
         return not_found();
     };
-    let mut e = r.event(herald, EventKind::Click, &request, proxies);
+    let mut e = r.event(herald, EventKind::Click, &request);
     e.link = Some(index);
     e.label = r
         .send
@@ -369,13 +352,10 @@ async fn open(
     request: axum::extract::Request,
 ) -> Response {
     let Tracking {
-        herald,
-        recorder,
-        proxies,
-        ..
+        herald, recorder, ..
     } = &tracking;
     if let Some(r) = resolve(herald, &token, TokenKind::Open).await {
-        let e = r.event(herald, EventKind::Open, &request, proxies);
+        let e = r.event(herald, EventKind::Open, &request);
         if tracking.first_hit(&e) {
             recorder.record(e).await;
         }
@@ -420,13 +400,11 @@ async fn unsubscribe(
     Path(token): Path<String>,
     request: axum::extract::Request,
 ) -> Response {
-    let Tracking {
-        herald, proxies, ..
-    } = &tracking;
+    let Tracking { herald, .. } = &tracking;
     let Some(r) = resolve(herald, &token, TokenKind::Unsubscribe).await else {
         return not_found();
     };
-    let e = r.event(herald, EventKind::Unsubscribe, &request, proxies);
+    let e = r.event(herald, EventKind::Unsubscribe, &request);
     if !tracking.first_hit(&e) {
         // A repeated one-click POST: already recorded.
         return page(

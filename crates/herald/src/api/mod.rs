@@ -258,18 +258,11 @@ impl FromRequestParts<Arc<Herald>> for Tenant {
         };
         // Failed attempts are counted per client address; past the limit a
         // minute, keys from that address are not even checked (429).
-        let proxies: Vec<_> = h
-            .config
-            .api
-            .trusted_proxies
-            .iter()
-            .filter_map(|p| herald_eventlog::bots::parse_cidr(p))
-            .collect();
         let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|c| c.0.ip());
-        let client = crate::tracking::client_ip(&parts.headers, peer, &proxies);
+        let client = crate::tracking::client_ip(&parts.headers, peer, &h.trusted_proxies);
         let limit = h.config.api.max_failed_keys_per_minute;
         let failures = client.and_then(|ip| h.failed_keys.get(&ip));
         if let Some(n) = &failures
