@@ -26,11 +26,15 @@ pub enum EventKind {
     SpamComplaint,
     /// The recipient unsubscribed.
     Unsubscribe,
+    /// Herald could not build, sign or route the message (an attachment over
+    /// the platform limit with no fallback relay, a merge that cannot be
+    /// rendered, …): nothing was sent; `reply` says why.
+    Failed,
 }
 
 impl EventKind {
     /// Every kind, in a stable order.
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::Processed,
         EventKind::Delivered,
         EventKind::Open,
@@ -40,6 +44,7 @@ impl EventKind {
         EventKind::Blocked,
         EventKind::SpamComplaint,
         EventKind::Unsubscribe,
+        EventKind::Failed,
     ];
 
     /// The name stored in the database.
@@ -54,6 +59,7 @@ impl EventKind {
             EventKind::Blocked => "blocked",
             EventKind::SpamComplaint => "spam_complaint",
             EventKind::Unsubscribe => "unsubscribe",
+            EventKind::Failed => "failed",
         }
     }
 

@@ -21,7 +21,8 @@ pub use client::{GeoIp, UserAgent, parse_user_agent};
 pub use event::{Event, EventKind, NewEvent};
 pub use inbound::{DsnRecipient, Inbound, InboundKind};
 pub use report::{
-    EventField, Filter, Namespace, OrganisationRecord, PersonRecord, ReportQuery, Value,
+    EventField, Filter, Namespace, OrganisationRecord, PersonRecord, ReportLimits, ReportQuery,
+    Value,
 };
 pub use store::{EventLog, StagedEvent, Suppressed, Totals};
 
@@ -36,6 +37,22 @@ pub enum Error {
         field: &'static str,
         /// The rule.
         rule: String,
+    },
+    /// A report over one of its bounds ([`ReportLimits`]).
+    #[error("{field}: {rule}")]
+    Limit {
+        /// The part of the report at fault, e.g. `filters[3].value`.
+        field: String,
+        /// The bound.
+        rule: String,
+    },
+    /// A report query ran past [`ReportLimits::timeout_ms`] and was stopped.
+    #[error(
+        "the report ran longer than {ms} ms and was stopped; narrow it (fewer `contains` filters, a time range)"
+    )]
+    TimedOut {
+        /// The limit, in milliseconds.
+        ms: u64,
     },
     /// Stored data this code cannot read.
     #[error("stored data is corrupt: {0}")]

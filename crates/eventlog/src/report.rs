@@ -3,8 +3,10 @@
 //! actions (the persons of a report; a person field updated for all of them).
 //!
 //! Every value is a bound parameter; column names come from enums, never from
-//! input. `contains` is case-insensitive on both databases (`LOWER(..) LIKE
-//! LOWER(..)` with `%`, `_` and `\` escaped).
+//! input. `contains` ignores ASCII case on both databases (a lower-cased
+//! pattern with `%`, `_` and `\` escaped; `LOWER(..) LIKE` on PostgreSQL,
+//! SQLite's own case-folding `LIKE` there). Reports are bounded by
+//! [`ReportLimits`] and time-limited.
 
 use crate::event::{Event, EventKind};
 use crate::store::{EventLog, event_columns, event_from_row};
@@ -142,14 +144,16 @@ pub enum Filter {
     Contains {
         /// The field.
         field: EventField,
-        /// The text.
+        /// The text (at most 1,000 characters by default).
+        #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
         value: String,
     },
     /// `field` is one of `values`.
     OneOf {
         /// The field.
         field: EventField,
-        /// The values.
+        /// The values (at most 1,000 by default).
+        #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
         values: Vec<Value>,
     },
     /// The event happened in `[from, to)`.
@@ -161,7 +165,8 @@ pub enum Filter {
     },
     /// The event is one of these kinds.
     Kinds {
-        /// The kinds.
+        /// The kinds (at most 1,000 by default).
+        #[cfg_attr(feature = "openapi", schema(max_items = 1000))]
         kinds: Vec<EventKind>,
     },
     /// A contact field of the event's person equals `value`.
@@ -169,8 +174,10 @@ pub enum Filter {
         /// Person, organisation or custom.
         namespace: Namespace,
         /// The field's name.
+        #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
         field: String,
         /// The value.
+        #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
         value: String,
     },
     /// A contact field of the event's person contains `value`, ignoring ASCII case.
@@ -178,8 +185,10 @@ pub enum Filter {
         /// Person, organisation or custom.
         namespace: Namespace,
         /// The field's name.
+        #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
         field: String,
         /// The text.
+        #[cfg_attr(feature = "openapi", schema(max_length = 1000))]
         value: String,
     },
 }
@@ -188,8 +197,10 @@ pub enum Filter {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportQuery {
-    /// Conditions, all of which hold.
+    /// Conditions, all of which hold (at most [`ReportLimits::max_filters`],
+    /// 20 by default).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 20))]
     pub filters: Vec<Filter>,
     /// Sort field (default: time of recording).
     #[serde(default)]
@@ -226,6 +237,107 @@ impl Default for ReportQuery {
     }
 }
 
+/// The bounds one report may not exceed, so that no account's report keeps
+/// the database busy for long (issue 10 §2). A report over one is refused
+/// with [`Error::Limit`] naming the bound; one that still runs longer than
+/// `timeout_ms` is stopped with [`Error::TimedOut`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReportLimits {
+    /// Filters per report. Default 20.
+    pub max_filters: usize,
+    /// Characters in one text value (`equals`, `contains`, a `one_of`
+    /// value, a person field's value or name). Default 1,000.
+    pub max_value_chars: usize,
+    /// Values in one `one_of` or `kinds` list. Default 1,000.
+    pub max_values: usize,
+    /// Longest time one report query may run, in milliseconds. Default 5,000.
+    pub timeout_ms: u64,
+}
+
+impl Default for ReportLimits {
+    fn default() -> Self {
+        ReportLimits {
+            max_filters: 20,
+            max_value_chars: 1_000,
+            max_values: 1_000,
+            timeout_ms: 5_000,
+        }
+    }
+}
+
+impl ReportQuery {
+    /// Checks the query against `limits`; the error names the filter and the
+    /// bound (`filters[3].value: at most 1000 characters`).
+    pub fn check(&self, limits: &ReportLimits) -> Result<()> {
+        let over = |field: String, rule: String| Err(Error::Limit { field, rule });
+        if self.filters.len() > limits.max_filters {
+            return over(
+                "filters".into(),
+                format!(
+                    "at most {} filters in one report ({} given)",
+                    limits.max_filters,
+                    self.filters.len()
+                ),
+            );
+        }
+        let long = |s: &str| s.chars().count() > limits.max_value_chars;
+        let chars = format!("at most {} characters", limits.max_value_chars);
+        for (i, f) in self.filters.iter().enumerate() {
+            match f {
+                Filter::Equals {
+                    value: Value::Text(v),
+                    ..
+                }
+                | Filter::Contains { value: v, .. }
+                    if long(v) =>
+                {
+                    return over(format!("filters[{i}].value"), chars);
+                }
+                Filter::OneOf { values, .. } => {
+                    if values.len() > limits.max_values {
+                        return over(
+                            format!("filters[{i}].values"),
+                            format!(
+                                "at most {} values ({} given)",
+                                limits.max_values,
+                                values.len()
+                            ),
+                        );
+                    }
+                    if let Some(j) = values
+                        .iter()
+                        .position(|v| matches!(v, Value::Text(t) if long(t)))
+                    {
+                        return over(format!("filters[{i}].values[{j}]"), chars);
+                    }
+                }
+                Filter::Kinds { kinds } if kinds.len() > limits.max_values => {
+                    return over(
+                        format!("filters[{i}].kinds"),
+                        format!(
+                            "at most {} kinds ({} given)",
+                            limits.max_values,
+                            kinds.len()
+                        ),
+                    );
+                }
+                Filter::PersonEquals { field, value, .. }
+                | Filter::PersonContains { field, value, .. } => {
+                    if long(field) {
+                        return over(format!("filters[{i}].field"), chars);
+                    }
+                    if long(value) {
+                        return over(format!("filters[{i}].value"), chars);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A bound value.
 #[derive(Debug, Clone)]
 enum Bind {
@@ -248,12 +360,31 @@ fn like_pattern(value: &str) -> String {
 struct Where {
     sql: String,
     binds: Vec<Bind>,
+    /// Anonymous `?` placeholders (SQLite): every parameter is used once, in
+    /// order, and SQLite looks numbered ones up by name, which makes binding
+    /// quadratic in their count (a `one_of` of 1,000 values has 1,000).
+    anonymous: bool,
 }
 
 impl Where {
+    /// `text` as `LIKE` compares it with a lower-cased pattern, ignoring ASCII
+    /// case: SQLite's `LIKE` already does (and `LOWER` would copy every value);
+    /// PostgreSQL's does not.
+    fn fold(&self, text: &str) -> String {
+        if self.anonymous {
+            text.to_owned()
+        } else {
+            format!("LOWER({text})")
+        }
+    }
+
     fn param(&mut self, b: Bind) -> String {
         self.binds.push(b);
-        format!("${}", self.binds.len())
+        if self.anonymous {
+            "?".to_owned()
+        } else {
+            format!("${}", self.binds.len())
+        }
     }
 }
 
@@ -273,10 +404,15 @@ fn bind_value(field: EventField, v: &Value) -> Result<Bind> {
     }
 }
 
-fn build_where(account: i64, filters: &[Filter]) -> Result<Where> {
+fn build_where(
+    account: i64,
+    filters: &[Filter],
+    backend: herald_schedule::Backend,
+) -> Result<Where> {
     let mut w = Where {
         sql: String::new(),
         binds: Vec::new(),
+        anonymous: backend == herald_schedule::Backend::Sqlite,
     };
     let p = w.param(Bind::Int(account));
     w.sql = format!("e.account = {p}");
@@ -288,10 +424,8 @@ fn build_where(account: i64, filters: &[Filter]) -> Result<Where> {
             }
             Filter::Contains { field, value } => {
                 let p = w.param(Bind::Text(like_pattern(value)));
-                format!(
-                    "LOWER(COALESCE({}, '')) LIKE {p} ESCAPE '\\'",
-                    field.column()
-                )
+                let text = format!("COALESCE({}, '')", field.column());
+                format!("{} LIKE {p} ESCAPE '\\'", w.fold(&text))
             }
             Filter::OneOf { field, values } => {
                 if values.is_empty() {
@@ -320,34 +454,50 @@ fn build_where(account: i64, filters: &[Filter]) -> Result<Where> {
                     format!("e.kind IN ({})", ps.join(", "))
                 }
             }
+            // All person filters together become one set of persons, below.
+            Filter::PersonEquals { .. } | Filter::PersonContains { .. } => continue,
+        };
+        w.sql.push_str(" AND ");
+        w.sql.push_str(&clause);
+    }
+    // All person filters are one correlated subquery: the event's person's
+    // fields, read once by the primary key, must meet every filter (one
+    // `MAX(CASE …)` each). The cost is one index seek per event plus a
+    // constant per filter and field, linear in the filters; a narrow report
+    // (one campaign) reads only its events' persons. (One `EXISTS` per filter
+    // made SQLite's planner grow with the product of the filters.)
+    let mut checks = Vec::new();
+    for f in filters {
+        let (namespace, field, value, exact) = match f {
             Filter::PersonEquals {
                 namespace,
                 field,
                 value,
-            }
-            | Filter::PersonContains {
+            } => (namespace, field, value, true),
+            Filter::PersonContains {
                 namespace,
                 field,
                 value,
-            } => {
-                let ns = w.param(Bind::Text(namespace.as_str().to_owned()));
-                let name = w.param(Bind::Text(field.clone()));
-                let cmp = match f {
-                    Filter::PersonEquals { .. } => {
-                        format!("f.value = {}", w.param(Bind::Text(value.clone())))
-                    }
-                    _ => format!(
-                        "LOWER(f.value) LIKE {} ESCAPE '\\'",
-                        w.param(Bind::Text(like_pattern(value)))
-                    ),
-                };
-                format!(
-                    "EXISTS (SELECT 1 FROM herald_person_fields f WHERE f.account = e.account AND f.person = e.person AND f.namespace = {ns} AND f.field = {name} AND {cmp})"
-                )
-            }
+            } => (namespace, field, value, false),
+            _ => continue,
         };
-        w.sql.push_str(" AND ");
-        w.sql.push_str(&clause);
+        let ns = w.param(Bind::Text(namespace.as_str().to_owned()));
+        let name = w.param(Bind::Text(field.clone()));
+        let cmp = if exact {
+            format!("f.value = {}", w.param(Bind::Text(value.clone())))
+        } else {
+            let pattern = w.param(Bind::Text(like_pattern(value)));
+            format!("{} LIKE {pattern} ESCAPE '\\'", w.fold("f.value"))
+        };
+        checks.push(format!(
+            "MAX(CASE WHEN f.namespace = {ns} AND f.field = {name} AND {cmp} THEN 1 ELSE 0 END) = 1"
+        ));
+    }
+    if !checks.is_empty() {
+        w.sql.push_str(&format!(
+            " AND EXISTS (SELECT 1 FROM herald_person_fields f WHERE f.account = e.account AND f.person = e.person GROUP BY f.person HAVING {})",
+            checks.join(" AND ")
+        ));
     }
     Ok(w)
 }
@@ -439,13 +589,49 @@ fn csv_cell(out: &mut String, v: &str) {
 }
 
 impl EventLog {
+    /// Runs one report statement within [`ReportLimits::timeout_ms`]. On
+    /// PostgreSQL the server stops it (`SET LOCAL statement_timeout` in a
+    /// read-only transaction); on SQLite the wait is cut short and the
+    /// statement's connection finishes it in the background (the bounds keep
+    /// that short).
+    async fn fetch_limited(&self, sql: &str, binds: &[Bind]) -> Result<Vec<sqlx::any::AnyRow>> {
+        let ms = self.report_limits.timeout_ms.max(1);
+        match self.backend() {
+            herald_schedule::Backend::Postgres => {
+                let mut tx = self.pool().begin().await?;
+                sqlx::query(&format!("SET LOCAL statement_timeout = {ms}"))
+                    .execute(&mut *tx)
+                    .await?;
+                let rows = bind_all(sqlx::query(sql), binds)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(|e| match &e {
+                        sqlx::Error::Database(d) if d.code().as_deref() == Some("57014") => {
+                            Error::TimedOut { ms }
+                        }
+                        _ => Error::Database(e),
+                    })?;
+                tx.rollback().await?;
+                Ok(rows)
+            }
+            herald_schedule::Backend::Sqlite => tokio::time::timeout(
+                std::time::Duration::from_millis(ms),
+                bind_all(sqlx::query(sql), binds).fetch_all(self.pool()),
+            )
+            .await
+            .map_err(|_| Error::TimedOut { ms })?
+            .map_err(Error::from),
+        }
+    }
+
     /// The events of `account` matching `query` (one page).
     pub async fn report(&self, account: u64, query: &ReportQuery) -> Result<Vec<Event>> {
         let account = i64::try_from(account).map_err(|_| Error::Invalid {
             field: "account",
             rule: "must be below 2^63".into(),
         })?;
-        let w = build_where(account, &query.filters)?;
+        query.check(&self.report_limits)?;
+        let w = build_where(account, &query.filters, self.backend())?;
         let order = query.sort.map_or("e.id", EventField::column);
         let dir = if query.descending { "DESC" } else { "ASC" };
         let sql = format!(
@@ -455,9 +641,7 @@ impl EventLog {
             query.limit.clamp(0, 10_000),
             query.offset.max(0)
         );
-        let rows = bind_all(sqlx::query(&sql), &w.binds)
-            .fetch_all(self.pool())
-            .await?;
+        let rows = self.fetch_limited(&sql, &w.binds).await?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -467,12 +651,14 @@ impl EventLog {
             field: "account",
             rule: "must be below 2^63".into(),
         })?;
-        let w = build_where(account, &query.filters)?;
+        query.check(&self.report_limits)?;
+        let w = build_where(account, &query.filters, self.backend())?;
         let sql = format!("SELECT COUNT(*) FROM herald_events e WHERE {}", w.sql);
-        let n: i64 = bind_all(sqlx::query(&sql), &w.binds)
-            .fetch_one(self.pool())
-            .await?
-            .try_get(0)?;
+        let rows = self.fetch_limited(&sql, &w.binds).await?;
+        let n: i64 = match rows.first() {
+            Some(r) => r.try_get(0)?,
+            None => 0,
+        };
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
@@ -518,7 +704,8 @@ impl EventLog {
             field: "account",
             rule: "must be below 2^63".into(),
         })?;
-        let w = build_where(account, &query.filters)?;
+        query.check(&self.report_limits)?;
+        let w = build_where(account, &query.filters, self.backend())?;
         let page = page.map_or(String::new(), |(limit, offset)| {
             format!(" LIMIT {} OFFSET {}", limit.clamp(0, 10_000), offset.max(0))
         });
@@ -526,9 +713,7 @@ impl EventLog {
             "SELECT DISTINCT e.person FROM herald_events e WHERE {} AND e.person IS NOT NULL ORDER BY e.person{page}",
             w.sql
         );
-        let rows = bind_all(sqlx::query(&sql), &w.binds)
-            .fetch_all(self.pool())
-            .await?;
+        let rows = self.fetch_limited(&sql, &w.binds).await?;
         rows.iter()
             .map(|r| Ok(r.try_get::<String, _>(0)?))
             .collect()

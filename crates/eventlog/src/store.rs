@@ -198,6 +198,7 @@ pub struct EventLog {
     retention: i64,
     geo: Option<std::sync::Arc<crate::client::GeoIp>>,
     prefetch: std::sync::Arc<crate::bots::PrefetchRanges>,
+    pub(crate) report_limits: crate::ReportLimits,
 }
 
 fn millis(t: DateTime<Utc>) -> i64 {
@@ -230,7 +231,24 @@ impl EventLog {
             retention: i64::try_from(retention.max(1)).unwrap_or(i64::MAX),
             geo: None,
             prefetch: std::sync::Arc::new(crate::bots::PrefetchRanges::default()),
+            report_limits: crate::ReportLimits::default(),
         }
+    }
+
+    /// Bounds reports by `limits` (default [`crate::ReportLimits::default`]).
+    pub fn with_report_limits(mut self, limits: crate::ReportLimits) -> Self {
+        self.report_limits = limits;
+        self
+    }
+
+    /// The bounds reports are held to.
+    pub fn report_limits(&self) -> &crate::ReportLimits {
+        &self.report_limits
+    }
+
+    /// The database behind the log.
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Sends writes through `writer` (e.g. the outbox's [`herald_schedule::Outbox::writer`],
@@ -595,6 +613,8 @@ impl EventLog {
                     )
                     .await?;
                 }
+                // Nothing was sent: no total moves; the event is the record.
+                EventKind::Failed => {}
                 EventKind::Unsubscribe => {
                     // Counted once per address: a repeated unsubscribe adds nothing.
                     let new = self

@@ -130,6 +130,9 @@ pub struct EventsConfig {
     /// network (17.0.0.0/8), which is always. None by default; a file that
     /// cannot be read or parsed stops the start with the line at fault.
     pub apple_egress_ranges: Option<PathBuf>,
+    /// The bounds of one report (`[events.reports]`): filters, value lengths,
+    /// list sizes and the query time limit.
+    pub reports: herald_eventlog::ReportLimits,
 }
 
 impl Default for EventsConfig {
@@ -138,6 +141,7 @@ impl Default for EventsConfig {
             retention: 50_000,
             geoip_database: None,
             apple_egress_ranges: None,
+            reports: herald_eventlog::ReportLimits::default(),
         }
     }
 }

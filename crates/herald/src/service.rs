@@ -245,7 +245,8 @@ impl Herald {
             outbox.pool().clone(),
             outbox.backend(),
             config.events.retention,
-        );
+        )
+        .with_report_limits(config.events.reports);
         if let Some(path) = &config.events.geoip_database {
             let geo = config_file("events.geoip_database", path, |bytes| {
                 herald_eventlog::GeoIp::from_bytes(bytes).map_err(|e| e.to_string())

@@ -195,7 +195,9 @@ async fn process(
                 Some(reply.as_str()),
                 Some(*reason),
             )),
-            Outcome::Deferred { .. } | Outcome::Failed { .. } => None,
+            // Nothing was sent; the event says why, so the failure is not silent.
+            Outcome::Failed { reason } => Some((EventKind::Failed, Some(reason.as_str()), None)),
+            Outcome::Deferred { .. } => None,
         };
         if let Some((kind, reply, reason)) = kind {
             let mut e = event(kind, reply);
@@ -276,6 +278,7 @@ pub async fn recover_events(herald: &Herald) -> Result<u64, Error> {
             let outcome = match (p.state, p.bounce_class) {
                 (herald_schedule::State::Delivered, _) => Some(EventKind::Delivered),
                 (herald_schedule::State::Bounced, Some(class)) => Some(EventKind::of_bounce(class)),
+                (herald_schedule::State::Failed, _) => Some(EventKind::Failed),
                 _ => None,
             };
             if let (true, Some(kind)) = (p.outcome, outcome) {

@@ -50,8 +50,26 @@ pub struct Attachment {
 }
 
 impl Attachment {
-    fn check(&self) -> Result<()> {
+    /// Checks what a message cannot be built with: a file name with a control
+    /// character, a content type that is not `type/subtype` (RFC 2045 tokens,
+    /// no parameters), or a Content-ID that is empty or holds spaces, `<`,
+    /// `>` or control characters. [`Template::build`](crate::Template::build)
+    /// runs the same check, so a caller that validates first never sees a
+    /// build fail for these.
+    pub fn validate(&self) -> Result<()> {
+        if self.filename.trim().is_empty() {
+            return Err(Error::Invalid {
+                field: "attachment filename",
+                rule: "must not be empty".into(),
+            });
+        }
         check_header_value("attachment filename", &self.filename)?;
+        if let Some(position) = self.filename.find('\t') {
+            return Err(Error::HeaderInjection {
+                header: "attachment filename".into(),
+                position,
+            });
+        }
         let valid_token = |t: &str| {
             !t.is_empty()
                 && t.chars()
@@ -229,7 +247,7 @@ impl CompiledTemplate {
             builder = builder.html_body(html);
         }
         for a in params.attachments {
-            a.check()?;
+            a.validate()?;
             builder = match &a.content_id {
                 Some(cid) => {
                     builder.inline(a.content_type.as_str(), cid.as_str(), a.data.as_slice())

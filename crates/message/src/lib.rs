@@ -66,6 +66,7 @@ mod merge;
 mod policy;
 pub mod sms;
 mod tracking;
+mod url_place;
 
 pub use address::{EmailAddress, Mailbox};
 pub use build::{Attachment, BuildParams, Envelope, OutgoingEmail, SendKind};

@@ -353,17 +353,27 @@ impl CompiledTemplate {
     }
 
     /// The destination of tracked link `index` for a recipient: the URL the click
-    /// endpoint may redirect to, and no other. `None` for an unknown index or a
-    /// destination that is not an http(s) URL after merging.
+    /// endpoint may redirect to, and no other. Merge values are percent-encoded
+    /// by their place in the URL and the result is normalised to ASCII (see
+    /// the `url_place` module: a value is data and never changes the URL's
+    /// shape). `None` for an unknown index or a destination that is not an
+    /// http(s) URL after merging.
     pub fn link_url(&self, index: u16, values: &MergeValues) -> Option<String> {
         let segs = self.link_urls.get(usize::from(index))?;
         let mut out = String::new();
-        render_into(&mut out, segs, values, Escape::None, &NoUrls);
-        let out = out.trim().to_owned();
-        let lower = out.get(..8).unwrap_or(&out).to_ascii_lowercase();
-        let ok = (lower.starts_with("https://") || lower.starts_with("http://"))
-            && !out.chars().any(|c| c.is_control() || c == ' ');
-        ok.then_some(out)
+        for seg in segs {
+            match seg {
+                Segment::Literal(s) => out.push_str(s),
+                Segment::Field { path, default } => {
+                    let v = values.get(path).or(default.as_deref()).unwrap_or("");
+                    let place = crate::url_place::Place::after(out.trim_start());
+                    crate::url_place::encode_into(&mut out, v, place);
+                }
+                // Links, the pixel and the unsubscribe page are not destinations.
+                Segment::Link(_) | Segment::Open | Segment::Unsubscribe => return None,
+            }
+        }
+        crate::url_place::finish(&out)
     }
 
     /// The subject for these values (for previews and the scheduled list).
@@ -702,6 +712,14 @@ mod tests {
         FieldSchema::standard().with_custom_field("plan")
     }
 
+    /// Percent-decoding, as a receiving web server does.
+    fn percent_decode(s: &str) -> String {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8()
+            .expect("UTF-8")
+            .into_owned()
+    }
+
     fn p(src: &str) -> Result<Vec<Segment>> {
         parse(src, Part::Text, &schema(), false)
     }
@@ -815,6 +833,42 @@ mod tests {
             let mut out = String::new();
             render_into(&mut out, &segs, &MergeValues::default(), Escape::Html, &NoUrls);
             prop_assert_eq!(out, src);
+        }
+
+        /// Issue 10 §1: a merge value in a tracked link's path, query or
+        /// fragment stays data: the URL keeps its host and its other query
+        /// pairs, each place decodes back to the value, and the result is ASCII
+        /// (fit for `Location`). Dot segments (`.`, `..` in the path) are the
+        /// one exception: URL parsers resolve them, encoded or not.
+        #[test]
+        fn a_value_in_a_link_never_changes_the_url_shape(value in any::<String>()) {
+            prop_assume!(!value.split('/').any(|s| s == "." || s == ".."));
+            let t = Template {
+                subject: "s".into(),
+                html: "<a href=\"https://shop.test/p/{{person.first_name}}?a={{person.first_name}}&amp;b=1#{{person.first_name}}\">x</a>".into(),
+                text: String::new(),
+            }
+            .compile(&schema(), &TrackingOptions::default())
+            .expect("compiles");
+            let v = MergeValues([("person.first_name".to_owned(), value.clone())].into());
+            let url = t.link_url(0, &v).expect("an http URL");
+            prop_assert!(url.is_ascii() && !url.contains([' ', '\n', '\r']), "{}", url);
+            let parsed = url::Url::parse(&url).expect("parses");
+            prop_assert_eq!(parsed.host_str(), Some("shop.test"));
+            let pairs: Vec<(String, String)> = parsed.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+            prop_assert_eq!(pairs, vec![("a".to_owned(), value.clone()), ("b".to_owned(), "1".to_owned())]);
+            let decode = |s: &str| percent_decode(s);
+            prop_assert_eq!(decode(parsed.path().strip_prefix("/p/").expect("path kept")), value.clone());
+            prop_assert_eq!(decode(parsed.fragment().expect("fragment kept")), value);
+        }
+
+        #[test]
+        fn a_whole_url_value_keeps_its_own_shape(path in "[a-z0-9/]{0,20}", q in "[a-z0-9]{1,10}") {
+            let t = Template { subject: "s".into(), html: "<a href=\"{{person.first_name}}\">x</a>".into(), text: String::new() }
+                .compile(&schema(), &TrackingOptions::default()).expect("compiles");
+            let link = format!("https://shop.test/{path}?q={q}&r=%20");
+            let v = MergeValues([("person.first_name".to_owned(), link.clone())].into());
+            prop_assert_eq!(t.link_url(0, &v), Some(link));
         }
 
         #[test]

@@ -671,8 +671,10 @@ impl Outbox {
         };
         // The events this outcome owes the event log (see `pending_events`).
         let processed = i64::from(state != State::Failed) * EVENTS_PROCESSED;
-        let terminal =
-            i64::from(matches!(state, State::Delivered | State::Bounced)) * EVENTS_OUTCOME;
+        let terminal = i64::from(matches!(
+            state,
+            State::Delivered | State::Bounced | State::Failed
+        )) * EVENTS_OUTCOME;
         let result = sqlx::query(
             "UPDATE herald_outbox SET state = $1, due_at = COALESCE($2, due_at), bounce_class = $3, bounce_reason = $4, reply = $5,
                 events_pending = events_pending | (CASE WHEN attempts = 0 THEN $6 ELSE 0 END) | $7,

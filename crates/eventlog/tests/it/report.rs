@@ -388,3 +388,232 @@ fn parse_csv_with_python(csv: &str) -> Vec<Vec<String>> {
     assert!(out.status.success());
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+// Issue 10 §2: person filters all hold, whether on one field or several; the
+// persons are one set per filter, intersected.
+both!(person_filters_all_hold, |db: TestDb| async move {
+    let log = log(&db).await;
+    seed(&log).await;
+    let person = |namespace, field: &str, value: &str, exact: bool| {
+        if exact {
+            Filter::PersonEquals {
+                namespace,
+                field: field.into(),
+                value: value.into(),
+            }
+        } else {
+            Filter::PersonContains {
+                namespace,
+                field: field.into(),
+                value: value.into(),
+            }
+        }
+    };
+    // (filters, distinct persons expected)
+    let cases: Vec<(Vec<Filter>, Vec<&str>)> = vec![
+        (
+            vec![person(Namespace::Person, "city", "aar", false)],
+            vec!["p0", "p1", "p2", "p3", "p4"],
+        ),
+        (
+            vec![
+                person(Namespace::Person, "city", "aar", false),
+                person(Namespace::Organisation, "name", "Firm 1", true),
+            ],
+            vec!["p1", "p3"],
+        ),
+        (
+            vec![
+                person(Namespace::Person, "city", "AAR", false),
+                person(Namespace::Person, "city", "hus", false),
+            ],
+            vec!["p0", "p1", "p2", "p3", "p4"],
+        ),
+        (
+            vec![
+                person(Namespace::Person, "city", "aar", false),
+                person(Namespace::Person, "city", "ode", false),
+            ],
+            vec![],
+        ),
+        (
+            vec![
+                person(Namespace::Organisation, "name", "firm", false),
+                Filter::Equals {
+                    field: EventField::Person,
+                    value: Value::Text("p7".into()),
+                },
+            ],
+            vec!["p7"],
+        ),
+    ];
+    for (filters, expected) in cases {
+        let q = ReportQuery {
+            filters: filters.clone(),
+            ..ReportQuery::default()
+        };
+        assert_eq!(
+            log.report_persons(1, &q).await.unwrap(),
+            expected,
+            "{filters:?}"
+        );
+        assert_eq!(
+            log.report_count(1, &q).await.unwrap(),
+            6 * expected.len() as u64,
+            "{filters:?}"
+        );
+    }
+});
+
+// Issue 10 §2: a report over one of its bounds is refused naming the part at
+// fault and the bound, before any query runs.
+both!(
+    reports_over_their_bounds_are_refused,
+    |db: TestDb| async move {
+        let limits = ReportLimits {
+            max_filters: 3,
+            max_value_chars: 10,
+            max_values: 4,
+            timeout_ms: 5_000,
+        };
+        let log = log(&db).await.with_report_limits(limits);
+        seed(&log).await;
+        let contains = |v: &str| Filter::Contains {
+            field: EventField::Recipient,
+            value: v.into(),
+        };
+        let texts = |n: usize| {
+            (0..n)
+                .map(|i| Value::Text(i.to_string()))
+                .collect::<Vec<_>>()
+        };
+        // (filters, the field named, the bound's words)
+        let cases: Vec<(Vec<Filter>, &str, &str)> = vec![
+            (vec![contains("a"); 4], "filters", "at most 3 filters"),
+            (
+                vec![contains("a"), contains(&"x".repeat(11))],
+                "filters[1].value",
+                "at most 10 characters",
+            ),
+            (
+                vec![Filter::Equals {
+                    field: EventField::Label,
+                    value: Value::Text("é".repeat(11)),
+                }],
+                "filters[0].value",
+                "at most 10 characters",
+            ),
+            (
+                vec![Filter::OneOf {
+                    field: EventField::Label,
+                    values: texts(5),
+                }],
+                "filters[0].values",
+                "at most 4 values",
+            ),
+            (
+                vec![Filter::OneOf {
+                    field: EventField::Label,
+                    values: vec![Value::Text("y".repeat(11))],
+                }],
+                "filters[0].values[0]",
+                "at most 10 characters",
+            ),
+            (
+                vec![Filter::Kinds {
+                    kinds: vec![EventKind::Open; 5],
+                }],
+                "filters[0].kinds",
+                "at most 4 kinds",
+            ),
+            (
+                vec![Filter::PersonContains {
+                    namespace: Namespace::Person,
+                    field: "f".repeat(11),
+                    value: "a".into(),
+                }],
+                "filters[0].field",
+                "at most 10 characters",
+            ),
+            (
+                vec![Filter::PersonEquals {
+                    namespace: Namespace::Person,
+                    field: "city".into(),
+                    value: "z".repeat(11),
+                }],
+                "filters[0].value",
+                "at most 10 characters",
+            ),
+        ];
+        for (filters, field, rule) in cases {
+            let q = ReportQuery {
+                filters: filters.clone(),
+                ..ReportQuery::default()
+            };
+            for result in [
+                log.report(1, &q).await.map(|_| ()),
+                log.report_count(1, &q).await.map(|_| ()),
+                log.report_persons(1, &q).await.map(|_| ()),
+                log.report_csv(1, &q).await.map(|_| ()),
+            ] {
+                match result {
+                    Err(Error::Limit { field: f, rule: r }) => {
+                        assert_eq!(f, field, "{filters:?}");
+                        assert!(r.contains(rule), "{r} for {filters:?}");
+                    }
+                    other => panic!("{filters:?}: {other:?}"),
+                }
+            }
+        }
+        // At the bounds, the report runs.
+        let q = ReportQuery {
+            filters: vec![
+                contains(&"x".repeat(10)),
+                contains("a"),
+                Filter::OneOf {
+                    field: EventField::Label,
+                    values: texts(4),
+                },
+            ],
+            ..ReportQuery::default()
+        };
+        assert_eq!(log.report_count(1, &q).await.unwrap(), 0);
+    }
+);
+
+// Issue 10 §2: a report query that runs past the time limit is stopped with
+// `TimedOut` (PostgreSQL cancels it; on SQLite the wait is cut short).
+both!(
+    a_report_past_its_time_limit_is_stopped,
+    |db: TestDb| async move {
+        let log = log(&db).await;
+        // 100,000 events in one statement.
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+         INSERT INTO herald_events (account, kind, at, recipient, person)
+         SELECT 1, 'open', i, 'r' || i || '@example.test', 'p' || (i % 1000) FROM n",
+        )
+        .execute(log.pool())
+        .await
+        .unwrap();
+        let q = ReportQuery {
+            filters: (0..20)
+                .map(|i| Filter::Contains {
+                    field: EventField::Recipient,
+                    value: format!("{i}@example"),
+                })
+                .collect(),
+            ..ReportQuery::default()
+        };
+        // Within the default limit the report answers (nothing matches all 20).
+        assert_eq!(log.report_count(1, &q).await.unwrap(), 0);
+        let hurried = log.clone().with_report_limits(ReportLimits {
+            timeout_ms: 1,
+            ..ReportLimits::default()
+        });
+        match hurried.report_count(1, &q).await {
+            Err(Error::TimedOut { ms: 1 }) => {}
+            other => panic!("expected a time-out: {other:?}"),
+        }
+    }
+);

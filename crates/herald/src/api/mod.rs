@@ -157,7 +157,17 @@ impl From<herald_message::Error> for Problem {
     fn from(e: herald_message::Error) -> Self {
         match e {
             herald_message::Error::Invalid { field, rule } => Problem::invalid(field, rule),
-            e => Problem::new(StatusCode::BAD_REQUEST, e.to_string()),
+            e => {
+                // The text already names the field; the problem names it too.
+                let field = match &e {
+                    herald_message::Error::InvalidAddress { field, .. } => Some(field.clone()),
+                    herald_message::Error::HeaderInjection { header, .. } => Some(header.clone()),
+                    _ => None,
+                };
+                let mut p = Problem::new(StatusCode::BAD_REQUEST, e.to_string());
+                p.field = field;
+                p
+            }
         }
     }
 }
@@ -166,6 +176,10 @@ impl From<herald_eventlog::Error> for Problem {
     fn from(e: herald_eventlog::Error) -> Self {
         match e {
             herald_eventlog::Error::Invalid { field, rule } => Problem::invalid(field, rule),
+            herald_eventlog::Error::Limit { field, rule } => Problem::invalid(&field, rule),
+            e @ herald_eventlog::Error::TimedOut { .. } => {
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
             e => Problem::internal(e),
         }
     }

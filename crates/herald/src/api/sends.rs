@@ -151,7 +151,14 @@ struct Target {
     name: Option<String>,
     person: Option<String>,
     data: MergeData,
+    /// A stored person (by id or report), skipped when unusable; an address
+    /// given in the request is refused instead, naming its field.
+    stored: bool,
 }
+
+/// Why a stored person was left out of a send, as the answer's `skipped` counts it.
+const SKIP_INVALID_EMAIL: &str = "invalid email address";
+const SKIP_UNUSABLE_DATA: &str = "unusable person data";
 
 async fn targets(
     h: &Herald,
@@ -168,6 +175,7 @@ async fn targets(
                     name: r.name.clone(),
                     person: r.person_id.clone(),
                     data: merge_data(&r.person, &r.organisation, &r.custom),
+                    stored: false,
                 })
                 .collect());
         }
@@ -201,6 +209,7 @@ async fn targets(
             name: display_name(&v.person),
             person: Some(id),
             data: merge_data(&v.person, &v.organisation, &v.custom),
+            stored: true,
         });
     }
     Ok(out)
@@ -234,6 +243,30 @@ pub(super) fn schema_for<'a>(
     schema
 }
 
+/// Refuses, before anything is stored, the attachments a message could not be
+/// built or sent with: each is checked as the build checks it, and together
+/// they must fit the platform limit unless a fallback relay takes larger mail
+/// (R-MSG-7).
+fn check_attachments(h: &Herald, attachments: &[Attachment]) -> ApiResult<()> {
+    for (i, a) in attachments.iter().enumerate() {
+        a.validate()
+            .map_err(|e| Problem::invalid(&format!("attachments[{i}]"), e))?;
+    }
+    h.config
+        .attachments
+        .route(
+            attachments.iter().map(|a| a.data.len() as u64),
+            h.fallback.is_some(),
+        )
+        .map_err(|e| {
+            // The error's text already starts with the field's name.
+            let mut p = Problem::new(StatusCode::BAD_REQUEST, e.to_string());
+            p.field = Some("attachments".into());
+            p
+        })?;
+    Ok(())
+}
+
 pub(super) async fn prepare(
     h: &Herald,
     account: &Account,
@@ -247,6 +280,7 @@ pub(super) async fn prepare(
             "must not contain control characters (CR, LF, …)",
         ));
     }
+    check_attachments(h, &input.attachments)?;
     let mut skipped = BTreeMap::new();
     let targets = targets(h, account.id, input, &mut skipped).await?;
     let template = Template {
@@ -268,14 +302,27 @@ pub(super) async fn prepare(
     )?;
     let mut recipients = Vec::with_capacity(targets.len());
     for (i, t) in targets.into_iter().enumerate() {
-        let to = Mailbox::for_field(
-            &format!("recipients[{i}].email"),
-            t.name.as_deref(),
-            t.email.trim(),
-        )?;
-        let values = template
-            .resolve(&t.data)
-            .map_err(|e| Problem::invalid(&format!("recipients[{i}]"), e))?;
+        let field = format!("recipients[{i}].email");
+        let to = Mailbox::for_field(&field, t.name.as_deref(), t.email.trim());
+        let values = template.resolve(&t.data);
+        // A stored person that cannot be mailed is skipped and counted (it was
+        // valid when stored under older rules, or its name breaks a header);
+        // an address in the request is the caller's mistake: refuse it.
+        let (to, values) = match (to, values) {
+            (Ok(to), Ok(values)) => (to, values),
+            (to, values) if t.stored => {
+                let reason = if Mailbox::for_field(&field, None, t.email.trim()).is_err() {
+                    SKIP_INVALID_EMAIL
+                } else {
+                    SKIP_UNUSABLE_DATA
+                };
+                tracing::debug!(person = ?t.person, to = ?to.err(), values = ?values.err(), "skipped an unusable person");
+                *skipped.entry(reason.into()).or_default() += 1;
+                continue;
+            }
+            (Err(e), _) => return Err(e.into()),
+            (Ok(_), Err(e)) => return Err(Problem::invalid(&format!("recipients[{i}]"), e)),
+        };
         recipients.push(NewRecipient {
             to,
             values,

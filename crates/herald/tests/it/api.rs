@@ -57,9 +57,19 @@ impl Reply {
 
 impl Api {
     pub async fn start(kind: Kind, name: &str) -> Api {
+        Api::start_with(kind, name, |_| {}).await
+    }
+
+    /// As [`Api::start`], with `tune` applied to the configuration last.
+    pub async fn start_with(
+        kind: Kind,
+        name: &str,
+        tune: impl FnOnce(&mut herald::config::Config),
+    ) -> Api {
         let rig = Rig::start(kind, name, &[], |c| {
             c.api.admin_token = Some(ADMIN.into());
             c.rules.mass_min_lead_minutes = 0;
+            tune(c);
         })
         .await;
         let router = herald::http::router(std::sync::Arc::clone(&rig.herald));
@@ -1226,6 +1236,248 @@ async fn organisations_give_their_persons_their_fields(kind: Kind) {
     assert_eq!(problem(&r)["field"], "organisations[0].fields");
 }
 on_both!(organisations_give_their_persons_their_fields);
+
+/// Issue 10 §1: a stored person that cannot be mailed (stored before today's
+/// validation, or written straight to the database) is skipped and counted by
+/// reason; the rest of the send goes out. An address given in the request is
+/// still refused, naming its field.
+async fn unusable_stored_persons_are_skipped_and_counted(kind: Kind) {
+    let api = Api::start(kind, "api-unusable").await;
+    let (account, key) = api.account("Shop").await;
+    let k = Some(key.as_str());
+    api.json("PUT", "/v1/persons", k, persons("u", 2)).await;
+    // What older rules let in, written as the store writes persons.
+    let account = i64::try_from(account).unwrap();
+    for (person, field, value) in [
+        ("old-1", "email", "bad\r\nBcc: x@example.test"),
+        ("old-2", "email", "nobody@localhost"),
+        ("old-3", "email", "ok3@example.test"),
+        ("old-3", "first_name", "Eve\r\nBcc: y@example.test"),
+    ] {
+        sqlx::query("INSERT INTO herald_person_fields (account, person, namespace, field, value) VALUES ($1, $2, 'person', $3, $4)")
+            .bind(account)
+            .bind(person)
+            .bind(field)
+            .bind(value)
+            .execute(api.rig.herald.outbox.pool())
+            .await
+            .unwrap();
+    }
+    let ids: Vec<String> = ["u-0", "old-1", "old-2", "old-3", "u-1"]
+        .map(str::to_owned)
+        .into();
+    let r = api.json("POST", "/v1/sends", k, newsletter(&ids)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["queued"], 2, "{v}");
+    assert_eq!(v["skipped"]["invalid email address"], 2, "{v}");
+    assert_eq!(v["skipped"]["unusable person data"], 1, "{v}");
+    // Only unusable persons: nothing to send, and the answer says why.
+    let r = api
+        .json(
+            "POST",
+            "/v1/sends",
+            k,
+            newsletter(&["old-1".into(), "old-3".into()]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    let detail = problem(&r)["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        detail.contains("1 invalid email address") && detail.contains("1 unusable person data"),
+        "{detail}"
+    );
+    // The same address given in the request is refused, naming the field.
+    let mut send = newsletter(&[]);
+    send["recipients"] =
+        json!({"addresses": [{"email": "a@example.test"}, {"email": "nobody@localhost"}]});
+    let r = api.json("POST", "/v1/sends", k, send).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+    assert_eq!(problem(&r)["field"], "recipients[1].email", "{}", r.text());
+}
+on_both!(unusable_stored_persons_are_skipped_and_counted);
+
+/// Issue 10 §1: merge values in a tracked link are percent-encoded by their
+/// place in the URL, so the click lands where the author meant, with the value
+/// as data, and `Location` is ASCII.
+#[tokio::test]
+async fn merge_values_in_tracked_links_are_encoded_by_their_place() {
+    let api = Api::start(Kind::Sqlite, "api-linkmerge").await;
+    let (_, key) = api.account("Shop").await;
+    let k = Some(key.as_str());
+    let person = json!([{"id": "m", "person": {"email": "mary@example.test", "first_name": "Mary Ann", "last_name": "Zoë"},
+        "custom": {"tier": "x&admin=1#frag"}}]);
+    let r = api.json("PUT", "/v1/persons", k, person).await;
+    assert!(r.status.is_success(), "{}", r.text());
+    let mut send = newsletter(&["m".into()]);
+    send["html"] = json!(
+        "<p>Hi</p><a href=\"https://shop.test/u/{{person.first_name}}/{{person.last_name}}?tier={{custom.tier}}&amp;x=1\">You</a>"
+    );
+    let r = api.json("POST", "/v1/sends", k, send).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    run_until(&api.rig.herald, &api.rig.stats, |s| s.done() >= 1).await;
+    let (_, raw) = api.rig.sink.messages().pop().unwrap();
+    let msg = mail_parser::MessageParser::default().parse(&raw).unwrap();
+    let html = msg.body_html(0).unwrap().into_owned();
+    let click = html
+        .split("https://t.herald.test/c/")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a tracked link")
+        .to_owned();
+    let r = api
+        .call("GET", &format!("/c/{click}"), None, Body::empty())
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.text());
+    assert_eq!(
+        r.headers[header::LOCATION],
+        "https://shop.test/u/Mary%20Ann/Zo%C3%AB?tier=x%26admin%3D1%23frag&x=1"
+    );
+}
+
+/// Issue 10 §2: a report over a bound is refused with 400 naming it, on every
+/// path that runs reports (reports, their persons, sends to a report).
+#[tokio::test]
+async fn reports_over_their_bounds_are_refused_at_the_api() {
+    let api = Api::start(Kind::Sqlite, "api-reportbounds").await;
+    let (_, key) = api.account("Shop").await;
+    let k = Some(key.as_str());
+    let contains = json!({"op": "contains", "field": "recipient", "value": "a"});
+    let too_many = json!({"filters": vec![contains.clone(); 21]});
+    let too_long = json!({"filters": [{"op": "person_contains", "namespace": "person", "field": "email", "value": "x".repeat(1_001)}]});
+    let too_big =
+        json!({"filters": [{"op": "one_of", "field": "label", "values": vec!["v"; 1_001]}]});
+    for (query, field) in [
+        (&too_many, "filters"),
+        (&too_long, "filters[0].value"),
+        (&too_big, "filters[0].values"),
+    ] {
+        let mut send = newsletter(&[]);
+        send["recipients"] = json!({"report": query});
+        for (uri, body) in [
+            ("/v1/reports", query.clone()),
+            ("/v1/reports/persons", query.clone()),
+            ("/v1/sends", send),
+        ] {
+            let r = api.json("POST", uri, k, body).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}: {}", r.text());
+            assert_eq!(problem(&r)["field"], field, "{uri}: {}", r.text());
+        }
+    }
+    let ok = json!({"filters": vec![contains; 20]});
+    let r = api.json("POST", "/v1/reports", k, ok).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+}
+
+/// Issue 10 §1: attachments a message could not be built or sent with are
+/// refused when the send is made (400 naming the attachment and the rule), and
+/// nothing of the send is stored.
+#[tokio::test]
+async fn attachments_a_message_cannot_carry_are_refused_at_the_api() {
+    let api = Api::start_with(Kind::Sqlite, "api-attach", |c| {
+        c.attachments.platform_limit = 1_000;
+    })
+    .await;
+    let (_, key) = api.account("Shop").await;
+    let k = Some(key.as_str());
+    api.json("PUT", "/v1/persons", k, persons("a", 1)).await;
+    let pdf = |filename: &str, content_type: &str, content_id: Option<&str>| json!({"filename": filename, "content_type": content_type, "content_id": content_id, "data": "JVBERi0xLjQK"});
+    // (attachment, the field the problem names, a word of the rule)
+    let cases = [
+        (
+            pdf("terms\r\n.pdf", "application/pdf", None),
+            "attachments[0]",
+            "control character",
+        ),
+        (
+            pdf("terms\t.pdf", "application/pdf", None),
+            "attachments[0]",
+            "control character",
+        ),
+        (
+            pdf("terms\u{7}.pdf", "application/pdf", None),
+            "attachments[0]",
+            "control character",
+        ),
+        (pdf("", "application/pdf", None), "attachments[0]", "empty"),
+        (
+            pdf("terms.pdf", "pdf", None),
+            "attachments[0]",
+            "type/subtype",
+        ),
+        (
+            pdf("terms.pdf", "application/pdf\r\nBcc: x@example.test", None),
+            "attachments[0]",
+            "type/subtype",
+        ),
+        (
+            pdf("terms.pdf", "application/", None),
+            "attachments[0]",
+            "type/subtype",
+        ),
+        (
+            pdf("logo.png", "image/png", Some("logo 1")),
+            "attachments[0]",
+            "content_id",
+        ),
+        (
+            pdf("logo.png", "image/png", Some("lo\u{0}go")),
+            "attachments[0]",
+            "content_id",
+        ),
+        (
+            pdf("logo.png", "image/png", Some("")),
+            "attachments[0]",
+            "content_id",
+        ),
+        (
+            json!({"filename": "big.bin", "content_type": "application/octet-stream", "data": "AAAA".repeat(334)}),
+            "attachments",
+            "1002 bytes in total, above the platform limit of 1000 bytes",
+        ),
+    ];
+    for (attachment, field, rule) in cases {
+        let mut send = newsletter(&["a-0".into()]);
+        send["attachments"] = json!([attachment.clone()]);
+        let r = api.json("POST", "/v1/sends", k, send).await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "{attachment}: {}",
+            r.text()
+        );
+        let p = problem(&r);
+        assert_eq!(p["field"], field, "{attachment}: {p}");
+        assert!(
+            p["detail"].as_str().unwrap_or_default().contains(rule),
+            "{attachment}: {p}"
+        );
+    }
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM herald_outbox")
+        .fetch_one(api.rig.herald.outbox.pool())
+        .await
+        .unwrap();
+    assert_eq!(stored, 0, "nothing of a refused send is stored");
+    // At the limit, and with an inline image, the send is taken and delivered.
+    let mut send = newsletter(&["a-0".into()]);
+    send["attachments"] = json!([
+        {"filename": "fits.bin", "content_type": "application/octet-stream", "data": "AAAA".repeat(300)},
+        pdf("logo.png", "image/png", Some("logo@shop.test")),
+    ]);
+    let r = api.json("POST", "/v1/sends", k, send).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    run_until(&api.rig.herald, &api.rig.stats, |s| s.done() >= 1).await;
+    assert_eq!(
+        api.rig
+            .stats
+            .delivered
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
 
 #[tokio::test]
 async fn sends_reports_and_campaigns_through_the_api() {

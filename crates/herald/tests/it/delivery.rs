@@ -747,6 +747,26 @@ async fn attachments_over_the_limit_without_a_fallback_fail_clearly() {
         .unwrap();
     assert!(reply.contains("no fallback transport"), "{reply}");
     assert_eq!(sink.count(), 0);
+    // The failure is in the event log, with its reason, not only in the outbox.
+    let failed = herald
+        .events
+        .events(1, Some(herald::eventlog::EventKind::Failed), 10, 0)
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1, "one failed event");
+    assert!(
+        failed[0]
+            .reply
+            .as_deref()
+            .is_some_and(|r| r.contains("no fallback transport")),
+        "{failed:?}"
+    );
+    let processed = herald
+        .events
+        .events(1, Some(herald::eventlog::EventKind::Processed), 10, 0)
+        .await
+        .unwrap();
+    assert!(processed.is_empty(), "nothing was processed: {processed:?}");
 }
 
 #[tokio::test]
