@@ -61,6 +61,20 @@ enum Command {
     },
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
+    /// Print a new random key for `domains.key_encryption_key` (`ID:BASE64`).
+    GenerateEncryptionKey {
+        /// The key's id, stored with every key it seals (1-32 of a-z, 0-9, - and _).
+        #[arg(long, default_value = "k1")]
+        id: String,
+    },
+    /// Re-seal every stored customer DKIM key under `domains.key_encryption_key`
+    /// (keys stored as PEM, or sealed with one of
+    /// `domains.previous_key_encryption_keys`), then print what it did as JSON.
+    RotateDkimKeys {
+        /// The TOML configuration file (HERALD_* environment variables override it).
+        #[arg(long, short, env = "HERALD_CONFIG", default_value = "herald.toml")]
+        config: std::path::PathBuf,
+    },
     /// Serve the tracking endpoints and health probes; with --with-worker, also
     /// deliver mail in the same process (a single node).
     Serve {
@@ -210,6 +224,19 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Openapi => {
             println!("{}", herald::openapi::json());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::GenerateEncryptionKey { id } => {
+            let key = herald::vault::KeyVault::generate(&id)?;
+            // Check the id as the configuration will.
+            herald::vault::KeyVault::new(Some(&key), &[])?;
+            println!("{key}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::RotateDkimKeys { config } => {
+            let node = build(load(&config)?).await?;
+            let done = herald::vault::reseal_all(&node.accounts, &node.vault).await?;
+            println!("{}", serde_json::json!(done));
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckDomain {

@@ -2,9 +2,10 @@
 //! herald-schedule's [`Accounts`]; this module adds what needs randomness,
 //! hashing or DKIM: API keys (random 160-bit secrets, shown once, stored only
 //! as their SHA-256) and the DKIM keys of sending domains (generated with
-//! herald-auth).
+//! herald-auth), sealed at rest by the [`KeyVault`].
 
 use crate::service::Error;
+use crate::vault::KeyVault;
 use chrono::{DateTime, Utc};
 use data_encoding::{BASE32_NOPAD, HEXLOWER};
 use herald_auth::{DkimKey, DkimSigner, KeyAlgorithm};
@@ -54,6 +55,7 @@ pub async fn authenticate(store: &Accounts, key: &str) -> Result<Option<u64>, Er
 /// `selector`; adding it again returns the existing one unchanged.
 pub async fn add_domain(
     store: &Accounts,
+    vault: &KeyVault,
     id: u64,
     domain: &str,
     selector: &str,
@@ -69,7 +71,7 @@ pub async fn add_domain(
             &domain,
             &herald_schedule::DomainKey {
                 selector: selector.to_owned(),
-                private_key_pem: key.private_key_pem,
+                private_key_pem: vault.seal(id, &domain, &key.private_key_pem)?,
                 dns_name: key.dns_name,
                 txt_record: key.txt_record,
             },
@@ -78,9 +80,14 @@ pub async fn add_domain(
 }
 
 /// Herald's key for account `id`'s domain (to compare with DNS).
-pub async fn domain_key(store: &Accounts, id: u64, domain: &str) -> Result<Option<DkimKey>, Error> {
+pub async fn domain_key(
+    store: &Accounts,
+    vault: &KeyVault,
+    id: u64,
+    domain: &str,
+) -> Result<Option<DkimKey>, Error> {
     match store.domain_key(id, domain, false).await? {
-        Some((_, pem)) => Ok(Some(DkimKey::from_pem(&pem)?)),
+        Some((_, stored)) => Ok(Some(DkimKey::from_pem(&vault.open(id, domain, &stored)?)?)),
         None => Ok(None),
     }
 }
@@ -88,14 +95,15 @@ pub async fn domain_key(store: &Accounts, id: u64, domain: &str) -> Result<Optio
 /// The signer of account `id`'s domain, once it is verified.
 pub async fn domain_signer(
     store: &Accounts,
+    vault: &KeyVault,
     id: u64,
     domain: &str,
 ) -> Result<Option<DkimSigner>, Error> {
     match store.domain_key(id, domain, true).await? {
-        Some((selector, pem)) => Ok(Some(DkimSigner::new(
+        Some((selector, stored)) => Ok(Some(DkimSigner::new(
             domain,
             &selector,
-            DkimKey::from_pem(&pem)?,
+            DkimKey::from_pem(&vault.open(id, domain, &stored)?)?,
         )?)),
         None => Ok(None),
     }

@@ -101,6 +101,14 @@ pub struct DomainsConfig {
     pub nameserver: Option<std::net::SocketAddr>,
     /// Seconds one DNS query may take. Default 5.
     pub dns_timeout_secs: u64,
+    /// The key that seals customer DKIM private keys in the database
+    /// (`ID:BASE64`, 32 random bytes; `herald-server generate-encryption-key`
+    /// prints one), or `HERALD_DKIM_ENCRYPTION_KEY`. None: keys are stored as
+    /// PEM (a warning at start).
+    pub key_encryption_key: Option<String>,
+    /// Earlier keys, still used to open keys sealed with them until
+    /// `herald-server rotate-dkim-keys` has re-sealed everything.
+    pub previous_key_encryption_keys: Vec<String>,
 }
 
 impl Default for DomainsConfig {
@@ -111,6 +119,8 @@ impl Default for DomainsConfig {
             sending_ips: Vec::new(),
             nameserver: None,
             dns_timeout_secs: 5,
+            key_encryption_key: None,
+            previous_key_encryption_keys: Vec::new(),
         }
     }
 }
@@ -274,7 +284,7 @@ impl Config {
     /// Applies environment overrides, given as `(name, value)` pairs:
     /// `HERALD_DATABASE_URL`, `HERALD_TRACKING_SECRET`, `HERALD_TRACKING_BASE_URL`,
     /// `HERALD_SMTP_HOST`, `HERALD_SMTP_PORT`, `HERALD_SMTP_USERNAME`,
-    /// `HERALD_SMTP_PASSWORD`, `HERALD_WORKER_ID`, `HERALD_ADMIN_TOKEN`, `HERALD_SMS_GATEWAY_URL`, `HERALD_SMS_AUTHORIZATION`, `HERALD_WORKER_CONCURRENCY`,
+    /// `HERALD_SMTP_PASSWORD`, `HERALD_WORKER_ID`, `HERALD_ADMIN_TOKEN`, `HERALD_DKIM_ENCRYPTION_KEY`, `HERALD_SMS_GATEWAY_URL`, `HERALD_SMS_AUTHORIZATION`, `HERALD_WORKER_CONCURRENCY`,
     /// `HERALD_THROTTLE_PER_ACCOUNT`, `HERALD_THROTTLE_GLOBAL`,
     /// `HERALD_DOMAINS_NAMESERVER` (`IP` or `IP:PORT`: the name server of
     /// domain checks, also for the quick start).
@@ -293,6 +303,7 @@ impl Config {
                 "HERALD_TRACKING_BASE_URL" => self.tracking.base_url = value,
                 "HERALD_WORKER_ID" => self.worker.id = value,
                 "HERALD_ADMIN_TOKEN" => self.api.admin_token = Some(value),
+                "HERALD_DKIM_ENCRYPTION_KEY" => self.domains.key_encryption_key = Some(value),
                 "HERALD_SMS_AUTHORIZATION" => self.sms.authorization = Some(value),
                 "HERALD_SMS_GATEWAY_URL" => self.sms.gateway_url = Some(value),
                 "HERALD_DOMAINS_NAMESERVER" => {

@@ -59,6 +59,7 @@ pub mod signals;
 pub mod sms;
 pub mod tracking;
 pub mod transport;
+pub mod vault;
 pub mod worker;
 
 pub use service::{Error, Herald, MessageValues, Signers};

@@ -81,6 +81,9 @@ pub fn config(dir: &Path, listen: SocketAddr) -> Result<(Config, String), Error>
     })?;
     let secret = persistent(dir, "tracking-secret", || random_token(""))?;
     let admin_token = persistent(dir, "admin-token", || random_token("admin_"))?;
+    let key_encryption_key = persistent(dir, "dkim-encryption-key", || {
+        crate::vault::KeyVault::generate("qs1")
+    })?;
     let host = if listen.ip().is_unspecified() {
         "127.0.0.1".to_owned()
     } else {
@@ -122,7 +125,10 @@ pub fn config(dir: &Path, listen: SocketAddr) -> Result<(Config, String), Error>
             admin_token: Some(admin_token.clone()),
             ..Default::default()
         },
-        domains: Default::default(),
+        domains: crate::config::DomainsConfig {
+            key_encryption_key: Some(key_encryption_key),
+            ..Default::default()
+        },
         sms: Default::default(),
     };
     Ok((config, admin_token))

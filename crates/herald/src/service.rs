@@ -53,6 +53,9 @@ pub enum Error {
     /// The SMS gateway.
     #[error(transparent)]
     Sms(#[from] crate::sms::SmsError),
+    /// A stored DKIM key that cannot be sealed or opened ([`crate::vault`]).
+    #[error("DKIM key vault: {0}")]
+    Vault(String),
     /// A key file.
     #[error("dkim key_file {path}: {error}")]
     KeyFile {
@@ -137,6 +140,8 @@ pub struct Herald {
     domain_signers: Recent<(u64, String), DkimSigner>,
     /// `api.trusted_proxies`, parsed once.
     pub(crate) trusted_proxies: Vec<(std::net::IpAddr, u8)>,
+    /// Seals and opens customer DKIM keys at rest (`domains.key_encryption_key`).
+    pub vault: crate::vault::KeyVault,
     /// Failed API-key attempts per client address in the current minute.
     pub(crate) failed_keys: Recent<std::net::IpAddr, std::sync::atomic::AtomicU32>,
     sends: Recent<i64, herald_schedule::StoredSend>,
@@ -191,6 +196,15 @@ impl Herald {
             &p.feedback_sender,
         )?;
         let tracker = Tracker::new(config.tracking.secret.as_bytes(), &config.tracking.base_url)?;
+        let vault = crate::vault::KeyVault::new(
+            config.domains.key_encryption_key.as_deref(),
+            &config.domains.previous_key_encryption_keys,
+        )?;
+        if !vault.seals() {
+            tracing::warn!(
+                "domains.key_encryption_key is not set: customer DKIM keys are stored unencrypted"
+            );
+        }
         let mut trusted_proxies = Vec::with_capacity(config.api.trusted_proxies.len());
         for proxy in &config.api.trusted_proxies {
             let Some(prefix) = herald_eventlog::bots::parse_cidr(proxy) else {
@@ -268,6 +282,7 @@ impl Herald {
             metrics: crate::metrics::Metrics::default(),
             domain_signers: Recent::new(usize::MAX, None),
             trusted_proxies,
+            vault,
             failed_keys: Recent::new(100_000, Some(std::time::Duration::from_secs(60))),
             sends: Recent::new(SEND_CACHE, None),
             messages: Recent::new(MESSAGE_CACHE, Some(MESSAGE_TTL)),
@@ -304,10 +319,13 @@ impl Herald {
         if let Some(s) = self.domain_signers.get(&key) {
             return Ok(s);
         }
-        let signer = match crate::accounts::domain_signer(&self.accounts, account, &key.1).await? {
-            Some(s) => Arc::new(s),
-            None => return Ok(Arc::clone(&self.signers.platform)),
-        };
+        let signer =
+            match crate::accounts::domain_signer(&self.accounts, &self.vault, account, &key.1)
+                .await?
+            {
+                Some(s) => Arc::new(s),
+                None => return Ok(Arc::clone(&self.signers.platform)),
+            };
         self.domain_signers.insert(key, Arc::clone(&signer));
         Ok(signer)
     }

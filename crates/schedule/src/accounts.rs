@@ -69,7 +69,8 @@ pub struct Domain {
 pub struct DomainKey {
     /// The selector.
     pub selector: String,
-    /// The private key, PEM.
+    /// The private key as stored: PEM, or sealed by the caller (the facade
+    /// seals it with its key vault).
     pub private_key_pem: String,
     /// Where the record goes (`<selector>._domainkey.<domain>`).
     pub dns_name: String,
@@ -304,6 +305,7 @@ impl Accounts {
     /// `key`; adding it again keeps the first key and returns the domain.
     pub async fn add_domain(&self, id: u64, domain: &str, key: &DomainKey) -> Result<Domain> {
         let domain = check_domain(domain)?;
+        self.refuse_if_verified_elsewhere(id, &domain).await?;
         sqlx::query("INSERT INTO herald_domains (account, domain, selector, private_key, dns_name, txt_record, verified) VALUES ($1, $2, $3, $4, $5, $6, 0) ON CONFLICT DO NOTHING")
             .bind(id_i64(id)?)
             .bind(domain.as_str())
@@ -346,7 +348,26 @@ impl Accounts {
         .collect()
     }
 
-    /// Records the outcome of a domain check.
+    /// [`Error::DomainTaken`] when an account other than `id` has verified `domain`.
+    async fn refuse_if_verified_elsewhere(&self, id: u64, domain: &str) -> Result<()> {
+        let other: Option<i64> = sqlx::query_scalar(
+            "SELECT account FROM herald_domains WHERE domain = $1 AND verified = 1 AND account <> $2 LIMIT 1",
+        )
+        .bind(domain.to_ascii_lowercase())
+        .bind(id_i64(id)?)
+        .fetch_optional(&self.pool)
+        .await?;
+        match other {
+            Some(_) => Err(Error::DomainTaken {
+                domain: domain.to_ascii_lowercase(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Records the outcome of a domain check. A domain is verified for one
+    /// account at a time: passing checks while another account holds it
+    /// verified is [`Error::DomainTaken`] (it stays unverified here).
     pub async fn set_verified(
         &self,
         id: u64,
@@ -354,6 +375,13 @@ impl Accounts {
         verified: bool,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let taken = match self.refuse_if_verified_elsewhere(id, domain).await {
+            Ok(()) => None,
+            Err(e @ Error::DomainTaken { .. }) => Some(e),
+            Err(e) => return Err(e),
+        };
+        let passed = verified;
+        let verified = verified && taken.is_none();
         sqlx::query("UPDATE herald_domains SET verified = $1, checked_at = $2 WHERE account = $3 AND domain = $4")
             .bind(i64::from(verified))
             .bind(millis(now))
@@ -361,7 +389,51 @@ impl Accounts {
             .bind(domain.to_ascii_lowercase())
             .execute(&self.writer)
             .await?;
-        Ok(())
+        match taken {
+            Some(e) if passed => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every domain's stored private key, as `(account, domain, stored)`: for
+    /// re-sealing them all under a new key (the caller's rotation).
+    pub async fn stored_domain_keys(&self) -> Result<Vec<(u64, String, String)>> {
+        sqlx::query(
+            "SELECT account, domain, private_key FROM herald_domains ORDER BY account, domain",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| {
+            let account: i64 = r.try_get(0)?;
+            let account = u64::try_from(account)
+                .map_err(|_| Error::Corrupt(format!("domain row with account {account}")))?;
+            Ok((account, r.try_get(1)?, r.try_get(2)?))
+        })
+        .collect()
+    }
+
+    /// Replaces the stored private key of account `id`'s domain, if it is
+    /// still `old` (so a concurrent change is not overwritten); returns
+    /// whether it did.
+    pub async fn replace_domain_key(
+        &self,
+        id: u64,
+        domain: &str,
+        old: &str,
+        new: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE herald_domains SET private_key = $1 WHERE account = $2 AND domain = $3 AND private_key = $4",
+        )
+        .bind(new)
+        .bind(id_i64(id)?)
+        .bind(domain.to_ascii_lowercase())
+        .bind(old)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(done == 1)
     }
 
     /// The selector and private key (PEM) of account `id`'s domain; with

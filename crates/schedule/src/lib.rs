@@ -68,6 +68,15 @@ pub enum Error {
         /// The send.
         send_id: i64,
     },
+    /// Another account has already verified this sending domain: a domain
+    /// is verified by one account at a time (it proves the DNS is theirs).
+    #[error(
+        "domain {domain}: another account has verified it; a sending domain belongs to one account"
+    )]
+    DomainTaken {
+        /// The domain.
+        domain: String,
+    },
     /// Stored data this code cannot read.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),

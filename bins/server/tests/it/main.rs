@@ -15,6 +15,7 @@ mod schemathesis;
 mod sink;
 #[path = "../../../../crates/auth/tests/it/support.rs"]
 mod support;
+mod vault;
 
 use std::process::Command;
 use support::DnsServer;

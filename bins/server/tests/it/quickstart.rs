@@ -49,6 +49,7 @@ fn the_quick_start_walk_of_the_readme_works() {
         "dkim-platform.pem",
         "tracking-secret",
         "admin-token",
+        "dkim-encryption-key",
         "demo-api-key",
         "herald.db",
     ] {

@@ -137,14 +137,20 @@ pub struct AddDomain {
     pub domain: String,
 }
 
-#[utoipa::path(post, path = "/v1/domains", tag = "api", summary = "Add a sending domain",  request_body = AddDomain, responses((status = 201, description = "The domain with its DKIM record to publish", body = Domain), Errors), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/domains", tag = "api", summary = "Add a sending domain",  request_body = AddDomain, responses((status = 201, description = "The domain with its DKIM record to publish", body = Domain), (status = 409, description = "Another account has verified this domain", body = Problem, content_type = "application/problem+json"), Errors), security(("api_key" = [])))]
 pub(crate) async fn add_domain(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
     Json(body): Json<AddDomain>,
 ) -> ApiResult<(StatusCode, Json<Domain>)> {
-    let d = crate::accounts::add_domain(&h.accounts, a, &body.domain, &h.config.domains.selector)
-        .await?;
+    let d = crate::accounts::add_domain(
+        &h.accounts,
+        &h.vault,
+        a,
+        &body.domain,
+        &h.config.domains.selector,
+    )
+    .await?;
     Ok((StatusCode::CREATED, Json(d)))
 }
 
@@ -166,7 +172,7 @@ pub struct DomainCheckResult {
     pub report: herald_auth::DomainReport,
 }
 
-#[utoipa::path(post, path = "/v1/domains/{domain}/check", tag = "api", summary = "Check a domain", params(("domain" = String, Path, description = "The domain")),  responses((status = 200, description = "SPF, DKIM and DMARC verdicts; verified when all pass", body = DomainCheckResult), Errors), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/domains/{domain}/check", tag = "api", summary = "Check a domain", params(("domain" = String, Path, description = "The domain")),  responses((status = 200, description = "SPF, DKIM and DMARC verdicts; verified when all pass", body = DomainCheckResult), (status = 409, description = "The checks passed but another account has verified this domain", body = Problem, content_type = "application/problem+json"), Errors), security(("api_key" = [])))]
 pub(crate) async fn check_domain(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
@@ -177,7 +183,7 @@ pub(crate) async fn check_domain(
         .domain(a, &domain)
         .await?
         .ok_or(Problem::not_found("domain"))?;
-    let key = crate::accounts::domain_key(&h.accounts, a, &d.domain).await?;
+    let key = crate::accounts::domain_key(&h.accounts, &h.vault, a, &d.domain).await?;
     let c = &h.config.domains;
     let report = crate::domains::check(crate::domains::DomainCheck {
         domain: &d.domain,

@@ -147,7 +147,9 @@ impl From<herald_schedule::Error> for Problem {
                 p
             }
             E::NotFound { what, .. } => Problem::not_found(what),
-            E::NothingToCancel { .. } => Problem::new(StatusCode::CONFLICT, e.to_string()),
+            E::NothingToCancel { .. } | E::DomainTaken { .. } => {
+                Problem::new(StatusCode::CONFLICT, e.to_string())
+            }
             e => Problem::internal(e),
         }
     }

@@ -1372,6 +1372,202 @@ async fn reports_over_their_bounds_are_refused_at_the_api() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
 }
 
+/// Issue 10 §5: a customer's DKIM key is sealed in the database (no PEM in the
+/// row), opens to sign its mail (checked by dkimpy against the TXT record the
+/// API gave), and rotates: re-sealed under a new key, the old one no longer
+/// needed; a key stored as PEM before encryption was configured is sealed too.
+#[tokio::test]
+async fn customer_dkim_keys_are_sealed_at_rest_sign_and_rotate() {
+    use herald::vault::{KeyVault, reseal_all};
+    let k1 = KeyVault::generate("k1").unwrap();
+    let k2 = KeyVault::generate("k2").unwrap();
+    let first = k1.clone();
+    let api = Api::start_with(Kind::Sqlite, "api-vault", move |c| {
+        c.domains.key_encryption_key = Some(first);
+    })
+    .await;
+    let (account, key) = api.account("Shop").await;
+    let k = Some(key.as_str());
+    let r = api
+        .json("POST", "/v1/domains", k, json!({"domain": "shop.test"}))
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let domain = r.json();
+    let (dns_name, txt) = (
+        domain["dns_name"].as_str().unwrap().to_owned(),
+        domain["txt_record"].as_str().unwrap().to_owned(),
+    );
+    let stored = || async {
+        sqlx::query_scalar::<_, String>(
+            "SELECT private_key FROM herald_domains WHERE domain = 'shop.test'",
+        )
+        .fetch_one(api.rig.herald.outbox.pool())
+        .await
+        .unwrap()
+    };
+    let row = stored().await;
+    assert!(row.starts_with("herald-aead:v1:k1:"), "{row}");
+    assert!(!row.contains("PRIVATE KEY"), "no PEM at rest");
+    // Verified, the domain signs its own mail with the sealed key.
+    let accounts = &api.rig.herald.accounts;
+    accounts
+        .set_verified(account, "shop.test", true, api.rig.now)
+        .await
+        .unwrap();
+    let mut send = newsletter(&[]);
+    send["kind"] = json!("individual");
+    send["from"]["email"] = json!("news@shop.test");
+    send["html"] = json!("<p>Hi {{person.first_name}}</p>");
+    send["recipients"] = json!({"addresses": [{"email": "ann@example.test"}]});
+    let r = api.json("POST", "/v1/sends", k, send).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    run_until(&api.rig.herald, &api.rig.stats, |s| s.done() >= 1).await;
+    let (_, raw) = api.rig.sink.messages().pop().unwrap();
+    let file = crate::delivery::scratch("vault").join("signed.eml");
+    std::fs::write(&file, &raw).unwrap();
+    let script = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/dkimpy_verify_all.py");
+    let out = std::process::Command::new("python3")
+        .arg(script)
+        .arg(&dns_name)
+        .arg(&txt)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&raw).contains("d=shop.test"),
+        "dkimpy: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A key stored as PEM before encryption was configured.
+    let legacy =
+        herald::auth::generate_key("legacy.test", "herald", herald::auth::KeyAlgorithm::Rsa2048)
+            .unwrap();
+    accounts
+        .add_domain(
+            account,
+            "legacy.test",
+            &herald::schedule::DomainKey {
+                selector: "herald".into(),
+                private_key_pem: legacy.private_key_pem.clone(),
+                dns_name: legacy.dns_name.clone(),
+                txt_record: legacy.txt_record.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    // Rotation: k2 seals, k1 still opens; every key is re-sealed under k2.
+    let rotated = KeyVault::new(Some(&k2), std::slice::from_ref(&k1)).unwrap();
+    let done = reseal_all(accounts, &rotated).await.unwrap();
+    assert_eq!((done.resealed, done.unchanged), (2, 0));
+    assert!(stored().await.starts_with("herald-aead:v1:k2:"));
+    let only_k2 = KeyVault::new(Some(&k2), &[]).unwrap();
+    let again = reseal_all(accounts, &only_k2).await.unwrap();
+    assert_eq!((again.resealed, again.unchanged), (0, 2));
+    for (domain, record) in [
+        ("shop.test", txt.as_str()),
+        ("legacy.test", legacy.txt_record.as_str()),
+    ] {
+        let opened = herald::accounts::domain_key(accounts, &only_k2, account, domain)
+            .await
+            .unwrap()
+            .expect("the key");
+        assert_eq!(
+            opened.public_key().txt_record(),
+            record,
+            "{domain}: the same key"
+        );
+    }
+    // The old key alone no longer opens them, and says which key is missing.
+    let only_k1 = KeyVault::new(Some(&k1), &[]).unwrap();
+    let e = herald::accounts::domain_key(accounts, &only_k1, account, "shop.test")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`k2`") && e.contains("not configured"), "{e}");
+}
+
+/// Issue 10 §5: a sending domain is verified by one account at a time. A
+/// second account cannot add a domain another has verified (409), and one
+/// that added it before cannot become verified while the other holds it.
+#[tokio::test]
+async fn a_domain_verified_by_one_account_is_refused_to_another() {
+    let api = Api::start(Kind::Sqlite, "api-domaintaken").await;
+    let (a, ka) = api.account("A").await;
+    let (b, kb) = api.account("B").await;
+    let (c, kc) = api.account("C").await;
+    let accounts = &api.rig.herald.accounts;
+    for k in [&ka, &kc] {
+        let r = api
+            .json(
+                "POST",
+                "/v1/domains",
+                Some(k),
+                json!({"domain": "shop.test"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    }
+    accounts
+        .set_verified(a, "shop.test", true, api.rig.now)
+        .await
+        .unwrap();
+    let r = api
+        .json(
+            "POST",
+            "/v1/domains",
+            Some(&kb),
+            json!({"domain": "Shop.Test"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    assert!(
+        problem(&r)["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("another account has verified it")
+    );
+    assert!(
+        accounts.domain(b, "shop.test").await.unwrap().is_none(),
+        "nothing stored for B"
+    );
+    // C added it before A verified it: passing checks now does not verify it.
+    let e = accounts
+        .set_verified(c, "shop.test", true, api.rig.now)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, herald::schedule::Error::DomainTaken { .. }),
+        "{e}"
+    );
+    assert!(
+        !accounts
+            .domain(c, "shop.test")
+            .await
+            .unwrap()
+            .unwrap()
+            .verified
+    );
+    // Once A no longer has it verified, C can verify it.
+    accounts
+        .set_verified(a, "shop.test", false, api.rig.now)
+        .await
+        .unwrap();
+    accounts
+        .set_verified(c, "shop.test", true, api.rig.now)
+        .await
+        .unwrap();
+    assert!(
+        accounts
+            .domain(c, "shop.test")
+            .await
+            .unwrap()
+            .unwrap()
+            .verified
+    );
+}
+
 /// Issue 10 §1: attachments a message could not be built or sent with are
 /// refused when the send is made (400 naming the attachment and the rule), and
 /// nothing of the send is stored.
