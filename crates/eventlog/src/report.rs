@@ -267,10 +267,17 @@ impl Default for ReportLimits {
 }
 
 impl ReportQuery {
-    /// Checks the query against `limits`; the error names the filter and the
-    /// bound (`filters[3].value: at most 1000 characters`).
+    /// Checks the query against `limits` and its page (`limit` 1-10,000,
+    /// `offset` not negative); the error names the part and the bound
+    /// (`filters[3].value: at most 1000 characters`).
     pub fn check(&self, limits: &ReportLimits) -> Result<()> {
         let over = |field: String, rule: String| Err(Error::Limit { field, rule });
+        if !(1..=10_000).contains(&self.limit) {
+            return over("limit".into(), "must be 1-10000".into());
+        }
+        if self.offset < 0 {
+            return over("offset".into(), "must not be negative".into());
+        }
         if self.filters.len() > limits.max_filters {
             return over(
                 "filters".into(),

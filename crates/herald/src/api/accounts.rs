@@ -10,6 +10,11 @@ use super::*;
 #[derive(utoipa::ToSchema)]
 pub struct CreateAccount {
     /// The account's name.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
     /// IANA time zone (default UTC).
     #[serde(default)]
@@ -99,6 +104,11 @@ pub(crate) async fn delete_own_account(
 #[derive(utoipa::ToSchema)]
 pub struct AcceptRules {
     /// The person accepting (name or email).
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub accepted_by: String,
 }
 
@@ -134,6 +144,11 @@ pub(crate) async fn create_key(
 #[derive(utoipa::ToSchema)]
 pub struct AddDomain {
     /// The sending domain, e.g. `shop.example`.
+    #[schema(
+        min_length = 1,
+        max_length = 253,
+        pattern = "^[A-Za-z0-9.-]*\\.[A-Za-z0-9.-]*$"
+    )]
     pub domain: String,
 }
 

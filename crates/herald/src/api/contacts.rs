@@ -11,6 +11,11 @@ use super::*;
 #[derive(utoipa::ToSchema)]
 pub struct PersonInput {
     /// The CRM's person id.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub id: String,
     /// Person fields (`email`, `first_name`, …), used as `{{person.x}}`.
     #[serde(default)]
@@ -35,6 +40,11 @@ pub struct PersonInput {
 #[serde(deny_unknown_fields)]
 pub struct OrganisationInput {
     /// The CRM's organisation id.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub id: String,
     /// Its fields, used as `{{organisation.x}}` for its persons.
     #[serde(default)]
@@ -101,7 +111,7 @@ pub(super) fn at_most(field: &str, len: usize, max: usize) -> ApiResult<()> {
 }
 
 pub(super) fn check_id(field: &str, id: &str) -> ApiResult<()> {
-    if id.trim().is_empty() || id.len() > 200 || id.chars().any(char::is_control) {
+    if id.trim().is_empty() || id.chars().count() > 200 || id.chars().any(char::is_control) {
         return Err(Problem::invalid(
             field,
             "must be 1-200 characters without control characters",

@@ -1350,10 +1350,14 @@ async fn reports_over_their_bounds_are_refused_at_the_api() {
     let too_long = json!({"filters": [{"op": "person_contains", "namespace": "person", "field": "email", "value": "x".repeat(1_001)}]});
     let too_big =
         json!({"filters": [{"op": "one_of", "field": "label", "values": vec!["v"; 1_001]}]});
+    let negative = json!({"filters": [], "offset": -1});
+    let no_page = json!({"filters": [], "limit": 0});
     for (query, field) in [
         (&too_many, "filters"),
         (&too_long, "filters[0].value"),
         (&too_big, "filters[0].values"),
+        (&negative, "offset"),
+        (&no_page, "limit"),
     ] {
         let mut send = newsletter(&[]);
         send["recipients"] = json!({"report": query});
