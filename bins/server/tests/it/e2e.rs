@@ -56,7 +56,7 @@ fn worker_binary() -> PathBuf {
     worker
 }
 
-fn write_config(dir: &Path, db: &str, http: u16, smtp: u16) -> PathBuf {
+pub fn write_config(dir: &Path, db: &str, http: u16, smtp: u16) -> PathBuf {
     let key =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crates/auth/tests/data/ed25519.pem");
     let path = dir.join("herald.toml");

@@ -22,38 +22,13 @@ fn text(out: &Output) -> String {
     )
 }
 
+/// The end-to-end test's configuration with a `[domains]` table (the SMTP
+/// port is never used: nothing is sent).
 fn write_config(dir: &Path, db: &str, domains: &str) -> PathBuf {
-    let key =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crates/auth/tests/data/ed25519.pem");
-    let path = dir.join("herald.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-database_url = "{db}"
-[platform]
-name = "Herald"
-sender = "mailer@herald.test"
-message_id_domain = "herald.test"
-bounce_domain = "bounces.herald.test"
-[tracking]
-base_url = "http://127.0.0.1:1"
-secret = "0123456789abcdef0123456789abcdef"
-[dkim.platform]
-domain = "herald.test"
-selector = "s1"
-key_file = "{key}"
-[transport]
-kind = "file"
-dir = "{mail}"
-[domains]
-{domains}
-"#,
-            key = key.display(),
-            mail = dir.join("mail").display(),
-        ),
-    )
-    .unwrap();
+    let path = crate::e2e::write_config(dir, db, 1, 1);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!("[domains]\n{domains}\n"));
+    std::fs::write(&path, text).unwrap();
     path
 }
 
