@@ -64,6 +64,9 @@ pub struct TrackedLink {
 pub(crate) struct Rewritten {
     pub html: String,
     pub links: Vec<TrackedLink>,
+    /// Untracked http(s) links with merge fields, written `{{@url N}}`: their
+    /// values are URL-encoded by place when rendered, like tracked ones.
+    pub plain: Vec<String>,
 }
 
 const PIXEL: &str = r#"<img src="{{@open}}" width="1" height="1" alt="" style="display:block;width:1px;height:1px;border:0" />"#;
@@ -130,6 +133,7 @@ pub(crate) fn decode_entities(s: &str) -> String {
 
 pub(crate) fn rewrite(html: &str, options: &TrackingOptions) -> Result<Rewritten> {
     let links: RefCell<Vec<TrackedLink>> = RefCell::new(Vec::new());
+    let plain: RefCell<Vec<String>> = RefCell::new(Vec::new());
     let pixel_placed = Rc::new(Cell::new(!options.track_opens));
     let max_links = options.max_links;
     let link_handler = element!("a[href], area[href]", |el| {
@@ -143,7 +147,15 @@ pub(crate) fn rewrite(html: &str, options: &TrackingOptions) -> Result<Rewritten
         el.remove_attribute("clicktracking");
         let href = el.get_attribute("href").unwrap_or_default();
         let url = decode_entities(href.trim());
-        if untracked || !options.track_links || !is_tracked(&url) {
+        if !is_tracked(&url) {
+            return Ok(());
+        }
+        if untracked || !options.track_links {
+            if url.contains("{{") {
+                let mut plain = plain.borrow_mut();
+                el.set_attribute("href", &format!("{{{{@url {}}}}}", plain.len()))?;
+                plain.push(url);
+            }
             return Ok(());
         }
         let mut links = links.borrow_mut();
@@ -193,6 +205,7 @@ pub(crate) fn rewrite(html: &str, options: &TrackingOptions) -> Result<Rewritten
     Ok(Rewritten {
         html,
         links: links.into_inner(),
+        plain: plain.into_inner(),
     })
 }
 

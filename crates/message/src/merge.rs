@@ -161,6 +161,8 @@ pub(crate) enum Segment {
     },
     /// The tracking URL of link N.
     Link(u16),
+    /// Untracked link N's destination, its values URL-encoded by place.
+    Url(u16),
     /// The open pixel URL.
     Open,
     /// The unsubscribe page URL.
@@ -172,6 +174,10 @@ pub(crate) trait Urls {
     fn link(&self, index: u16) -> String;
     fn open(&self) -> String;
     fn unsubscribe(&self) -> String;
+    /// Untracked link `index`, merged (see [`CompiledTemplate::render_part`]).
+    fn plain(&self, _index: u16) -> String {
+        String::new()
+    }
 }
 
 /// How merged values are written into a part.
@@ -190,6 +196,9 @@ pub struct CompiledTemplate {
     pub(crate) text: Option<Vec<Segment>>,
     links: Vec<TrackedLink>,
     link_urls: Vec<Vec<Segment>>,
+    /// The destinations of untracked links with merge fields (`{{@url N}}`).
+    #[serde(default)]
+    plain_urls: Vec<Vec<Segment>>,
     fields: BTreeSet<String>,
     subject_fields: BTreeSet<String>,
     has_unsubscribe: bool,
@@ -229,8 +238,8 @@ impl Template {
         } else {
             Some(parse(&self.text, Part::Text, schema, false)?)
         };
-        let (html, links, link_urls) = if self.html.trim().is_empty() {
-            (None, Vec::new(), Vec::new())
+        let (html, links, link_urls, plain_urls) = if self.html.trim().is_empty() {
+            (None, Vec::new(), Vec::new(), Vec::new())
         } else {
             // First pass on the author's own text, so errors carry their positions.
             parse(&self.html, Part::Html, schema, false)?;
@@ -240,7 +249,12 @@ impl Template {
             for link in &rewritten.links {
                 urls.push(parse(&link.url, Part::Html, schema, false)?);
             }
-            (Some(html), rewritten.links, urls)
+            let plain = rewritten
+                .plain
+                .iter()
+                .map(|u| parse(u, Part::Html, schema, false))
+                .collect::<Result<Vec<_>>>()?;
+            (Some(html), rewritten.links, urls, plain)
         };
         let mut html = html;
         let mentions_unsubscribe = |segs: &Option<Vec<Segment>>| {
@@ -272,7 +286,8 @@ impl Template {
             .iter()
             .chain(html.iter().flatten())
             .chain(text.iter().flatten())
-            .chain(link_urls.iter().flatten());
+            .chain(link_urls.iter().flatten())
+            .chain(plain_urls.iter().flatten());
         for seg in all {
             if let Segment::Field { path, .. } = seg {
                 fields.insert(path.clone());
@@ -291,6 +306,7 @@ impl Template {
             text,
             links,
             link_urls,
+            plain_urls,
             fields,
             subject_fields,
             has_unsubscribe,
@@ -360,20 +376,20 @@ impl CompiledTemplate {
     /// http(s) URL after merging.
     pub fn link_url(&self, index: u16, values: &MergeValues) -> Option<String> {
         let segs = self.link_urls.get(usize::from(index))?;
-        let mut out = String::new();
-        for seg in segs {
-            match seg {
-                Segment::Literal(s) => out.push_str(s),
-                Segment::Field { path, default } => {
-                    let v = values.get(path).or(default.as_deref()).unwrap_or("");
-                    let place = crate::url_place::Place::after(out.trim_start());
-                    crate::url_place::encode_into(&mut out, v, place);
-                }
-                // Links, the pixel and the unsubscribe page are not destinations.
-                Segment::Link(_) | Segment::Open | Segment::Unsubscribe => return None,
-            }
-        }
-        crate::url_place::finish(&out)
+        crate::url_place::finish(&merge_url(segs, values)?)
+    }
+
+    /// Untracked link `index` merged as [`CompiledTemplate::link_url`] merges,
+    /// or, when that is no http(s) URL, the place-encoded text as it is.
+    fn plain_url(&self, index: u16, values: &MergeValues) -> String {
+        let Some(merged) = self
+            .plain_urls
+            .get(usize::from(index))
+            .and_then(|segs| merge_url(segs, values))
+        else {
+            return String::new();
+        };
+        crate::url_place::finish(&merged).unwrap_or(merged)
     }
 
     /// The subject for these values (for previews and the scheduled list).
@@ -420,7 +436,12 @@ impl CompiledTemplate {
                 })
                 .sum(),
         );
-        render_into(&mut out, segs, values, escape, urls);
+        let urls = WithPlain {
+            template: self,
+            values,
+            inner: urls,
+        };
+        render_into(&mut out, segs, values, escape, &urls);
         Some(out)
     }
 }
@@ -484,6 +505,52 @@ impl Urls for NoUrls {
     }
 }
 
+/// A link's destination with each value percent-encoded by its place; `None`
+/// if it holds a placeholder (links, the pixel and the unsubscribe page are
+/// not destinations).
+fn merge_url(segs: &[Segment], values: &MergeValues) -> Option<String> {
+    let mut out = String::new();
+    for seg in segs {
+        match seg {
+            Segment::Literal(s) => out.push_str(s),
+            Segment::Field { path, default } => {
+                let v = values.get(path).or(default.as_deref()).unwrap_or("");
+                let place = crate::url_place::Place::after(out.trim_start());
+                crate::url_place::encode_into(&mut out, v, place);
+            }
+            Segment::Link(_) | Segment::Url(_) | Segment::Open | Segment::Unsubscribe => {
+                return None;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// The part's own URLs plus its untracked links, merged from the template.
+struct WithPlain<'a> {
+    template: &'a CompiledTemplate,
+    values: &'a MergeValues,
+    inner: &'a dyn Urls,
+}
+
+impl Urls for WithPlain<'_> {
+    fn link(&self, index: u16) -> String {
+        self.inner.link(index)
+    }
+    fn open(&self) -> String {
+        self.inner.open()
+    }
+    fn unsubscribe(&self) -> String {
+        self.inner.unsubscribe()
+    }
+    fn plain(&self, index: u16) -> String {
+        // An attribute value: `&` and quotes escaped like any value.
+        let mut out = String::new();
+        escape_html(&mut out, &self.template.plain_url(index, self.values));
+        out
+    }
+}
+
 pub(crate) fn render_into(
     out: &mut String,
     segs: &[Segment],
@@ -502,6 +569,7 @@ pub(crate) fn render_into(
                 }
             }
             Segment::Link(i) => out.push_str(&urls.link(*i)),
+            Segment::Url(i) => out.push_str(&urls.plain(*i)),
             Segment::Open => out.push_str(&urls.open()),
             Segment::Unsubscribe => out.push_str(&urls.unsubscribe()),
         }
@@ -663,6 +731,9 @@ fn parse_tag(
         if let Some(n) = rest.strip_prefix("link ").and_then(|n| n.parse().ok()) {
             return Ok(Segment::Link(n));
         }
+        if let Some(n) = rest.strip_prefix("url ").and_then(|n| n.parse().ok()) {
+            return Ok(Segment::Url(n));
+        }
         return Err(TagError::Syntax(format!("unknown internal tag `@{rest}`")));
     }
     let (path, default) = match inner.split_once('|') {
@@ -806,6 +877,57 @@ mod tests {
                 part: Part::Subject
             })
         );
+    }
+
+    /// Untracked links get the same place encoding as tracked ones, written
+    /// into the attribute HTML-escaped; other schemes are left as they were.
+    #[test]
+    fn untracked_links_encode_values_by_place_too() {
+        let html = "<a href=\"https://shop.test/u/{{person.first_name}}?t={{custom.plan}}&amp;x=1\">a</a>\
+            <a data-herald-notrack href=\"https://shop.test/{{person.last_name}}\">b</a>\
+            <a href=\"mailto:{{person.email}}\">c</a>";
+        let values = MergeValues(
+            [
+                ("person.first_name", "Mary Ann"),
+                ("custom.plan", "x&admin=1#f"),
+                ("person.last_name", "Zoë \"Q\""),
+                ("person.email", "a@b.test"),
+            ]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into(),
+        );
+        for track_links in [false, true] {
+            let t = Template {
+                subject: "s".into(),
+                html: html.into(),
+                text: String::new(),
+            }
+            .compile(
+                &schema(),
+                &TrackingOptions {
+                    track_links,
+                    track_opens: false,
+                    ..TrackingOptions::default()
+                },
+            )
+            .expect("compiles");
+            let out = t
+                .render_part(Part::Html, &values, &NoUrls)
+                .expect("has html");
+            if !track_links {
+                assert!(
+                    out.contains(
+                        "href=\"https://shop.test/u/Mary%20Ann?t=x%26admin%3D1%23f&amp;x=1\""
+                    ),
+                    "{out}"
+                );
+            }
+            assert!(
+                out.contains("href=\"https://shop.test/Zo%C3%AB%20%22Q%22\""),
+                "{out}"
+            );
+            assert!(out.contains("href=\"mailto:a@b.test\""), "{out}");
+        }
     }
 
     #[test]
