@@ -467,27 +467,51 @@ fn build_where(
         w.sql.push_str(" AND ");
         w.sql.push_str(&clause);
     }
-    // All person filters are one correlated subquery: the event's person's
-    // fields, read once by the primary key, must meet every filter (one
-    // `MAX(CASE …)` each). The cost is one index seek per event plus a
-    // constant per filter and field, linear in the filters; a narrow report
-    // (one campaign) reads only its events' persons. (One `EXISTS` per filter
-    // made SQLite's planner grow with the product of the filters.)
-    let mut checks = Vec::new();
-    for f in filters {
-        let (namespace, field, value, exact) = match f {
+    // All person filters are one subquery over the person's fields, one
+    // `MAX(CASE …)` per filter, so the cost grows linearly in the filters
+    // (one `EXISTS` per filter made SQLite's planner grow with their
+    // product). Correlated, read by the primary key for each event: a narrow
+    // report reads only its events' persons. On SQLite with several person
+    // filters, the persons that meet them all are found once instead, in one
+    // scan of the fields they name, and the events matched against that set
+    // (measured: 2.0-3.3 s instead of 4.9-8.8 s for the worst such report; on
+    // PostgreSQL the set was slower for filters that match most persons).
+    let person: Vec<(&Namespace, &String, &String, bool)> = filters
+        .iter()
+        .filter_map(|f| match f {
             Filter::PersonEquals {
                 namespace,
                 field,
                 value,
-            } => (namespace, field, value, true),
+            } => Some((namespace, field, value, true)),
             Filter::PersonContains {
                 namespace,
                 field,
                 value,
-            } => (namespace, field, value, false),
-            _ => continue,
-        };
+            } => Some((namespace, field, value, false)),
+            _ => None,
+        })
+        .collect();
+    if person.is_empty() {
+        return Ok(w);
+    }
+    let head = if person.len() == 1 || !w.anonymous {
+        " AND EXISTS (SELECT 1 FROM herald_person_fields f WHERE f.account = e.account AND f.person = e.person GROUP BY f.person HAVING ".to_owned()
+    } else {
+        let a = w.param(Bind::Int(account));
+        let mut pairs = Vec::with_capacity(person.len());
+        for (namespace, field, _, _) in &person {
+            let ns = w.param(Bind::Text(namespace.as_str().to_owned()));
+            let name = w.param(Bind::Text((*field).clone()));
+            pairs.push(format!("(f.namespace = {ns} AND f.field = {name})"));
+        }
+        format!(
+            " AND e.person IN (SELECT f.person FROM herald_person_fields f WHERE f.account = {a} AND ({}) GROUP BY f.person HAVING ",
+            pairs.join(" OR ")
+        )
+    };
+    let mut checks = Vec::with_capacity(person.len());
+    for (namespace, field, value, exact) in person {
         let ns = w.param(Bind::Text(namespace.as_str().to_owned()));
         let name = w.param(Bind::Text(field.clone()));
         let cmp = if exact {
@@ -500,12 +524,9 @@ fn build_where(
             "MAX(CASE WHEN f.namespace = {ns} AND f.field = {name} AND {cmp} THEN 1 ELSE 0 END) = 1"
         ));
     }
-    if !checks.is_empty() {
-        w.sql.push_str(&format!(
-            " AND EXISTS (SELECT 1 FROM herald_person_fields f WHERE f.account = e.account AND f.person = e.person GROUP BY f.person HAVING {})",
-            checks.join(" AND ")
-        ));
-    }
+    w.sql.push_str(&head);
+    w.sql.push_str(&checks.join(" AND "));
+    w.sql.push(')');
     Ok(w)
 }
 
