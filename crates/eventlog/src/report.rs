@@ -5,7 +5,8 @@
 //! Every value is a bound parameter; column names come from enums, never from
 //! input. `contains` ignores ASCII case on both databases (a lower-cased
 //! pattern with `%`, `_` and `\` escaped; `LOWER(..) LIKE` on PostgreSQL,
-//! SQLite's own case-folding `LIKE` there). Reports are bounded by
+//! SQLite's own case-folding `LIKE` there; on PostgreSQL the `contains`
+//! filters of one field are one `LIKE ALL`). Reports are bounded by
 //! [`ReportLimits`] and time-limited.
 
 use crate::event::{Event, EventKind};
@@ -429,6 +430,8 @@ fn build_where(
                 let p = w.param(bind_value(*field, value)?);
                 format!("{} = {p}", field.column())
             }
+            // PostgreSQL: grouped by field below, so each field is lower-cased once.
+            Filter::Contains { .. } if !w.anonymous => continue,
             Filter::Contains { field, value } => {
                 let p = w.param(Bind::Text(like_pattern(value)));
                 let text = format!("COALESCE({}, '')", field.column());
@@ -466,6 +469,31 @@ fn build_where(
         };
         w.sql.push_str(" AND ");
         w.sql.push_str(&clause);
+    }
+    // PostgreSQL: the `contains` filters of one field are one `LIKE ALL`, so
+    // the field is lower-cased once per row, not once per filter (its
+    // default `LIKE` escape is the backslash `like_pattern` writes).
+    if !w.anonymous {
+        let mut by_field: Vec<(EventField, Vec<&String>)> = Vec::new();
+        for f in filters {
+            if let Filter::Contains { field, value } = f {
+                match by_field.iter_mut().find(|(g, _)| g == field) {
+                    Some((_, values)) => values.push(value),
+                    None => by_field.push((*field, vec![value])),
+                }
+            }
+        }
+        for (field, values) in by_field {
+            let ps: Vec<String> = values
+                .into_iter()
+                .map(|v| format!("{}::text", w.param(Bind::Text(like_pattern(v)))))
+                .collect();
+            w.sql.push_str(&format!(
+                " AND LOWER(COALESCE({}, '')) LIKE ALL (ARRAY[{}])",
+                field.column(),
+                ps.join(", ")
+            ));
+        }
     }
     // All person filters are one subquery over the person's fields, one
     // `MAX(CASE …)` per filter, so the cost grows linearly in the filters
