@@ -375,24 +375,24 @@ impl Accounts {
         verified: bool,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        let taken = match self.refuse_if_verified_elsewhere(id, domain).await {
-            Ok(()) => None,
-            Err(e @ Error::DomainTaken { .. }) => Some(e),
-            Err(e) => return Err(e),
+        // Only passing checks ask whether another account holds the domain.
+        let taken = if verified {
+            match self.refuse_if_verified_elsewhere(id, domain).await {
+                Ok(()) => None,
+                Err(e @ Error::DomainTaken { .. }) => Some(e),
+                Err(e) => return Err(e),
+            }
+        } else {
+            None
         };
-        let passed = verified;
-        let verified = verified && taken.is_none();
         sqlx::query("UPDATE herald_domains SET verified = $1, checked_at = $2 WHERE account = $3 AND domain = $4")
-            .bind(i64::from(verified))
+            .bind(i64::from(verified && taken.is_none()))
             .bind(millis(now))
             .bind(id_i64(id)?)
             .bind(domain.to_ascii_lowercase())
             .execute(&self.writer)
             .await?;
-        match taken {
-            Some(e) if passed => Err(e),
-            _ => Ok(()),
-        }
+        taken.map_or(Ok(()), Err)
     }
 
     /// Every domain's stored private key, as `(account, domain, stored)`: for

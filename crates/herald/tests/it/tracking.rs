@@ -79,19 +79,47 @@ fn last_mail(rig: &Rig) -> (String, Option<String>) {
     (html, unsubscribe)
 }
 
+/// One mass mail delivered to the sink, its click, open and unsubscribe
+/// tokens (the last as a path), and the tracking routes.
+struct Newsletter {
+    rig: Rig,
+    router: axum::Router,
+    click: String,
+    open: String,
+    unsubscribe: String,
+}
+
+impl Newsletter {
+    async fn delivered(name: &str) -> Newsletter {
+        let rig = Rig::start(Kind::Sqlite, name, &[], |c| {
+            c.rules.mass_min_lead_minutes = 0
+        })
+        .await;
+        let herald = &rig.herald;
+        enqueue(herald, SendKind::Mass, 1, When::At(rig.now), rig.now).await;
+        run_until(herald, &rig.stats, |s| s.done() >= 1).await;
+        let (html, unsubscribe) = last_mail(&rig);
+        let router = herald::tracking::routes(herald.clone());
+        Newsletter {
+            click: token(&html, "c"),
+            open: token(&html, "o"),
+            unsubscribe: unsubscribe.expect("mass mail has List-Unsubscribe"),
+            router,
+            rig,
+        }
+    }
+}
+
 #[tokio::test]
 async fn clicks_redirect_only_to_the_recorded_url_and_opens_and_unsubscribes_are_recorded() {
-    let rig = Rig::start(Kind::Sqlite, "tracking", &[], |c| {
-        c.rules.mass_min_lead_minutes = 0
-    })
-    .await;
+    let Newsletter {
+        rig,
+        router,
+        click,
+        open,
+        unsubscribe,
+    } = Newsletter::delivered("tracking").await;
     let herald = &rig.herald;
-    enqueue(herald, SendKind::Mass, 1, When::At(rig.now), rig.now).await;
-    run_until(herald, &rig.stats, |s| s.done() >= 1).await;
-    let (html, unsubscribe) = last_mail(&rig);
-    let (click, open) = (token(&html, "c"), token(&html, "o"));
-    let unsubscribe = unsubscribe.expect("mass mail has List-Unsubscribe");
-    let router = herald::tracking::routes(herald.clone());
 
     // The click redirects to the recorded URL, whatever the query says.
     let (status, headers, _) = call(
@@ -277,17 +305,14 @@ async fn clicks_are_located_with_the_configured_geoip_database() {
 /// counts once; another client's hit is its own event.
 #[tokio::test]
 async fn a_replayed_link_is_one_event() {
-    let rig = Rig::start(Kind::Sqlite, "replay", &[], |c| {
-        c.rules.mass_min_lead_minutes = 0
-    })
-    .await;
+    let Newsletter {
+        rig,
+        router,
+        click,
+        open,
+        unsubscribe,
+    } = Newsletter::delivered("replay").await;
     let herald = &rig.herald;
-    enqueue(herald, SendKind::Mass, 1, When::At(rig.now), rig.now).await;
-    run_until(herald, &rig.stats, |s| s.done() >= 1).await;
-    let (html, unsubscribe) = last_mail(&rig);
-    let (open, click) = (token(&html, "o"), token(&html, "c"));
-    let unsubscribe = unsubscribe.expect("mass mail has List-Unsubscribe");
-    let router = herald::tracking::routes(herald.clone());
     for _ in 0..300 {
         let (status, _, _) = call(&router, "GET", &format!("/o/{open}")).await;
         assert_eq!(status, StatusCode::OK);
