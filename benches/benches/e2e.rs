@@ -169,7 +169,7 @@ async fn run(label: &str, db_url: &str) {
             user: Mailbox::new(Some("Søren"), "soren@shop.example").unwrap(),
             domain_verified: false,
         },
-        campaign: Some(1),
+        campaign: Some(herald::message::CampaignId(1)),
         when: When::At(now),
         subject: "News".into(),
         attachments: vec![],

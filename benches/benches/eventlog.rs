@@ -159,7 +159,7 @@ async fn run(label: &str, url: &str) {
                 },
                 Filter::Equals {
                     field: EventField::Campaign,
-                    value: Value::Int(campaign_ids[(11 + 20 * i) % 1_000]),
+                    value: Value::Int(campaign_ids[(11 + 20 * i) % 1_000].0),
                 },
                 Filter::PersonEquals {
                     namespace: Namespace::Person,
@@ -214,7 +214,7 @@ async fn worst_reports(label: &str, outbox: &Outbox, t0: chrono::DateTime<Utc>) 
                     &format!("person{}@example.org", n % 100_000),
                 );
                 e.message = Some(n as i64);
-                e.campaign = Some((n % 1_000) as i64);
+                e.campaign = Some(herald::message::CampaignId((n % 1_000) as i64));
                 e.person = Some(format!("p{}", n % 100_000));
                 e.label = Some(format!("https://shop.example/offer/{}", n % 20));
                 e

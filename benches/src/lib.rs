@@ -101,7 +101,7 @@ impl Context {
                 account: 1,
                 message: n,
             },
-            campaign: Some(1),
+            campaign: Some(herald::message::CampaignId(1)),
             date: chrono::DateTime::UNIX_EPOCH,
             attachments: &[],
         }

@@ -209,13 +209,8 @@ async fn main() -> anyhow::Result<ExitCode> {
                 timezone,
                 date_format,
             };
-            let (account, key) = herald::accounts::open(
-                &node.accounts,
-                &new,
-                accept_rules.as_deref(),
-                node.clock.now(),
-            )
-            .await?;
+            let (account, key) =
+                herald::app::accounts::open(&node, &new, accept_rules.as_deref()).await?;
             println!(
                 "{}",
                 serde_json::json!({"account": account, "api_key": key})

@@ -29,7 +29,8 @@ pub fn mass_campaign_name(
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Campaign {
     /// Its number.
-    pub id: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
+    pub id: herald_message::CampaignId,
     /// Its name (unique per account).
     pub name: String,
     /// The subject of its first email.

@@ -90,7 +90,7 @@ pub struct NewEvent {
     /// The outbox message number, when known.
     pub message: Option<i64>,
     /// The campaign, when known.
-    pub campaign: Option<i64>,
+    pub campaign: Option<herald_message::CampaignId>,
     /// The recipient's address.
     pub recipient: String,
     /// The CRM's person id, when known.
@@ -146,7 +146,8 @@ pub struct Event {
     /// The outbox message number.
     pub message: Option<i64>,
     /// The campaign.
-    pub campaign: Option<i64>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<i64>))]
+    pub campaign: Option<herald_message::CampaignId>,
     /// The recipient.
     pub recipient: String,
     /// The CRM's person id.

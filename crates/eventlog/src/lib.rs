@@ -21,8 +21,8 @@ pub use client::{GeoIp, UserAgent, parse_user_agent};
 pub use event::{Event, EventKind, NewEvent};
 pub use inbound::{DsnRecipient, Inbound, InboundKind};
 pub use report::{
-    EventField, Filter, Namespace, OrganisationRecord, PersonRecord, ReportLimits, ReportQuery,
-    Value,
+    EventField, Filter, Namespace, ORGANISATION_ID, OrganisationRecord, PersonRecord, ReportLimits,
+    ReportQuery, Value,
 };
 pub use store::{EventLog, StagedEvent, Suppressed, Totals};
 

@@ -9,6 +9,10 @@
 //! filters of one field are one `LIKE ALL`). Reports are bounded by
 //! [`ReportLimits`] and time-limited.
 
+/// The person field naming the person's organisation: its organisation fields
+/// are that organisation's unless the person gives its own.
+pub const ORGANISATION_ID: &str = "organisation_id";
+
 use crate::event::{Event, EventKind};
 use crate::store::{EventLog, event_columns, event_from_row};
 use crate::{Error, Result};
@@ -812,6 +816,28 @@ impl EventLog {
                 }
                 q.execute(&mut *tx).await?;
             }
+            // A person naming an organisation and giving no organisation
+            // fields of its own gets the organisation's.
+            let organisation = p
+                .fields
+                .iter()
+                .find(|(ns, k, _)| *ns == Namespace::Person && k == ORGANISATION_ID)
+                .map(|(_, _, v)| v.as_str());
+            let own = p
+                .fields
+                .iter()
+                .any(|(ns, _, _)| *ns == Namespace::Organisation);
+            if let (Some(org), false) = (organisation, own) {
+                sqlx::query(
+                    "INSERT INTO herald_person_fields (account, person, namespace, field, value)
+                     SELECT account, $2, 'organisation', field, value FROM herald_organisation_fields WHERE account = $1 AND organisation = $3",
+                )
+                .bind(account)
+                .bind(p.id.as_str())
+                .bind(org)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -850,9 +876,10 @@ impl EventLog {
                     .await?;
             }
             let persons: Vec<String> = sqlx::query(
-                "SELECT person FROM herald_person_fields WHERE account = $1 AND namespace = 'person' AND field = 'organisation_id' AND value = $2",
+                "SELECT person FROM herald_person_fields WHERE account = $1 AND namespace = 'person' AND field = $2 AND value = $3",
             )
             .bind(account)
+            .bind(ORGANISATION_ID)
             .bind(o.id.as_str())
             .fetch_all(&mut *tx)
             .await?

@@ -5,6 +5,7 @@ use crate::campaign::{Campaign, rate};
 use crate::event::{Event, EventKind, NewEvent};
 use crate::{Error, Result, bots};
 use chrono::{DateTime, Utc};
+use herald_message::CampaignId;
 use herald_message::SendKind;
 use herald_schedule::{Backend, SkipReason, Suppression};
 use serde::Serialize;
@@ -102,7 +103,7 @@ fn campaign_row(r: &AnyRow) -> Result<Campaign> {
     let n = |c: &str| -> Result<u64> { Ok(u64::try_from(r.try_get::<i64, _>(c)?).unwrap_or(0)) };
     let (delivered, opened, clicked) = (n("delivered")?, n("opened")?, n("clicked")?);
     Ok(Campaign {
-        id: r.try_get("id")?,
+        id: CampaignId(r.try_get("id")?),
         name: r.try_get("name")?,
         first_subject: r.try_get("first_subject")?,
         emails: n("emails")?,
@@ -150,7 +151,7 @@ impl StagedEvent {
             millis(event.at),
             event.account,
             event.message,
-            event.campaign,
+            event.campaign.map(|c| c.0),
             Borrowed(event.recipient.as_str()),
             event.person.as_deref().map(Borrowed),
             event.link,
@@ -175,7 +176,7 @@ fn unstage(c: Compact<'_>) -> NewEvent {
             .unwrap_or_default(),
         account: c.2,
         message: c.3,
-        campaign: c.4,
+        campaign: c.4.map(CampaignId),
         recipient: c.5.into_owned(),
         person: own(c.6),
         link: c.7,
@@ -463,7 +464,7 @@ impl EventLog {
                     .bind(e.kind.as_str())
                     .bind(millis(e.at))
                     .bind(e.message)
-                    .bind(e.campaign)
+                    .bind(e.campaign.map(|c| c.0))
                     .bind(e.recipient.to_ascii_lowercase())
                     .bind(e.person.clone())
                     .bind(e.link.map(i64::from))
@@ -507,7 +508,7 @@ impl EventLog {
                 };
                 marks
                     .entry((account_i64(e.account)?, m, mark))
-                    .or_insert(e.campaign);
+                    .or_insert(e.campaign.map(|c| c.0));
             }
         }
         let mut firsts: Vec<(i64, i64, String)> = Vec::new();
@@ -563,13 +564,13 @@ impl EventLog {
                 EventKind::Processed => {
                     t.processed += 1;
                     if let Some(c) = e.campaign {
-                        campaigns.entry(c).or_default().emails += 1;
+                        campaigns.entry(c.0).or_default().emails += 1;
                     }
                 }
                 EventKind::Delivered => {
                     t.delivered += 1;
                     if let Some(c) = e.campaign {
-                        campaigns.entry(c).or_default().delivered += 1;
+                        campaigns.entry(c.0).or_default().delivered += 1;
                     }
                 }
                 EventKind::Open if origin[i] == bots::Origin::Prefetch => t.prefetch_opens += 1,
@@ -927,23 +928,41 @@ impl EventLog {
         name: &str,
         first_subject: &str,
         now: DateTime<Utc>,
-    ) -> Result<i64> {
+    ) -> Result<CampaignId> {
+        let mut tx = self.writer.begin().await?;
+        let id = self
+            .campaign_for_in(&mut tx, account, name, first_subject, now)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// [`EventLog::campaign_for`] inside the caller's transaction `tx`, so the
+    /// campaign is created only if what it is created for commits too.
+    pub async fn campaign_for_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        account: u64,
+        name: &str,
+        first_subject: &str,
+        now: DateTime<Utc>,
+    ) -> Result<CampaignId> {
         let account = account_i64(account)?;
         sqlx::query("INSERT INTO herald_campaigns (account, name, first_subject, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
             .bind(account)
             .bind(name.to_owned())
             .bind(first_subject.to_owned())
             .bind(millis(now))
-            .execute(&self.writer)
+            .execute(&mut **tx)
             .await?;
         let id: i64 =
             sqlx::query("SELECT id FROM herald_campaigns WHERE account = $1 AND name = $2")
                 .bind(account)
                 .bind(name.to_owned())
-                .fetch_one(&self.writer)
+                .fetch_one(&mut **tx)
                 .await?
                 .try_get(0)?;
-        Ok(id)
+        Ok(CampaignId(id))
     }
 
     /// The campaigns of `account`, newest first (archived ones only if asked).
@@ -961,12 +980,12 @@ impl EventLog {
 
     /// Campaign `id` of `account` (archived or not); `None` if `account` has
     /// no such campaign.
-    pub async fn campaign(&self, account: u64, id: i64) -> Result<Option<Campaign>> {
+    pub async fn campaign(&self, account: u64, id: CampaignId) -> Result<Option<Campaign>> {
         sqlx::query(&format!(
             "SELECT {CAMPAIGN_COLUMNS} FROM herald_campaigns WHERE account = $1 AND id = $2"
         ))
         .bind(account_i64(account)?)
-        .bind(id)
+        .bind(id.0)
         .fetch_optional(&self.pool)
         .await?
         .as_ref()
@@ -979,7 +998,7 @@ impl EventLog {
     pub async fn mark_campaign(
         &self,
         account: u64,
-        id: i64,
+        id: CampaignId,
         starred: Option<bool>,
         archived: Option<bool>,
     ) -> Result<bool> {
@@ -989,7 +1008,7 @@ impl EventLog {
         .bind(starred.map(i64::from))
         .bind(archived.map(i64::from))
         .bind(account_i64(account)?)
-        .bind(id)
+        .bind(id.0)
         .execute(&self.writer)
         .await?;
         Ok(r.rows_affected() > 0)
@@ -1033,7 +1052,7 @@ pub(crate) fn event_from_row(r: &AnyRow) -> Result<Event> {
             .ok_or_else(|| Error::Corrupt(format!("unknown event kind `{kind}`")))?,
         at: DateTime::from_timestamp_millis(r.try_get("at")?).unwrap_or(DateTime::UNIX_EPOCH),
         message: r.try_get("message")?,
-        campaign: r.try_get("campaign")?,
+        campaign: r.try_get::<Option<i64>, _>("campaign")?.map(CampaignId),
         recipient: r.try_get("recipient")?,
         person: r.try_get("person")?,
         link: r.try_get("link")?,

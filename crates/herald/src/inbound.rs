@@ -38,8 +38,7 @@ pub async fn ingest(herald: &Herald, raw: &[u8]) -> Result<InboundOutcome, Error
             .send(send_id)
             .await
             .ok()
-            .and_then(|s| s.campaign)
-            .and_then(|c| i64::try_from(c).ok());
+            .and_then(|s| s.campaign);
         let event = |kind: EventKind, reply: Option<String>| {
             let mut e = NewEvent::new(kind, now, account, &recipient);
             e.message = Some(id);

@@ -43,6 +43,7 @@ pub use herald_schedule as schedule;
 
 pub mod accounts;
 pub mod api;
+pub mod app;
 mod cache;
 pub mod clock;
 pub mod config;

@@ -136,62 +136,46 @@ pub fn config(dir: &Path, listen: SocketAddr) -> Result<(Config, String), Error>
 
 /// Makes sure the demo account (rules accepted), its API key and the demo
 /// persons exist.
-pub async fn seed(herald: &Herald, dir: &Path, admin_token: &str) -> Result<Demo, Error> {
-    let now = herald.clock.now();
-    let account = match herald.accounts.list().await?.first() {
-        Some(a) => a.id,
+pub async fn seed(
+    herald: &Herald,
+    dir: &Path,
+    admin_token: &str,
+) -> Result<Demo, crate::app::Error> {
+    use crate::app::{accounts, contacts};
+    let (account, fresh_key) = match accounts::list(herald).await?.first() {
+        Some(a) => (a.id, None),
         None => {
-            let a = herald
-                .accounts
-                .create(
-                    &NewAccount {
-                        name: "Demo".into(),
-                        timezone: "UTC".into(),
-                        date_format: "%Y-%m-%d".into(),
-                    },
-                    now,
-                )
-                .await?;
-            herald
-                .accounts
-                .accept_rules(a.id, "quick start", now)
-                .await?;
-            a.id
+            let new = NewAccount {
+                name: "Demo".into(),
+                timezone: "UTC".into(),
+                date_format: "%Y-%m-%d".into(),
+            };
+            let (a, key) = accounts::open(herald, &new, Some("quick start")).await?;
+            (a.id, Some(key.key))
         }
     };
     let key_path = dir.join("demo-api-key");
-    let api_key = match std::fs::read_to_string(&key_path) {
-        Ok(k)
-            if crate::accounts::authenticate(&herald.accounts, k.trim()).await?
-                == Some(account) =>
-        {
-            k.trim().to_owned()
-        }
+    let stored = match std::fs::read_to_string(&key_path) {
+        Ok(k) if fresh_key.is_none() => Some(k.trim().to_owned()),
+        _ => None,
+    };
+    let api_key = match stored {
+        Some(k) if crate::accounts::authenticate(&herald.accounts, &k).await? == Some(account) => k,
         _ => {
-            let k = crate::accounts::create_key(&herald.accounts, account, now)
-                .await?
-                .key;
+            let k = match fresh_key {
+                Some(k) => k,
+                None => accounts::create_key(herald, account).await?.key,
+            };
             crate::secrets::write_private(&key_path, format!("{k}\n").as_bytes())
                 .map_err(io("demo key", &key_path))?;
             k
         }
     };
-    let persons: Vec<_> = crate::api::demo_persons()
-        .iter()
-        .map(|p| herald_eventlog::PersonRecord {
-            id: p.id.clone(),
-            fields: p
-                .person
-                .iter()
-                .map(|(k, v)| (herald_eventlog::Namespace::Person, k.clone(), v.clone()))
-                .collect(),
-        })
-        .collect();
-    herald.events.upsert_persons(account, &persons).await?;
+    contacts::upsert_persons(herald, account, &contacts::demo_persons()).await?;
     let platform = &herald.config.dkim.platform;
     let pem = std::fs::read_to_string(&platform.key_file)
         .map_err(io("platform DKIM key", &platform.key_file))?;
-    let key = herald_auth::DkimKey::from_pem(&pem)?;
+    let key = herald_auth::DkimKey::from_pem(&pem).map_err(crate::Error::from)?;
     let public = key.public_key();
     let dkim_record = format!(
         "{}._domainkey.{}  TXT  \"{}\"",
@@ -214,7 +198,7 @@ pub async fn seed(herald: &Herald, dir: &Path, admin_token: &str) -> Result<Demo
 
 /// The guide printed at start.
 pub fn guide(demo: &Demo) -> String {
-    let send = crate::api::demo_send_json("news@shop.example").to_string();
+    let send = crate::app::sends::demo_send_json("news@shop.example").to_string();
     format!(
         "\nHerald is running at {url}\n\
          \n  Demo account {account}, API key:  {key}\n  Admin token:                 {admin}\n\

@@ -296,7 +296,7 @@ impl Resolved {
         let (ip, ua) = client(request, &herald.trusted_proxies);
         let mut e = NewEvent::new(kind, herald.clock.now(), self.m.0, &self.m.1);
         e.message = Some(self.id);
-        e.campaign = self.send.campaign.and_then(|c| i64::try_from(c).ok());
+        e.campaign = self.send.campaign;
         e.person = self.m.3.clone();
         e.ip = ip;
         e.user_agent = ua;

@@ -174,7 +174,7 @@ async fn process(
         let event = |kind: EventKind, reply: Option<&str>| {
             let mut e = NewEvent::new(kind, now, m.account, m.to.address.as_str());
             e.message = Some(m.id);
-            e.campaign = send.campaign.and_then(|c| i64::try_from(c).ok());
+            e.campaign = send.campaign;
             e.person = m.person.clone();
             e.reply = reply.map(str::to_owned);
             e
@@ -239,7 +239,7 @@ async fn record_events(herald: &Herald, events: &[NewEvent]) -> Result<(), Error
 /// is taken twice.
 pub async fn recover_events(herald: &Herald) -> Result<u64, Error> {
     let mut recovered = 0;
-    let mut campaigns: HashMap<i64, Option<i64>> = HashMap::new();
+    let mut campaigns: HashMap<i64, Option<herald_message::CampaignId>> = HashMap::new();
     loop {
         let before = herald.clock.now()
             - chrono::Duration::seconds(herald.config.worker.event_recovery_secs.max(1));
@@ -259,8 +259,7 @@ pub async fn recover_events(herald: &Herald) -> Result<u64, Error> {
                         .send(p.send_id)
                         .await
                         .ok()
-                        .and_then(|s| s.campaign)
-                        .and_then(|c| i64::try_from(c).ok());
+                        .and_then(|s| s.campaign);
                     campaigns.insert(p.send_id, c);
                     c
                 }

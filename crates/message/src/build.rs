@@ -114,7 +114,7 @@ pub struct BuildParams<'a> {
     /// The message's number, from which tokens and the Message-ID derive.
     pub message: MessageRef,
     /// The campaign's number, for `Feedback-ID`.
-    pub campaign: Option<u64>,
+    pub campaign: Option<crate::CampaignId>,
     /// The `Date:` of the message.
     pub date: DateTime<Utc>,
     /// Files to attach.
@@ -234,7 +234,7 @@ impl CompiledTemplate {
             "Feedback-ID",
             HeaderType::Raw(Raw::new(format!(
                 "{}:{}:{}:{}",
-                params.campaign.unwrap_or(0),
+                params.campaign.map_or(0, |c| c.0),
                 params.message.account,
                 params.kind.feedback_type(),
                 params.platform.feedback_sender

@@ -13,7 +13,7 @@ use crate::throttle::Lane;
 use crate::{Error, Result};
 use chrono::{DateTime, Duration, Utc};
 use herald_message::{
-    Attachment, CompiledTemplate, Mailbox, MergeValues, SendKind, SenderIdentity,
+    Attachment, CampaignId, CompiledTemplate, Mailbox, MergeValues, SendKind, SenderIdentity,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -221,8 +221,8 @@ pub struct NewSend {
     pub template: CompiledTemplate,
     /// The CRM user and whether their domain is verified.
     pub sender: SenderIdentity,
-    /// Campaign number, if any.
-    pub campaign: Option<u64>,
+    /// Campaign number (the event log's campaign id), if any.
+    pub campaign: Option<CampaignId>,
     /// Now, or when.
     pub when: When,
     /// The template's subject as written (for the scheduled list).
@@ -293,8 +293,8 @@ pub struct StoredSend {
     pub template: CompiledTemplate,
     /// The CRM user.
     pub sender: SenderIdentity,
-    /// Campaign number, if any.
-    pub campaign: Option<u64>,
+    /// Campaign number (the event log's campaign id), if any.
+    pub campaign: Option<CampaignId>,
     /// Files sent with every message.
     pub attachments: Vec<Attachment>,
 }
@@ -480,6 +480,24 @@ impl Outbox {
         suppression: &impl Suppression,
         now: DateTime<Utc>,
     ) -> Result<Accepted> {
+        let mut tx = self.writer.begin().await?;
+        let accepted = self
+            .enqueue_in(&mut tx, send, recipients, suppression, now)
+            .await?;
+        tx.commit().await?;
+        Ok(accepted)
+    }
+
+    /// [`Outbox::enqueue`] inside the caller's transaction `tx` (opened on
+    /// [`Outbox::writer`]), so other writes commit or roll back with the send.
+    pub async fn enqueue_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        send: NewSend,
+        recipients: Vec<NewRecipient>,
+        suppression: &impl Suppression,
+        now: DateTime<Utc>,
+    ) -> Result<Accepted> {
         let due = self.rules.check(now, recipients.len(), send.when)?;
         if send.kind == SendKind::Mass && !send.template.has_unsubscribe_link() {
             return Err(Error::Invalid {
@@ -514,8 +532,7 @@ impl Outbox {
         let template = serde_json::to_string(&send.template)?;
         let sender = serde_json::to_string(&send.sender)?;
         let attachments = serde_json::to_string(&send.attachments)?;
-        let campaign = send.campaign.map(account_i64).transpose()?;
-        let mut tx = self.writer.begin().await?;
+        let campaign = send.campaign.map(|c| c.0);
         let row = sqlx::query(
             "INSERT INTO herald_sends (account, kind, user_name, user_email, subject, template, sender, campaign, created_at, scheduled_at, total, skipped, attachments)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
@@ -533,7 +550,7 @@ impl Outbox {
         .bind(queued_count as i64)
         .bind(skipped.values().sum::<usize>() as i64)
         .bind(attachments)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         let send_id: i64 = row.try_get(0)?;
         let batch_size = self.rules.batch_size.max(1);
@@ -579,9 +596,8 @@ impl Outbox {
                     .bind(skip.map(|s| s.as_str().to_owned()))
                     .bind(r.person.clone());
             }
-            q.execute(&mut *tx).await?;
+            q.execute(&mut **tx).await?;
         }
-        tx.commit().await?;
         Ok(Accepted {
             send_id,
             due_at: due,
@@ -1042,6 +1058,7 @@ fn stored_send(row: &AnyRow) -> Result<StoredSend> {
     let sender: String = row.try_get("sender")?;
     let account: i64 = row.try_get("account")?;
     let campaign: Option<i64> = row.try_get("campaign")?;
+    let campaign = campaign.map(CampaignId);
     let attachments: String = row.try_get("attachments")?;
     Ok(StoredSend {
         id: row.try_get("id")?,
@@ -1053,7 +1070,7 @@ fn stored_send(row: &AnyRow) -> Result<StoredSend> {
         },
         template: serde_json::from_str(&template)?,
         sender: serde_json::from_str(&sender)?,
-        campaign: campaign.and_then(|c| u64::try_from(c).ok()),
+        campaign,
         attachments: serde_json::from_str(&attachments)?,
     })
 }

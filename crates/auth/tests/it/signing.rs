@@ -83,7 +83,7 @@ fn build_email() -> Vec<u8> {
                     account: 7,
                     message: 123_456,
                 },
-                campaign: Some(99),
+                campaign: Some(herald_message::CampaignId(99)),
                 date: chrono::Utc
                     .with_ymd_and_hms(2026, 11, 26, 9, 30, 0)
                     .single()

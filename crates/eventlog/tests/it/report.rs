@@ -37,7 +37,7 @@ async fn seed(log: &EventLog) {
             &format!("P{}@Example.test", i % 10),
         );
         e.message = Some(i);
-        e.campaign = Some(1 + i % 3);
+        e.campaign = Some(herald_message::CampaignId(1 + i % 3));
         e.person = Some(format!("p{}", i % 10));
         e.label = Some(format!("Link {}", i % 4));
         e.user_agent = Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/120.0".into());
@@ -47,7 +47,7 @@ async fn seed(log: &EventLog) {
     for i in 0..5 {
         let mut e = NewEvent::new(EventKind::Click, t0(), 2, "other@tenant.test");
         e.person = Some(format!("p{i}"));
-        e.campaign = Some(1);
+        e.campaign = Some(herald_message::CampaignId(1));
         events.push(e);
     }
     log.ingest(&events).await.unwrap();

@@ -4,7 +4,9 @@ use crate::both;
 use crate::db::TestDb;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use herald_eventlog::*;
-use herald_message::{FieldSchema, Mailbox, SendKind, SenderIdentity, Template, TrackingOptions};
+use herald_message::{
+    CampaignId, FieldSchema, Mailbox, SendKind, SenderIdentity, Template, TrackingOptions,
+};
 use herald_schedule::{Backend, NewRecipient, NewSend, Outbox, SendingRules, SkipReason, When};
 use std::collections::HashMap;
 
@@ -378,7 +380,7 @@ both!(
         assert_eq!(clicks.len(), 120);
         // Every field survives the stage.
         let mut full = human(ev(EventKind::Click, 2, 7, "ann+\"q\"@x.test"));
-        full.campaign = Some(3);
+        full.campaign = Some(CampaignId(3));
         full.person = Some("crm-7 ✓".into());
         full.link = Some(4);
         full.label = Some("https://shop.test/?a=1&b=\u{e9}".into());
@@ -417,6 +419,74 @@ both!(
                 full.user_agent.as_deref(),
                 full.reply.as_deref()
             )
+        );
+    }
+);
+
+both!(
+    a_campaign_made_for_a_send_commits_or_rolls_back_with_it,
+    |db: TestDb| async move {
+        let (outbox, log) = log(&db, 50_000).await;
+        // A mass template without an unsubscribe link: the enqueue refuses it.
+        let template = Template {
+            subject: "s".into(),
+            html: String::new(),
+            text: "t".into(),
+        }
+        .compile(&FieldSchema::standard(), &TrackingOptions::default())
+        .unwrap();
+        let send = |kind| NewSend {
+            account: 1,
+            kind,
+            template: template.clone(),
+            sender: SenderIdentity {
+                user: Mailbox::new(None, "u@shop.test").unwrap(),
+                domain_verified: false,
+            },
+            campaign: None,
+            when: When::At(now() + Duration::minutes(10)),
+            subject: "s".into(),
+            attachments: vec![],
+        };
+        let to = || {
+            vec![NewRecipient {
+                to: Mailbox::new(None, "a@x.test").unwrap(),
+                values: Default::default(),
+                person: None,
+            }]
+        };
+        let mut tx = outbox.writer().begin().await.unwrap();
+        let id = log
+            .campaign_for_in(&mut tx, 1, "Refused", "s", now())
+            .await
+            .unwrap();
+        let mut s = send(SendKind::Mass);
+        s.campaign = Some(id);
+        let refused = outbox.enqueue_in(&mut tx, s, to(), &log, now()).await;
+        assert!(refused.is_err(), "a mass send without an unsubscribe link");
+        drop(tx); // rolled back
+        assert!(
+            log.campaigns(1, true).await.unwrap().is_empty(),
+            "no empty campaign is left behind"
+        );
+        let mut tx = outbox.writer().begin().await.unwrap();
+        let id = log
+            .campaign_for_in(&mut tx, 1, "Kept", "s", now())
+            .await
+            .unwrap();
+        let mut s = send(SendKind::Individual);
+        s.campaign = Some(id);
+        let accepted = outbox
+            .enqueue_in(&mut tx, s, to(), &log, now())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let campaigns = log.campaigns(1, true).await.unwrap();
+        assert_eq!(campaigns.len(), 1);
+        assert_eq!(campaigns[0].name, "Kept");
+        assert_eq!(
+            outbox.send(accepted.send_id).await.unwrap().campaign,
+            Some(id)
         );
     }
 );

@@ -44,7 +44,7 @@ pub(crate) async fn create_account(
         timezone: body.timezone,
         date_format: body.date_format,
     };
-    let (account, api_key) = crate::accounts::open(&h.accounts, &new, None, h.clock.now()).await?;
+    let (account, api_key) = crate::app::accounts::open(&h, &new, None).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedAccount { account, api_key }),
@@ -56,7 +56,7 @@ pub(crate) async fn list_accounts(
     State(h): State<Arc<Herald>>,
     _: Admin,
 ) -> ApiResult<Json<Vec<Account>>> {
-    Ok(Json(h.accounts.list().await?))
+    Ok(Json(crate::app::accounts::list(&h).await?))
 }
 
 #[utoipa::path(delete, path = "/v1/accounts/{id}", tag = "admin", summary = "Delete an account and all its data", params(("id" = u64, Path, description = "Account number")),  responses((status = 204, description = "The account and all its data are deleted"), Errors), security(("admin_token" = [])))]
@@ -65,7 +65,7 @@ pub(crate) async fn delete_account_admin(
     _: Admin,
     P(id): P<u64>,
 ) -> ApiResult<StatusCode> {
-    h.delete_account(id).await?;
+    crate::app::accounts::delete(&h, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -83,10 +83,8 @@ pub(crate) async fn get_account(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
 ) -> ApiResult<Json<AccountStatus>> {
-    Ok(Json(AccountStatus {
-        account: h.accounts.get(a).await?,
-        totals: h.events.totals(a).await?,
-    }))
+    let (account, totals) = crate::app::accounts::status(&h, a).await?;
+    Ok(Json(AccountStatus { account, totals }))
 }
 
 #[utoipa::path(delete, path = "/v1/account", tag = "api", summary = "Delete the key's account and all its data",   responses((status = 204, description = "The account and all its data are deleted"), Errors), security(("api_key" = [])))]
@@ -94,7 +92,7 @@ pub(crate) async fn delete_own_account(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
 ) -> ApiResult<StatusCode> {
-    h.delete_account(a).await?;
+    crate::app::accounts::delete(&h, a).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -119,9 +117,7 @@ pub(crate) async fn accept_rules(
     Json(body): Json<AcceptRules>,
 ) -> ApiResult<Json<Account>> {
     Ok(Json(
-        h.accounts
-            .accept_rules(a, &body.accepted_by, h.clock.now())
-            .await?,
+        crate::app::accounts::accept_rules(&h, a, &body.accepted_by).await?,
     ))
 }
 
@@ -132,7 +128,7 @@ pub(crate) async fn create_key(
 ) -> ApiResult<(StatusCode, Json<NewApiKey>)> {
     Ok((
         StatusCode::CREATED,
-        Json(crate::accounts::create_key(&h.accounts, a, h.clock.now()).await?),
+        Json(crate::app::accounts::create_key(&h, a).await?),
     ))
 }
 
@@ -158,14 +154,7 @@ pub(crate) async fn add_domain(
     Tenant(a): Tenant,
     Json(body): Json<AddDomain>,
 ) -> ApiResult<(StatusCode, Json<Domain>)> {
-    let d = crate::accounts::add_domain(
-        &h.accounts,
-        &h.vault,
-        a,
-        &body.domain,
-        &h.config.domains.selector,
-    )
-    .await?;
+    let d = crate::app::domains::add(&h, a, &body.domain).await?;
     Ok((StatusCode::CREATED, Json(d)))
 }
 
@@ -174,7 +163,7 @@ pub(crate) async fn list_domains(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
 ) -> ApiResult<Json<Vec<Domain>>> {
-    Ok(Json(h.accounts.domains(a).await?))
+    Ok(Json(crate::app::domains::list(&h, a).await?))
 }
 
 /// A domain check's outcome.
@@ -193,40 +182,7 @@ pub(crate) async fn check_domain(
     Tenant(a): Tenant,
     P(domain): P<String>,
 ) -> ApiResult<Json<DomainCheckResult>> {
-    let d = h
-        .accounts
-        .domain(a, &domain)
-        .await?
-        .ok_or(Problem::not_found("domain"))?;
-    let key = crate::accounts::domain_key(&h.accounts, &h.vault, a, &d.domain).await?;
-    let c = &h.config.domains;
-    let report = crate::domains::check(crate::domains::DomainCheck {
-        domain: &d.domain,
-        selector: &d.selector,
-        key: key.as_ref(),
-        mail_from: None,
-        platform: herald_auth::PlatformAuth {
-            spf_include: c.spf_include.clone(),
-            sending_ips: c.sending_ips.clone(),
-            bounce_domain: h.config.platform.bounce_domain.clone(),
-            helo: None,
-        },
-        dns: herald_auth::DnsConfig {
-            nameserver: c.nameserver,
-            timeout: std::time::Duration::from_secs(c.dns_timeout_secs),
-            attempts: 2,
-        },
-    })
-    .await
-    .map_err(|e| Problem::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
-    h.accounts
-        .set_verified(a, &d.domain, report.passed(), h.clock.now())
-        .await?;
-    h.forget_signers(a);
-    let domain = h
-        .accounts
-        .domain(a, &d.domain)
-        .await?
-        .ok_or(Problem::not_found("domain"))?;
+    let crate::app::domains::Checked { domain, report } =
+        crate::app::domains::check(&h, a, &domain).await?;
     Ok(Json(DomainCheckResult { domain, report }))
 }

@@ -20,14 +20,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-use herald_eventlog::{
-    Campaign, Event, EventKind, Namespace, PersonRecord, ReportQuery, Suppressed, Totals,
-};
-use herald_message::{
-    Attachment, FieldSchema, Mailbox, MergeData, Preview, SendKind, SenderIdentity, Template,
-    TrackingOptions,
-};
-use herald_schedule::{NewRecipient, NewSend, ScheduledSend, SkipReason, When};
+use herald_eventlog::{Campaign, Event, EventKind, Namespace, ReportQuery, Totals};
+use herald_message::{Preview, SendKind};
+use herald_schedule::ScheduledSend;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -187,6 +182,19 @@ impl From<herald_eventlog::Error> for Problem {
     }
 }
 
+impl From<crate::app::Error> for Problem {
+    fn from(e: crate::app::Error) -> Self {
+        use crate::app::Error as E;
+        match e {
+            E::Invalid { field, rule } => Problem::invalid(&field, rule),
+            E::NotEnabled => Problem::new(StatusCode::FORBIDDEN, e.to_string()),
+            E::NotFound { what } => Problem::not_found(what),
+            E::Unavailable(detail) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail),
+            E::Herald(e) => e.into(),
+        }
+    }
+}
+
 impl From<crate::Error> for Problem {
     fn from(e: crate::Error) -> Self {
         match e {
@@ -337,17 +345,6 @@ impl FromRequestParts<Arc<Herald>> for Admin {
     }
 }
 
-async fn enabled(h: &Herald, account: u64) -> ApiResult<Account> {
-    let a = h.accounts.get(account).await?;
-    if !a.enabled {
-        return Err(Problem::new(
-            StatusCode::FORBIDDEN,
-            "the account is not enabled: accept the sending rules first (POST /v1/account/rules)",
-        ));
-    }
-    Ok(a)
-}
-
 // ---------------------------------------------------------------- router
 
 async fn not_found_route() -> Problem {
@@ -406,32 +403,5 @@ pub fn routes(herald: Arc<Herald>) -> Router {
         .with_state(herald)
 }
 
-/// Used by the quick start: the send a demo newsletter makes, as JSON.
-pub fn demo_send_json(from: &str) -> serde_json::Value {
-    serde_json::json!({
-        "kind": "mass",
-        "from": {"name": "Demo Shop", "email": from},
-        "subject": "Hello {{person.first_name | \"there\"}}",
-        "html": "<p>Hi {{person.first_name | \"there\"}},</p><p>Our <a href=\"https://example.com/spring\">spring sale</a> has started.</p>",
-        "recipients": {"persons": ["demo-1", "demo-2", "demo-3"]}
-    })
-}
-
-/// Demo persons for the quick start.
-pub fn demo_persons() -> Vec<PersonInput> {
-    ["Ada", "Grace", "Linus"]
-        .iter()
-        .enumerate()
-        .map(|(i, n)| PersonInput {
-            id: format!("demo-{}", i + 1),
-            person: BTreeMap::from([
-                ("first_name".to_owned(), (*n).to_owned()),
-                (
-                    "email".to_owned(),
-                    format!("{}@example.com", n.to_lowercase()),
-                ),
-            ]),
-            ..PersonInput::default()
-        })
-        .collect()
-}
+pub use crate::app::contacts::demo_persons;
+pub use crate::app::sends::demo_send_json;

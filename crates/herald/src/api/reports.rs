@@ -156,13 +156,16 @@ pub(crate) async fn report_update(
     Tenant(a): Tenant,
     Json(u): Json<ReportUpdate>,
 ) -> ApiResult<Json<Updated>> {
-    check_field_name("field", &u.field)?;
-    check_field_value("value", u.namespace, &u.field, &u.value)?;
     Ok(Json(Updated {
-        updated: h
-            .events
-            .update_report_persons(a, &u.query, u.namespace, &u.field, &u.value)
-            .await?,
+        updated: crate::app::contacts::update_report_persons(
+            &h,
+            a,
+            &u.query,
+            u.namespace,
+            &u.field,
+            &u.value,
+        )
+        .await?,
     }))
 }
 
@@ -188,7 +191,7 @@ pub(crate) async fn list_campaigns(
 
 pub(crate) async fn find_campaign(h: &Herald, account: u64, id: i64) -> ApiResult<Campaign> {
     h.events
-        .campaign(account, id)
+        .campaign(account, herald_message::CampaignId(id))
         .await?
         .ok_or(Problem::not_found("campaign"))
 }
@@ -248,7 +251,11 @@ pub(crate) async fn mark_campaign(
     P(id): P<i64>,
     Json(m): Json<CampaignMarks>,
 ) -> ApiResult<Json<Campaign>> {
-    if !h.events.mark_campaign(a, id, m.starred, m.archived).await? {
+    if !h
+        .events
+        .mark_campaign(a, herald_message::CampaignId(id), m.starred, m.archived)
+        .await?
+    {
         return Err(Problem::not_found("campaign"));
     }
     Ok(Json(find_campaign(&h, a, id).await?))

@@ -1109,6 +1109,18 @@ async fn sms_go_through_the_http_gateway_merged_with_their_segments() {
         )
         .await;
     assert_eq!(r.json()["segments"], 2, "{}", r.text());
+    // A number given twice, however written, gets one text, as an address gets one email.
+    let r = api
+        .json(
+            "POST",
+            "/v1/sms",
+            k,
+            json!({"text": "Once", "recipients": {"numbers": [{"phone": "+45 20 30 40 60"}, {"phone": "0045 2030 4060"}, {"phone": "+4520304060"}]}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["sent"], 1, "{}", r.text());
+    assert_eq!(r.json()["results"].as_array().map(Vec::len), Some(1));
     for (body, field) in [
         (
             json!({"text": "x", "recipients": {"numbers": [{"phone": "12345"}]}}),
@@ -1129,7 +1141,7 @@ async fn sms_go_through_the_http_gateway_merged_with_their_segments() {
     }
     assert_eq!(
         gateway.received().len(),
-        4,
+        5,
         "nothing sent for refused requests"
     );
 }

@@ -170,7 +170,7 @@ pub async fn enqueue(
             user: Mailbox::new(Some("Ulla Ørsted"), "ulla@shop.test").unwrap(),
             domain_verified: false,
         },
-        campaign: Some(1),
+        campaign: Some(herald::message::CampaignId(1)),
         when,
         subject: "Hi {{person.first_name}}".into(),
         attachments: vec![],

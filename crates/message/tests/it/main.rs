@@ -75,7 +75,7 @@ fn build(
                 account: 5,
                 message: 77,
             },
-            campaign: Some(3),
+            campaign: Some(herald_message::CampaignId(3)),
             date: date(),
             attachments: &[],
         },

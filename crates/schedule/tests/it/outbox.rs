@@ -38,7 +38,7 @@ fn send(kind: SendKind, when: When, account: u64) -> NewSend {
             user: Mailbox::new(Some("Ulla"), "ulla@shop.test").unwrap(),
             domain_verified: false,
         },
-        campaign: Some(1),
+        campaign: Some(herald_message::CampaignId(1)),
         when,
         subject: "Hi {{person.first_name}}".into(),
         attachments: vec![],
