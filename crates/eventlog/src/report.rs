@@ -719,7 +719,7 @@ impl EventLog {
             Some(r) => r.try_get(0)?,
             None => 0,
         };
-        Ok(u64::try_from(n).unwrap_or(0))
+        crate::store::stored_u64(n)
     }
 
     /// The report as CSV (a header line, then one line per event of the page).

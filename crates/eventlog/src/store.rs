@@ -100,7 +100,7 @@ const CAMPAIGN_COLUMNS: &str =
     "id, name, first_subject, emails, delivered, opened, clicked, starred, archived";
 
 fn campaign_row(r: &AnyRow) -> Result<Campaign> {
-    let n = |c: &str| -> Result<u64> { Ok(u64::try_from(r.try_get::<i64, _>(c)?).unwrap_or(0)) };
+    let n = |c: &str| -> Result<u64> { stored_u64(r.try_get::<i64, _>(c)?) };
     let (delivered, opened, clicked) = (n("delivered")?, n("opened")?, n("clicked")?);
     Ok(Campaign {
         id: CampaignId(r.try_get("id")?),
@@ -204,6 +204,12 @@ pub struct EventLog {
 
 fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
+}
+
+/// A stored count or number that must not be negative; a negative one is a
+/// corrupt row, never silently 0.
+pub(crate) fn stored_u64(n: i64) -> Result<u64> {
+    u64::try_from(n).map_err(|_| Error::Corrupt(format!("negative count {n}")))
 }
 
 fn account_i64(account: u64) -> Result<i64> {
@@ -396,7 +402,7 @@ impl EventLog {
             .fetch_one(&self.pool)
             .await?
             .try_get(0)?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        stored_u64(n)
     }
 
     /// [`EventLog::ingest`] inside the caller's transaction `tx` (on this log's
@@ -728,8 +734,7 @@ impl EventLog {
         let Some(row) = row else {
             return Ok(Totals::default());
         };
-        let v =
-            |i: usize| -> Result<u64> { Ok(u64::try_from(row.try_get::<i64, _>(i)?).unwrap_or(0)) };
+        let v = |i: usize| -> Result<u64> { stored_u64(row.try_get::<i64, _>(i)?) };
         Ok(Totals {
             processed: v(0)?,
             delivered: v(1)?,

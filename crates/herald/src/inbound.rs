@@ -29,9 +29,15 @@ pub async fn ingest(herald: &Herald, raw: &[u8]) -> Result<InboundOutcome, Error
     let mut mapped = None;
     if let Some(r) = parsed.message
         && let Ok(id) = i64::try_from(r.message)
-        && let Some((account, recipient, send_id, person)) = herald.outbox.message(id).await?
-        && account == r.account
+        && let Some(message) = herald.outbox.message(id).await?
+        && message.account == r.account
     {
+        let herald_schedule::StoredMessage {
+            account,
+            recipient,
+            send_id,
+            person,
+        } = message;
         mapped = Some((account, id));
         let campaign = herald
             .outbox

@@ -148,15 +148,7 @@ pub struct Herald {
     messages: Recent<i64, MessageValues>,
 }
 
-/// What a tracking link needs of its message: account, recipient, send, CRM
-/// person and merged values.
-pub type MessageValues = (
-    u64,
-    String,
-    i64,
-    Option<String>,
-    herald_message::MergeValues,
-);
+pub use herald_schedule::MessageValues;
 
 /// Messages kept by [`Herald::message_cached`], and for how long: a message
 /// deleted with its account stops resolving on every server within that time.
@@ -378,7 +370,7 @@ impl Herald {
         self.accounts.delete(id).await?;
         self.forget_signers(id);
         self.sends.retain(|_, s| s.account != id);
-        self.messages.retain(|_, m| m.0 != id);
+        self.messages.retain(|_, m| m.message.account != id);
         Ok(())
     }
 }

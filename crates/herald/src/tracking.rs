@@ -266,10 +266,10 @@ async fn resolve(herald: &Herald, token: &str, kind: TokenKind) -> Option<Resolv
     let t = herald.tracker.decode_kind(token, kind).ok()?;
     let id = i64::try_from(t.message.message).ok()?;
     let m = herald.message_cached(id).await.ok()??;
-    if m.0 != t.message.account {
+    if m.message.account != t.message.account {
         return None;
     }
-    let send = herald.send_cached(m.2).await.ok()?;
+    let send = herald.send_cached(m.message.send_id).await.ok()?;
     Some(Resolved {
         m,
         id,
@@ -294,10 +294,11 @@ impl Resolved {
         request: &axum::extract::Request,
     ) -> NewEvent {
         let (ip, ua) = client(request, &herald.trusted_proxies);
-        let mut e = NewEvent::new(kind, herald.clock.now(), self.m.0, &self.m.1);
+        let m = &self.m.message;
+        let mut e = NewEvent::new(kind, herald.clock.now(), m.account, &m.recipient);
         e.message = Some(self.id);
         e.campaign = self.send.campaign;
-        e.person = self.m.3.clone();
+        e.person = m.person.clone();
         e.ip = ip;
         e.user_agent = ua;
         e
@@ -319,7 +320,7 @@ async fn click(
         return not_found();
     };
     // Only the URL recorded for this message's link: never one from the request.
-    let Some(url) = r.send.template.link_url(index, &r.m.4) else {
+    let Some(url) = r.send.template.link_url(index, &r.m.values) else {
         return not_found();
     };
     let Ok(location) = HeaderValue::from_str(&url) else {

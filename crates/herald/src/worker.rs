@@ -48,9 +48,14 @@ impl Stats {
 /// Renders, signs and sends one claimed message; returns its outcome.
 async fn attempt(herald: &Herald, send: &StoredSend, m: &Claimed, stats: &Stats) -> Outcome {
     let now = herald.clock.now();
+    let Ok(id) = u64::try_from(m.id) else {
+        return Outcome::Failed {
+            reason: format!("corrupt outbox row: message id {}", m.id),
+        };
+    };
     let message = MessageRef {
         account: m.account,
-        message: u64::try_from(m.id).unwrap_or(0),
+        message: id,
     };
     let params = BuildParams {
         platform: &herald.platform,

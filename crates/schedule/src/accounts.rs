@@ -134,7 +134,7 @@ const DOMAIN_COLUMNS: &str = "domain, selector, dns_name, txt_record, verified, 
 fn account_row(row: &sqlx::any::AnyRow) -> Result<Account> {
     let at: Option<i64> = row.try_get(6)?;
     Ok(Account {
-        id: u64::try_from(row.try_get::<i64, _>(0)?).unwrap_or(0),
+        id: crate::outbox::account_u64(row.try_get::<i64, _>(0)?)?,
         name: row.try_get(1)?,
         timezone: row.try_get(2)?,
         date_format: row.try_get(3)?,

@@ -32,9 +32,9 @@ pub use bounce::{
 };
 pub use delivery::{Attempt, RetryPolicy, Stage, outcome};
 pub use outbox::{
-    Accepted, Backend, BounceClass, Claimed, NewRecipient, NewSend, NoSuppression, Outbox, Outcome,
-    PendingEvents, ScheduledSend, SkipReason, State, StateCounts, StaticSuppression, StoredSend,
-    Suppression,
+    Accepted, Backend, BounceClass, Claimed, MessageValues, NewRecipient, NewSend, NoSuppression,
+    Outbox, Outcome, PendingEvents, ScheduledSend, SkipReason, State, StateCounts,
+    StaticSuppression, StoredMessage, StoredSend, Suppression,
 };
 pub use rules::{RuleViolation, SendingRules, When};
 pub use throttle::{Lane, Rate, RateError, Throttle, ThrottleConfig};

@@ -299,9 +299,9 @@ pub struct StoredSend {
     pub attachments: Vec<Attachment>,
 }
 
-/// One line of the scheduled list (R-SND-5).
+/// One line of the scheduled list (R-SND-5), as data: a UI words it (the
+/// seed's "* Broadcast *" and "In progress n/m" are the API's wording).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScheduledSend {
     /// The send's number.
     pub id: i64,
@@ -315,10 +315,12 @@ pub struct ScheduledSend {
     pub user: String,
     /// The subject as written.
     pub subject: String,
-    /// The recipient, or `* Broadcast *` for mass sends.
-    pub to: String,
-    /// `In progress <sent>/<total>` once sending started, else `Scheduled`.
-    pub status: String,
+    /// Individual or mass.
+    pub kind: SendKind,
+    /// The recipient of an individual send (none for mass sends).
+    pub recipient: Option<String>,
+    /// Messages done (delivered, bounced or failed): sending has started when above 0.
+    pub done: usize,
 }
 
 const EVENTS_PROCESSED: i64 = 1;
@@ -353,6 +355,28 @@ pub struct PendingEvents {
     pub person: Option<String>,
 }
 
+/// A message as the tracking endpoints and inbound mail map it back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Its account.
+    pub account: u64,
+    /// Its recipient's address.
+    pub recipient: String,
+    /// Its send.
+    pub send_id: i64,
+    /// The CRM's person id, if the send named one.
+    pub person: Option<String>,
+}
+
+/// A message with the merge values it was sent with (its links need them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageValues {
+    /// The message.
+    pub message: StoredMessage,
+    /// Its merged values.
+    pub values: MergeValues,
+}
+
 /// Counts of a send's messages by state.
 pub type StateCounts = HashMap<State, usize>;
 
@@ -380,6 +404,25 @@ fn kind_str(kind: SendKind) -> &'static str {
     match kind {
         SendKind::Individual => "individual",
         SendKind::Mass => "mass",
+    }
+}
+
+/// A stored account number; a negative one is a corrupt row, never account 0.
+pub(crate) fn account_u64(account: i64) -> Result<u64> {
+    u64::try_from(account).map_err(|_| Error::Corrupt(format!("account number {account}")))
+}
+
+/// A stored count; a negative one is a corrupt row.
+fn count_of(n: i64) -> Result<usize> {
+    usize::try_from(n).map_err(|_| Error::Corrupt(format!("count {n}")))
+}
+
+/// A stored send kind (`individual`, `mass`); anything else is a corrupt row.
+fn kind_of(kind: &str) -> Result<SendKind> {
+    match kind {
+        "individual" => Ok(SendKind::Individual),
+        "mass" => Ok(SendKind::Mass),
+        other => Err(Error::Corrupt(format!("unknown send kind `{other}`"))),
     }
 }
 
@@ -738,7 +781,7 @@ impl Outbox {
                 let state: String = r.try_get("state")?;
                 Ok(PendingEvents {
                     id: r.try_get("id")?,
-                    account: u64::try_from(account).unwrap_or(0),
+                    account: account_u64(account)?,
                     recipient: r.try_get("recipient_email")?,
                     send_id: r.try_get("send_id")?,
                     state: State::parse(&state)?,
@@ -800,47 +843,29 @@ impl Outbox {
         Ok(released)
     }
 
-    /// Who message `id` went to: its account, recipient address, send and CRM person, if
-    /// the message is still in the outbox.
-    pub async fn message(&self, id: i64) -> Result<Option<(u64, String, i64, Option<String>)>> {
+    /// Message `id`: its account, recipient, send and CRM person.
+    pub async fn message(&self, id: i64) -> Result<Option<StoredMessage>> {
         let row = sqlx::query(
             "SELECT account, recipient_email, send_id, person FROM herald_outbox WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            let account: i64 = r.try_get(0)?;
-            Ok((
-                u64::try_from(account).unwrap_or(0),
-                r.try_get(1)?,
-                r.try_get(2)?,
-                r.try_get(3)?,
-            ))
-        })
-        .transpose()
+        row.map(|r| stored_message(&r)).transpose()
     }
 
-    /// What a tracking link of message `id` needs: its account, recipient,
-    /// send, CRM person and merged values.
-    pub async fn message_values(
-        &self,
-        id: i64,
-    ) -> Result<Option<(u64, String, i64, Option<String>, MergeValues)>> {
+    /// What a tracking link of message `id` needs: the message and its merged values.
+    pub async fn message_values(&self, id: i64) -> Result<Option<MessageValues>> {
         let row = sqlx::query("SELECT account, recipient_email, send_id, person, merge_values FROM herald_outbox WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| {
-            let account: i64 = r.try_get(0)?;
-            let values: String = r.try_get(4)?;
-            Ok((
-                u64::try_from(account).unwrap_or(0),
-                r.try_get(1)?,
-                r.try_get(2)?,
-                r.try_get(3)?,
-                serde_json::from_str(&values)?,
-            ))
+            let values: String = r.try_get("merge_values")?;
+            Ok(MessageValues {
+                message: stored_message(&r)?,
+                values: serde_json::from_str(&values)?,
+            })
         })
         .transpose()
     }
@@ -886,7 +911,7 @@ impl Outbox {
         .fetch_one(&self.pool)
         .await?
         .try_get(0)?;
-        Ok(u64::try_from(n).unwrap_or(0))
+        Ok(count_of(n)? as u64)
     }
 
     /// Counts of the messages of `send_id` by state.
@@ -901,7 +926,7 @@ impl Outbox {
         for row in rows {
             let state: String = row.try_get(0)?;
             let n: i64 = row.try_get(1)?;
-            out.insert(State::parse(&state)?, usize::try_from(n).unwrap_or(0));
+            out.insert(State::parse(&state)?, count_of(n)?);
         }
         Ok(out)
     }
@@ -928,27 +953,21 @@ impl Outbox {
             if pending == 0 {
                 continue;
             }
-            let total: i64 = row.try_get("total")?;
-            let done: i64 = row.try_get("done")?;
-            let kind: String = row.try_get("kind")?;
+            let kind = kind_of(&row.try_get::<String, _>("kind")?)?;
             let name: Option<String> = row.try_get("user_name")?;
             let email: String = row.try_get("user_email")?;
             out.push(ScheduledSend {
                 id: row.try_get("id")?,
                 deferred_until: from_millis(row.try_get("scheduled_at")?),
                 created: from_millis(row.try_get("created_at")?),
-                count: usize::try_from(total).unwrap_or(0),
+                count: count_of(row.try_get("total")?)?,
+                done: count_of(row.try_get("done")?)?,
                 user: name.unwrap_or(email),
                 subject: row.try_get("subject")?,
-                to: if kind == "mass" {
-                    "* Broadcast *".to_owned()
-                } else {
-                    row.try_get("one_recipient")?
-                },
-                status: if done > 0 {
-                    format!("In progress {done}/{total}")
-                } else {
-                    "Scheduled".to_owned()
+                kind,
+                recipient: match kind {
+                    SendKind::Mass => None,
+                    SendKind::Individual => row.try_get("one_recipient")?,
                 },
             });
         }
@@ -1037,11 +1056,10 @@ fn claimed_from_row(row: &AnyRow) -> Result<Claimed> {
     Ok(Claimed {
         id: row.try_get("id")?,
         send_id: row.try_get("send_id")?,
-        account: u64::try_from(account).unwrap_or(0),
-        lane: if lane == "mass" {
-            Lane::Mass
-        } else {
-            Lane::Individual
+        account: account_u64(account)?,
+        lane: match kind_of(&lane)? {
+            SendKind::Mass => Lane::Mass,
+            SendKind::Individual => Lane::Individual,
         },
         to: Mailbox::for_field("recipient", name.as_deref(), &email)
             .map_err(|e| Error::Corrupt(e.to_string()))?,
@@ -1049,6 +1067,15 @@ fn claimed_from_row(row: &AnyRow) -> Result<Claimed> {
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
         first_attempt_at: first.map(from_millis),
         person: row.try_get("person")?,
+    })
+}
+
+fn stored_message(r: &AnyRow) -> Result<StoredMessage> {
+    Ok(StoredMessage {
+        account: account_u64(r.try_get("account")?)?,
+        recipient: r.try_get("recipient_email")?,
+        send_id: r.try_get("send_id")?,
+        person: r.try_get("person")?,
     })
 }
 
@@ -1062,12 +1089,8 @@ fn stored_send(row: &AnyRow) -> Result<StoredSend> {
     let attachments: String = row.try_get("attachments")?;
     Ok(StoredSend {
         id: row.try_get("id")?,
-        account: u64::try_from(account).unwrap_or(0),
-        kind: if kind == "mass" {
-            SendKind::Mass
-        } else {
-            SendKind::Individual
-        },
+        account: account_u64(account)?,
+        kind: kind_of(&kind)?,
         template: serde_json::from_str(&template)?,
         sender: serde_json::from_str(&sender)?,
         campaign,

@@ -22,7 +22,6 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use herald_eventlog::{Campaign, Event, EventKind, Namespace, ReportQuery, Totals};
 use herald_message::{Preview, SendKind};
-use herald_schedule::ScheduledSend;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;

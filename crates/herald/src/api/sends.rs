@@ -71,7 +71,55 @@ pub(crate) async fn list_sends(
     State(h): State<Arc<Herald>>,
     Tenant(a): Tenant,
 ) -> ApiResult<Json<Vec<ScheduledSend>>> {
-    Ok(Json(h.outbox.scheduled(a).await?))
+    Ok(Json(
+        h.outbox
+            .scheduled(a)
+            .await?
+            .into_iter()
+            .map(ScheduledSend::from)
+            .collect(),
+    ))
+}
+
+/// One line of the scheduled list (R-SND-5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ScheduledSend {
+    /// The send's number.
+    pub id: i64,
+    /// When it is (or was) due.
+    pub deferred_until: DateTime<Utc>,
+    /// When it was created.
+    pub created: DateTime<Utc>,
+    /// Recipients (queued, not skipped).
+    pub count: usize,
+    /// The CRM user's name, else address.
+    pub user: String,
+    /// The subject as written.
+    pub subject: String,
+    /// The recipient, or `* Broadcast *` for mass sends.
+    pub to: String,
+    /// `In progress <sent>/<total>` once sending started, else `Scheduled`.
+    pub status: String,
+}
+
+impl From<herald_schedule::ScheduledSend> for ScheduledSend {
+    /// The seed's wording of a scheduled line (the API's; a UI translates the data instead).
+    fn from(s: herald_schedule::ScheduledSend) -> Self {
+        ScheduledSend {
+            id: s.id,
+            deferred_until: s.deferred_until,
+            created: s.created,
+            count: s.count,
+            user: s.user,
+            subject: s.subject,
+            to: s.recipient.unwrap_or_else(|| "* Broadcast *".to_owned()),
+            status: if s.done > 0 {
+                format!("In progress {}/{}", s.done, s.count)
+            } else {
+                "Scheduled".to_owned()
+            },
+        }
+    }
 }
 
 /// A send as viewed.

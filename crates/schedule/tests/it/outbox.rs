@@ -407,17 +407,18 @@ both!(the_scheduled_list_shows_progress, |db: TestDb| async move {
     let list = outbox.scheduled(1).await.unwrap();
     assert_eq!(list.len(), 2, "account 2's send is not listed");
     assert_eq!(
-        (list[0].id, list[0].to.as_str(), list[0].count),
-        (one.send_id, "p0@example.test", 1)
+        (list[0].id, list[0].recipient.as_deref(), list[0].count),
+        (one.send_id, Some("p0@example.test"), 1)
     );
     assert_eq!(
         (
             list[1].id,
-            list[1].to.as_str(),
+            list[1].kind,
+            list[1].recipient.as_deref(),
             list[1].count,
-            list[1].status.as_str()
+            list[1].done
         ),
-        (mass.send_id, "* Broadcast *", 120, "Scheduled")
+        (mass.send_id, SendKind::Mass, None, 120, 0)
     );
     assert_eq!(list[1].deferred_until, at);
     assert_eq!(list[1].created, now());
@@ -440,10 +441,8 @@ both!(the_scheduled_list_shows_progress, |db: TestDb| async move {
             .unwrap();
     }
     let list = outbox.scheduled(1).await.unwrap();
-    assert_eq!(
-        list.iter().find(|s| s.id == mass.send_id).unwrap().status,
-        "In progress 7/120"
-    );
+    let line = list.iter().find(|s| s.id == mass.send_id).unwrap();
+    assert_eq!((line.done, line.count), (7, 120), "in progress 7/120");
 });
 
 both!(
@@ -552,5 +551,35 @@ both!(
         }
         let unique: HashSet<i64> = all.iter().copied().collect();
         assert_eq!((all.len(), unique.len()), (400, 400));
+    }
+);
+
+both!(
+    corrupt_rows_are_errors_not_defaults,
+    |db: TestDb| async move {
+        let outbox = db.outbox(SendingRules::default()).await;
+        let a = enqueue(&outbox, SendKind::Individual, When::Now, 1, 1).await;
+        // An unknown kind is not read as individual mail.
+        sqlx::query("UPDATE herald_sends SET kind = 'weekly' WHERE id = $1")
+            .bind(a.send_id)
+            .execute(outbox.writer())
+            .await
+            .unwrap();
+        assert!(
+            matches!(outbox.send(a.send_id).await, Err(Error::Corrupt(m)) if m.contains("weekly")),
+            "an unknown send kind"
+        );
+        assert!(matches!(outbox.scheduled(1).await, Err(Error::Corrupt(_))));
+        // A negative account is not account 0.
+        let b = enqueue(&outbox, SendKind::Individual, When::Now, 1, 2).await;
+        sqlx::query("UPDATE herald_sends SET account = -5 WHERE id = $1")
+            .bind(b.send_id)
+            .execute(outbox.writer())
+            .await
+            .unwrap();
+        assert!(
+            matches!(outbox.send(b.send_id).await, Err(Error::Corrupt(m)) if m.contains("-5")),
+            "a negative account number"
+        );
     }
 );
