@@ -9,4 +9,5 @@ mod corpus;
 mod db;
 mod inbound;
 mod report;
+mod schema;
 mod store;
