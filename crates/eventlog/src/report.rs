@@ -17,6 +17,7 @@ use crate::event::{Event, EventKind};
 use crate::store::{EventLog, event_columns, event_from_row};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
+use herald_schedule::sql::{Bind, Sql};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
@@ -351,12 +352,6 @@ impl ReportQuery {
 }
 
 /// A bound value.
-#[derive(Debug, Clone)]
-enum Bind {
-    Int(i64),
-    Text(String),
-}
-
 fn like_pattern(value: &str) -> String {
     let mut out = String::from("%");
     for c in value.to_lowercase().chars() {
@@ -371,11 +366,8 @@ fn like_pattern(value: &str) -> String {
 
 struct Where {
     sql: String,
-    binds: Vec<Bind>,
-    /// Anonymous `?` placeholders (SQLite): every parameter is used once, in
-    /// order, and SQLite looks numbered ones up by name, which makes binding
-    /// quadratic in their count (a `one_of` of 1,000 values has 1,000).
-    anonymous: bool,
+    /// The values of `sql`'s placeholders, in order ([`Sql::param`]).
+    params: Sql,
 }
 
 impl Where {
@@ -383,36 +375,38 @@ impl Where {
     /// case: SQLite's `LIKE` already does (and `LOWER` would copy every value);
     /// PostgreSQL's does not.
     fn fold(&self, text: &str) -> String {
-        if self.anonymous {
-            text.to_owned()
-        } else {
-            format!("LOWER({text})")
+        match self.params.backend() {
+            herald_schedule::Backend::Sqlite => text.to_owned(),
+            herald_schedule::Backend::Postgres => format!("LOWER({text})"),
         }
     }
 
     fn param(&mut self, b: Bind) -> String {
-        self.binds.push(b);
-        if self.anonymous {
-            "?".to_owned()
-        } else {
-            format!("${}", self.binds.len())
-        }
+        self.params.param(b)
+    }
+
+    /// SQLite: one placeholder per use, so contains filters are written one by one.
+    fn sqlite(&self) -> bool {
+        self.params.backend() == herald_schedule::Backend::Sqlite
     }
 }
 
 fn bind_value(field: EventField, v: &Value) -> Result<Bind> {
     match (field.numeric(), v) {
-        (true, Value::Int(i)) => Ok(Bind::Int(*i)),
-        (false, Value::Text(t)) => Ok(Bind::Text(if field == EventField::Recipient {
+        (true, Value::Int(i)) => Ok(Bind::from(*i)),
+        (false, Value::Text(t)) => Ok(Bind::from(if field == EventField::Recipient {
             t.to_ascii_lowercase()
         } else {
             t.clone()
         })),
-        (false, Value::Int(i)) => Ok(Bind::Text(i.to_string())),
-        (true, Value::Text(t)) => t.parse().map(Bind::Int).map_err(|_| Error::Invalid {
-            field: "filter",
-            rule: format!("`{t}` is not a number, and {field:?} is numeric"),
-        }),
+        (false, Value::Int(i)) => Ok(Bind::from(i.to_string())),
+        (true, Value::Text(t)) => t
+            .parse::<i64>()
+            .map(Bind::from)
+            .map_err(|_| Error::Invalid {
+                field: "filter",
+                rule: format!("`{t}` is not a number, and {field:?} is numeric"),
+            }),
     }
 }
 
@@ -423,10 +417,9 @@ fn build_where(
 ) -> Result<Where> {
     let mut w = Where {
         sql: String::new(),
-        binds: Vec::new(),
-        anonymous: backend == herald_schedule::Backend::Sqlite,
+        params: Sql::new(backend),
     };
-    let p = w.param(Bind::Int(account));
+    let p = w.param(Bind::from(account));
     w.sql = format!("e.account = {p}");
     for f in filters {
         let clause = match f {
@@ -435,9 +428,9 @@ fn build_where(
                 format!("{} = {p}", field.column())
             }
             // PostgreSQL: grouped by field below, so each field is lower-cased once.
-            Filter::Contains { .. } if !w.anonymous => continue,
+            Filter::Contains { .. } if !w.sqlite() => continue,
             Filter::Contains { field, value } => {
-                let p = w.param(Bind::Text(like_pattern(value)));
+                let p = w.param(Bind::from(like_pattern(value)));
                 let text = format!("COALESCE({}, '')", field.column());
                 format!("{} LIKE {p} ESCAPE '\\'", w.fold(&text))
             }
@@ -453,8 +446,8 @@ fn build_where(
                 }
             }
             Filter::Between { from, to } => {
-                let a = w.param(Bind::Int(from.timestamp_millis()));
-                let b = w.param(Bind::Int(to.timestamp_millis()));
+                let a = w.param(Bind::from(from.timestamp_millis()));
+                let b = w.param(Bind::from(to.timestamp_millis()));
                 format!("e.at >= {a} AND e.at < {b}")
             }
             Filter::Kinds { kinds } => {
@@ -463,7 +456,7 @@ fn build_where(
                 } else {
                     let ps: Vec<String> = kinds
                         .iter()
-                        .map(|k| w.param(Bind::Text(k.as_str().to_owned())))
+                        .map(|k| w.param(Bind::from(k.as_str().to_owned())))
                         .collect();
                     format!("e.kind IN ({})", ps.join(", "))
                 }
@@ -477,7 +470,7 @@ fn build_where(
     // PostgreSQL: the `contains` filters of one field are one `LIKE ALL`, so
     // the field is lower-cased once per row, not once per filter (its
     // default `LIKE` escape is the backslash `like_pattern` writes).
-    if !w.anonymous {
+    if !w.sqlite() {
         let mut by_field: Vec<(EventField, Vec<&String>)> = Vec::new();
         for f in filters {
             if let Filter::Contains { field, value } = f {
@@ -490,7 +483,7 @@ fn build_where(
         for (field, values) in by_field {
             let ps: Vec<String> = values
                 .into_iter()
-                .map(|v| format!("{}::text", w.param(Bind::Text(like_pattern(v)))))
+                .map(|v| format!("{}::text", w.param(Bind::from(like_pattern(v)))))
                 .collect();
             w.sql.push_str(&format!(
                 " AND LOWER(COALESCE({}, '')) LIKE ALL (ARRAY[{}])",
@@ -527,14 +520,14 @@ fn build_where(
     if person.is_empty() {
         return Ok(w);
     }
-    let head = if person.len() == 1 || !w.anonymous {
+    let head = if person.len() == 1 || !w.sqlite() {
         " AND EXISTS (SELECT 1 FROM herald_person_fields f WHERE f.account = e.account AND f.person = e.person GROUP BY f.person HAVING ".to_owned()
     } else {
-        let a = w.param(Bind::Int(account));
+        let a = w.param(Bind::from(account));
         let mut pairs = Vec::with_capacity(person.len());
         for (namespace, field, _, _) in &person {
-            let ns = w.param(Bind::Text(namespace.as_str().to_owned()));
-            let name = w.param(Bind::Text((*field).clone()));
+            let ns = w.param(Bind::from(namespace.as_str().to_owned()));
+            let name = w.param(Bind::from((*field).clone()));
             pairs.push(format!("(f.namespace = {ns} AND f.field = {name})"));
         }
         format!(
@@ -544,12 +537,12 @@ fn build_where(
     };
     let mut checks = Vec::with_capacity(person.len());
     for (namespace, field, value, exact) in person {
-        let ns = w.param(Bind::Text(namespace.as_str().to_owned()));
-        let name = w.param(Bind::Text(field.clone()));
+        let ns = w.param(Bind::from(namespace.as_str().to_owned()));
+        let name = w.param(Bind::from(field.clone()));
         let cmp = if exact {
-            format!("f.value = {}", w.param(Bind::Text(value.clone())))
+            format!("f.value = {}", w.param(Bind::from(value.clone())))
         } else {
-            let pattern = w.param(Bind::Text(like_pattern(value)));
+            let pattern = w.param(Bind::from(like_pattern(value)));
             format!("{} LIKE {pattern} ESCAPE '\\'", w.fold("f.value"))
         };
         checks.push(format!(
@@ -560,19 +553,6 @@ fn build_where(
     w.sql.push_str(&checks.join(" AND "));
     w.sql.push(')');
     Ok(w)
-}
-
-fn bind_all<'q>(
-    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
-    binds: &'q [Bind],
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    for b in binds {
-        q = match b {
-            Bind::Int(i) => q.bind(*i),
-            Bind::Text(t) => q.bind(t.as_str()),
-        };
-    }
-    q
 }
 
 /// One organisation's fields.
@@ -654,7 +634,7 @@ impl EventLog {
     /// read-only transaction); on SQLite the wait is cut short and the
     /// statement's connection finishes it in the background (the bounds keep
     /// that short).
-    async fn fetch_limited(&self, sql: &str, binds: &[Bind]) -> Result<Vec<sqlx::any::AnyRow>> {
+    async fn fetch_limited(&self, sql: &str, params: &Sql) -> Result<Vec<sqlx::any::AnyRow>> {
         let ms = self.report_limits.timeout_ms.max(1);
         match self.backend() {
             herald_schedule::Backend::Postgres => {
@@ -662,21 +642,23 @@ impl EventLog {
                 sqlx::query(&format!("SET LOCAL statement_timeout = {ms}"))
                     .execute(&mut *tx)
                     .await?;
-                let rows = bind_all(sqlx::query(sql), binds)
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err(|e| match &e {
-                        sqlx::Error::Database(d) if d.code().as_deref() == Some("57014") => {
-                            Error::TimedOut { ms }
-                        }
-                        _ => Error::Database(e),
-                    })?;
+                let rows =
+                    params
+                        .query_with(sql)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(|e| match &e {
+                            sqlx::Error::Database(d) if d.code().as_deref() == Some("57014") => {
+                                Error::TimedOut { ms }
+                            }
+                            _ => Error::Database(e),
+                        })?;
                 tx.rollback().await?;
                 Ok(rows)
             }
             herald_schedule::Backend::Sqlite => tokio::time::timeout(
                 std::time::Duration::from_millis(ms),
-                bind_all(sqlx::query(sql), binds).fetch_all(self.pool()),
+                params.query_with(sql).fetch_all(self.pool()),
             )
             .await
             .map_err(|_| Error::TimedOut { ms })?
@@ -701,7 +683,7 @@ impl EventLog {
             query.limit.clamp(0, 10_000),
             query.offset.max(0)
         );
-        let rows = self.fetch_limited(&sql, &w.binds).await?;
+        let rows = self.fetch_limited(&sql, &w.params).await?;
         rows.iter().map(event_from_row).collect()
     }
 
@@ -714,7 +696,7 @@ impl EventLog {
         query.check(&self.report_limits)?;
         let w = build_where(account, &query.filters, self.backend())?;
         let sql = format!("SELECT COUNT(*) FROM herald_events e WHERE {}", w.sql);
-        let rows = self.fetch_limited(&sql, &w.binds).await?;
+        let rows = self.fetch_limited(&sql, &w.params).await?;
         let n: i64 = match rows.first() {
             Some(r) => r.try_get(0)?,
             None => 0,
@@ -773,7 +755,7 @@ impl EventLog {
             "SELECT DISTINCT e.person FROM herald_events e WHERE {} AND e.person IS NOT NULL ORDER BY e.person{page}",
             w.sql
         );
-        let rows = self.fetch_limited(&sql, &w.binds).await?;
+        let rows = self.fetch_limited(&sql, &w.params).await?;
         rows.iter()
             .map(|r| Ok(r.try_get::<String, _>(0)?))
             .collect()
@@ -793,27 +775,23 @@ impl EventLog {
                 .execute(&mut *tx)
                 .await?;
             for chunk in p.fields.chunks(100) {
-                let mut sql = String::from(
+                let mut sql = Sql::new(self.backend());
+                sql.push(
                     "INSERT INTO herald_person_fields (account, person, namespace, field, value) VALUES ",
                 );
-                for i in 0..chunk.len() {
+                for (i, (ns, field, value)) in chunk.iter().enumerate() {
                     if i > 0 {
-                        sql.push(',');
+                        sql.push(",");
                     }
-                    sql.push_str(&format!(
-                        "($1, $2, ${}, ${}, ${})",
-                        3 + i * 3,
-                        4 + i * 3,
-                        5 + i * 3
-                    ));
+                    sql.bind_list([
+                        Bind::from(account),
+                        p.id.as_str().into(),
+                        ns.as_str().into(),
+                        field.as_str().into(),
+                        value.as_str().into(),
+                    ]);
                 }
-                let mut q = sqlx::query(&sql).bind(account).bind(p.id.as_str());
-                for (ns, field, value) in chunk {
-                    q = q
-                        .bind(ns.as_str())
-                        .bind(field.as_str())
-                        .bind(value.as_str());
-                }
+                let q = sql.query();
                 q.execute(&mut *tx).await?;
             }
             // A person naming an organisation and giving no organisation
@@ -921,16 +899,13 @@ impl EventLog {
         })?;
         let mut out = std::collections::HashMap::new();
         for chunk in ids.chunks(500) {
-            let placeholders: Vec<String> =
-                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "SELECT organisation, field, value FROM herald_organisation_fields WHERE account = $1 AND organisation IN ({}) ORDER BY organisation, field",
-                placeholders.join(", ")
-            );
-            let mut q = sqlx::query(&sql).bind(account);
-            for id in chunk {
-                q = q.bind(id.as_str());
-            }
+            let mut sql = Sql::new(self.backend());
+            sql.push("SELECT organisation, field, value FROM herald_organisation_fields WHERE account = ")
+                .bind(account)
+                .push(" AND organisation IN ")
+                .bind_list(chunk.iter().map(|id| id.as_str()))
+                .push(" ORDER BY organisation, field");
+            let q = sql.query();
             for row in q.fetch_all(self.pool()).await? {
                 let id: String = row.try_get(0)?;
                 out.entry(id.clone())
@@ -1008,7 +983,7 @@ mod tests {
         assert!(bind_value(EventField::Campaign, &Value::Text("1; DROP TABLE x".into())).is_err());
         assert!(matches!(
             bind_value(EventField::Campaign, &Value::Text("12".into())),
-            Ok(Bind::Int(12))
+            Ok(Bind::Int(Some(12)))
         ));
     }
 }

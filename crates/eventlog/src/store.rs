@@ -7,6 +7,7 @@ use crate::{Error, Result, bots};
 use chrono::{DateTime, Utc};
 use herald_message::CampaignId;
 use herald_message::SendKind;
+use herald_schedule::sql::{Bind, Sql};
 use herald_schedule::{Backend, SkipReason, Suppression};
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -284,13 +285,6 @@ impl EventLog {
     }
 
     /// Parameter `n` of a statement that uses each parameter once, in order.
-    fn placeholder(&self, n: usize) -> String {
-        match self.backend {
-            Backend::Sqlite => "?".to_owned(),
-            Backend::Postgres => format!("${n}"),
-        }
-    }
-
     /// The pool.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
@@ -445,43 +439,15 @@ impl EventLog {
         // 2. The events, each with its origin (person, prefetch, bot).
         let origin = bots::origins(events, &self.prefetch);
         let bot: Vec<bool> = origin.iter().map(|o| *o != bots::Origin::Person).collect();
-        // SQLite looks numbered parameters up in a list (quadratic in their
-        // number); these statements use each parameter once, in order, so on
-        // SQLite they are written as anonymous `?`, which it binds by position.
         const ROWS: usize = 200;
-        const COLS: usize = 20;
         for (chunk_no, chunk) in events.chunks(ROWS).enumerate() {
-            let mut sql = String::from(
+            let mut sql = Sql::new(self.backend);
+            sql.push(
                 "INSERT INTO herald_events (account, kind, at, message, campaign, recipient, person, link, label, ip, user_agent, reply, reason, bot, seq, browser, os, device, country, city) VALUES ",
             );
-            for i in 0..chunk.len() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                let p: Vec<String> = (1..=COLS).map(|k| self.placeholder(i * COLS + k)).collect();
-                sql.push_str(&format!("({})", p.join(", ")));
-            }
-            let mut q = sqlx::query(&sql);
             for (i, e) in chunk.iter().enumerate() {
                 let account = account_i64(e.account)?;
                 let seq = next_seq.entry(account).or_default();
-                q = q
-                    .bind(account)
-                    .bind(e.kind.as_str())
-                    .bind(millis(e.at))
-                    .bind(e.message)
-                    .bind(e.campaign.map(|c| c.0))
-                    .bind(e.recipient.to_ascii_lowercase())
-                    .bind(e.person.clone())
-                    .bind(e.link.map(i64::from))
-                    .bind(e.label.clone())
-                    .bind(e.ip.clone())
-                    .bind(e.user_agent.clone())
-                    .bind(e.reply.clone())
-                    .bind(e.reason.map(|r| r.as_str()))
-                    .bind(origin[chunk_no * ROWS + i].stored())
-                    .bind(*seq);
-                *seq += 1;
                 let ua = e
                     .user_agent
                     .as_deref()
@@ -491,14 +457,34 @@ impl EventLog {
                     (Some(geo), Some(ip)) => geo.locate(ip),
                     _ => (None, None),
                 };
-                q = q
-                    .bind(ua.browser)
-                    .bind(ua.os)
-                    .bind(ua.device)
-                    .bind(country)
-                    .bind(city);
+                if i > 0 {
+                    sql.push(",");
+                }
+                sql.bind_list([
+                    Bind::from(account),
+                    e.kind.as_str().into(),
+                    millis(e.at).into(),
+                    e.message.into(),
+                    e.campaign.map(|c| c.0).into(),
+                    e.recipient.to_ascii_lowercase().into(),
+                    e.person.clone().into(),
+                    e.link.map(i64::from).into(),
+                    e.label.clone().into(),
+                    e.ip.clone().into(),
+                    e.user_agent.clone().into(),
+                    e.reply.clone().into(),
+                    e.reason.map(|r| r.as_str()).into(),
+                    origin[chunk_no * ROWS + i].stored().into(),
+                    (*seq).into(),
+                    ua.browser.into(),
+                    ua.os.into(),
+                    ua.device.into(),
+                    country.into(),
+                    city.into(),
+                ]);
+                *seq += 1;
             }
-            q.execute(&mut **tx).await?;
+            sql.query().execute(&mut **tx).await?;
         }
         // 3. First human open / click of each message: one insert, the new rows back.
         let mut marks: BTreeMap<(i64, i64, &'static str), Option<i64>> = BTreeMap::new();
@@ -520,24 +506,16 @@ impl EventLog {
         let mut firsts: Vec<(i64, i64, String)> = Vec::new();
         let keys: Vec<_> = marks.keys().copied().collect();
         for chunk in keys.chunks(300) {
-            let mut sql =
-                String::from("INSERT INTO herald_message_marks (account, message, mark) VALUES ");
-            for i in 0..chunk.len() {
+            let mut sql = Sql::new(self.backend);
+            sql.push("INSERT INTO herald_message_marks (account, message, mark) VALUES ");
+            for (i, (a, m, k)) in chunk.iter().enumerate() {
                 if i > 0 {
-                    sql.push(',');
+                    sql.push(",");
                 }
-                sql.push_str(&format!(
-                    "({}, {}, {})",
-                    self.placeholder(i * 3 + 1),
-                    self.placeholder(i * 3 + 2),
-                    self.placeholder(i * 3 + 3)
-                ));
+                sql.bind_list([Bind::from(*a), (*m).into(), (*k).into()]);
             }
-            sql.push_str(" ON CONFLICT DO NOTHING RETURNING account, message, mark");
-            let mut q = sqlx::query(&sql);
-            for (a, m, k) in chunk {
-                q = q.bind(*a).bind(*m).bind(*k);
-            }
+            sql.push(" ON CONFLICT DO NOTHING RETURNING account, message, mark");
+            let q = sql.query();
             for row in q.fetch_all(&mut **tx).await? {
                 firsts.push((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
             }
@@ -658,35 +636,21 @@ impl EventLog {
         // All campaigns' deltas in one statement per 60 campaigns.
         let deltas: Vec<(&i64, &CampaignDelta)> = campaigns.iter().collect();
         for chunk in deltas.chunks(200) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${})",
-                        i * 5 + 1,
-                        i * 5 + 2,
-                        i * 5 + 3,
-                        i * 5 + 4,
-                        i * 5 + 5
-                    )
-                })
-                .collect();
-            let sql = format!(
-                "WITH d(id, emails, delivered, opened, clicked) AS (VALUES {})
+            let mut sql = Sql::new(self.backend);
+            sql.push("WITH d(id, emails, delivered, opened, clicked) AS (VALUES ");
+            for (i, (id, c)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.bind_list([**id, c.emails, c.delivered, c.opened, c.clicked]);
+            }
+            sql.push(
+                ")
                  UPDATE herald_campaigns SET emails = herald_campaigns.emails + d.emails, delivered = herald_campaigns.delivered + d.delivered,
                     opened = herald_campaigns.opened + d.opened, clicked = herald_campaigns.clicked + d.clicked
                  FROM d WHERE herald_campaigns.id = d.id",
-                rows.join(", ")
             );
-            let mut q = sqlx::query(&sql);
-            for (id, c) in chunk {
-                q = q
-                    .bind(**id)
-                    .bind(c.emails)
-                    .bind(c.delivered)
-                    .bind(c.opened)
-                    .bind(c.clicked);
-            }
-            q.execute(&mut **tx).await?;
+            sql.query().execute(&mut **tx).await?;
         }
         // 5. Retention: each account keeps its last `retention` events, by sequence.
         for (account, end) in &last_seq {
@@ -838,16 +802,15 @@ impl EventLog {
         let account = account_i64(account)?;
         let mut out: HashMap<String, PersonRecord> = HashMap::new();
         for chunk in ids.chunks(500) {
-            let placeholders: Vec<String> =
-                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "SELECT person, namespace, field, value FROM herald_person_fields WHERE account = $1 AND person IN ({}) ORDER BY person, namespace, field",
-                placeholders.join(", ")
-            );
-            let mut q = sqlx::query(&sql).bind(account);
-            for id in chunk {
-                q = q.bind(id.as_str());
-            }
+            let mut sql = Sql::new(self.backend());
+            sql.push(
+                "SELECT person, namespace, field, value FROM herald_person_fields WHERE account = ",
+            )
+            .bind(account)
+            .push(" AND person IN ")
+            .bind_list(chunk.iter().map(|id| id.as_str()))
+            .push(" ORDER BY person, namespace, field");
+            let q = sql.query();
             for row in q.fetch_all(&self.pool).await? {
                 let person: String = row.try_get(0)?;
                 let namespace = Namespace::from_stored(&row.try_get::<String, _>(1)?);
@@ -1094,16 +1057,13 @@ impl Suppression for EventLog {
         let mut out = HashMap::new();
         let account = i64::try_from(account).unwrap_or(i64::MAX);
         for chunk in emails.chunks(500) {
-            let placeholders: Vec<String> =
-                (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "SELECT email, reason FROM herald_suppressions WHERE account = $1 AND email IN ({})",
-                placeholders.join(", ")
-            );
-            let mut q = sqlx::query(&sql).bind(account);
-            for e in chunk {
-                q = q.bind(e.to_ascii_lowercase());
-            }
+            let mut sql = Sql::new(self.backend());
+            sql.push("SELECT email, reason FROM herald_suppressions WHERE account = ")
+                .bind(account)
+                .push(" AND email IN ")
+                .bind_list(chunk.iter().map(|e| e.to_ascii_lowercase()))
+                .push("");
+            let q = sql.query();
             for row in q.fetch_all(&self.pool).await? {
                 let email: String = row.try_get(0)?;
                 let reason: String = row.try_get(1)?;

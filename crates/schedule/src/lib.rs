@@ -23,6 +23,7 @@ mod bounce;
 mod delivery;
 mod outbox;
 mod rules;
+pub mod sql;
 mod throttle;
 
 pub use accounts::{Account, Accounts, Domain, DomainKey, NewAccount, check_domain};

@@ -9,6 +9,7 @@
 //! recorded by the worker that still holds the claim.
 
 use crate::rules::{SendingRules, When};
+use crate::sql::{Bind, Sql};
 use crate::throttle::Lane;
 use crate::{Error, Result};
 use chrono::{DateTime, Duration, Utc};
@@ -598,23 +599,13 @@ impl Outbox {
         let send_id: i64 = row.try_get(0)?;
         let batch_size = self.rules.batch_size.max(1);
         let lane = kind_str(send.kind);
-        // A few hundred parameters a statement: sqlx-sqlite's binding is quadratic in them.
+        // A few hundred parameters a statement (see crate::sql).
         const ROWS_PER_STATEMENT: usize = 64;
         for (chunk_no, chunk) in rows.chunks(ROWS_PER_STATEMENT).enumerate() {
-            // Placeholders first appear in increasing order ($1 $2 $3 $4 …), so
-            // SQLite's positional binding and PostgreSQL's numbering agree.
-            let mut sql = String::from(
+            let mut sql = Sql::new(self.backend);
+            sql.push(
                 "INSERT INTO herald_outbox (send_id, account, lane, batch, recipient_email, recipient_name, merge_values, due_at, updated_at, state, reply, person) VALUES ",
             );
-            for i in 0..chunk.len() {
-                let b = 3 + i * 9;
-                if i > 0 {
-                    sql.push(',');
-                }
-                let p: Vec<String> = (1..=9).map(|k| format!("${}", b + k)).collect();
-                sql.push_str(&format!("($1, $2, $3, {})", p.join(", ")));
-            }
-            let mut q = sqlx::query(&sql).bind(send_id).bind(account).bind(lane);
             for (i, (r, skip)) in chunk.iter().enumerate() {
                 let index = chunk_no * ROWS_PER_STATEMENT + i;
                 // Skipped recipients are kept as rows (state `skipped`, the reason as
@@ -624,21 +615,30 @@ impl Outbox {
                 } else {
                     (index / batch_size) as i64
                 };
-                q = q
-                    .bind(batch)
-                    .bind(r.to.address.as_str().to_owned())
-                    .bind(r.to.name.clone())
-                    .bind(serde_json::to_string(&r.values)?)
-                    .bind(millis(due))
-                    .bind(millis(now))
-                    .bind(if skip.is_some() {
-                        State::Skipped.as_str()
-                    } else {
-                        State::Queued.as_str()
-                    })
-                    .bind(skip.map(|s| s.as_str().to_owned()))
-                    .bind(r.person.clone());
+                let state = if skip.is_some() {
+                    State::Skipped
+                } else {
+                    State::Queued
+                };
+                if i > 0 {
+                    sql.push(",");
+                }
+                sql.bind_list([
+                    Bind::from(send_id),
+                    account.into(),
+                    lane.into(),
+                    batch.into(),
+                    r.to.address.as_str().into(),
+                    r.to.name.clone().into(),
+                    serde_json::to_string(&r.values)?.into(),
+                    millis(due).into(),
+                    millis(now).into(),
+                    state.as_str().into(),
+                    skip.map(SkipReason::as_str).into(),
+                    r.person.clone().into(),
+                ]);
             }
+            let q = sql.query();
             q.execute(&mut **tx).await?;
         }
         Ok(Accepted {
@@ -670,8 +670,8 @@ impl Outbox {
             "UPDATE herald_outbox SET state = 'claimed', worker = $1, lease_until = $2, updated_at = $3
              WHERE id IN (
                 SELECT id FROM herald_outbox
-                WHERE lane = $4 AND ((state IN ('queued', 'deferred') AND due_at <= $5) OR (state = 'claimed' AND lease_until <= $6))
-                ORDER BY due_at, id LIMIT $7{lock})
+                WHERE lane = $4 AND ((state IN ('queued', 'deferred') AND due_at <= $3) OR (state = 'claimed' AND lease_until <= $3))
+                ORDER BY due_at, id LIMIT $5{lock})
              RETURNING id, send_id, account, lane, recipient_email, recipient_name, merge_values, attempts, first_attempt_at, person"
         );
         let lane_name = match lane {
@@ -683,8 +683,6 @@ impl Outbox {
             .bind(millis(now + lease))
             .bind(millis(now))
             .bind(lane_name)
-            .bind(millis(now))
-            .bind(millis(now))
             .bind(limit as i64)
             .fetch_all(&self.writer)
             .await?;
@@ -738,8 +736,8 @@ impl Outbox {
             "UPDATE herald_outbox SET state = $1, due_at = COALESCE($2, due_at), bounce_class = $3, bounce_reason = $4, reply = $5,
                 events_pending = events_pending | (CASE WHEN attempts = 0 THEN $6 ELSE 0 END) | $7,
                 attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $8),
-                lease_until = NULL, worker = NULL, updated_at = $9
-             WHERE id = $10 AND state = 'claimed' AND worker = $11",
+                lease_until = NULL, worker = NULL, updated_at = $8
+             WHERE id = $9 AND state = 'claimed' AND worker = $10",
         )
         .bind(state.as_str())
         .bind(due)
@@ -748,7 +746,6 @@ impl Outbox {
         .bind(reply)
         .bind(processed)
         .bind(terminal)
-        .bind(millis(now))
         .bind(millis(now))
         .bind(id)
         .bind(worker.to_owned())
@@ -1003,11 +1000,10 @@ impl Outbox {
         let mut tx = self.writer.begin().await?;
         let cancelled = sqlx::query(
             "UPDATE herald_outbox SET state = 'cancelled', updated_at = $1
-             WHERE send_id = $2 AND (state IN ('queued', 'deferred') OR (state = 'claimed' AND lease_until <= $3))",
+             WHERE send_id = $2 AND (state IN ('queued', 'deferred') OR (state = 'claimed' AND lease_until <= $1))",
         )
         .bind(millis(now))
         .bind(send.id)
-        .bind(millis(now))
         .execute(&mut *tx)
         .await?
         .rows_affected();

@@ -7,3 +7,4 @@
 mod accounts;
 mod db;
 mod outbox;
+mod sql;
