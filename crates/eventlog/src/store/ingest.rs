@@ -1,0 +1,317 @@
+//! Recording events: the rows, the first human open and click of each message,
+//! the totals and campaign deltas, suppression and retention, in the caller's
+//! transaction ([`EventLog::ingest_in`]).
+
+use super::*;
+
+#[derive(Default)]
+struct CampaignDelta {
+    emails: i64,
+    delivered: i64,
+    opened: i64,
+    clicked: i64,
+}
+
+impl EventLog {
+    /// Records `events` in one transaction (R-EVT-1, R-EVT-3): flags bot
+    /// traffic, updates totals, unique opens and clicks and campaign statistics,
+    /// applies suppression (hard bounce → blocklist; complaint or unsubscribe →
+    /// no mass mail), and prunes each touched account to its last `retention`
+    /// events. Nothing is recorded if any part fails.
+    pub async fn ingest(&self, events: &[NewEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.writer.begin().await?;
+        self.ingest_in(&mut tx, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// [`EventLog::ingest`] inside the caller's transaction `tx` (on this log's
+    /// database), so the caller can commit other work with it atomically.
+    pub async fn ingest_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        events: &[NewEvent],
+    ) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut per_account: BTreeMap<i64, i64> = BTreeMap::new();
+        for e in events {
+            *per_account.entry(account_i64(e.account)?).or_default() += 1;
+        }
+
+        // 1. Reserve each account's sequence numbers (and make its totals row).
+        let mut next_seq: BTreeMap<i64, i64> = BTreeMap::new();
+        let mut last_seq: BTreeMap<i64, i64> = BTreeMap::new();
+        for (account, n) in &per_account {
+            sqlx::query("INSERT INTO herald_totals (account) VALUES ($1) ON CONFLICT DO NOTHING")
+                .bind(*account)
+                .execute(&mut **tx)
+                .await?;
+            // fetch_all, not fetch_one: SQLite finishes an UPDATE … RETURNING only
+            // when the statement is stepped to its end.
+            let rows = sqlx::query("UPDATE herald_totals SET events_seen = events_seen + $1 WHERE account = $2 RETURNING events_seen")
+                .bind(*n)
+                .bind(*account)
+                .fetch_all(&mut **tx)
+                .await?;
+            let end: i64 = rows
+                .first()
+                .ok_or_else(|| Error::Corrupt(format!("no totals row for account {account}")))?
+                .try_get(0)?;
+            next_seq.insert(*account, end - n + 1);
+            last_seq.insert(*account, end);
+        }
+        // 2. The events, each with its origin (person, prefetch, bot).
+        let origin = bots::origins(events, &self.prefetch);
+        let bot: Vec<bool> = origin.iter().map(|o| *o != bots::Origin::Person).collect();
+        const ROWS: usize = 200;
+        for (chunk_no, chunk) in events.chunks(ROWS).enumerate() {
+            let mut sql = Sql::new(self.backend);
+            sql.push(
+                "INSERT INTO herald_events (account, kind, at, message, campaign, recipient, person, link, label, ip, user_agent, reply, reason, bot, seq, browser, os, device, country, city) VALUES ",
+            );
+            for (i, e) in chunk.iter().enumerate() {
+                let account = account_i64(e.account)?;
+                let seq = next_seq.entry(account).or_default();
+                let ua = e
+                    .user_agent
+                    .as_deref()
+                    .map(crate::client::parse_user_agent)
+                    .unwrap_or_default();
+                let (country, city) = match (&self.geo, e.ip.as_deref()) {
+                    (Some(geo), Some(ip)) => geo.locate(ip),
+                    _ => (None, None),
+                };
+                if i > 0 {
+                    sql.push(",");
+                }
+                sql.bind_list([
+                    Bind::from(account),
+                    e.kind.as_str().into(),
+                    millis(e.at).into(),
+                    e.message.into(),
+                    e.campaign.map(|c| c.0).into(),
+                    e.recipient.to_ascii_lowercase().into(),
+                    e.person.clone().into(),
+                    e.link.map(i64::from).into(),
+                    e.label.clone().into(),
+                    e.ip.clone().into(),
+                    e.user_agent.clone().into(),
+                    e.reply.clone().into(),
+                    e.reason.map(|r| r.as_str()).into(),
+                    origin[chunk_no * ROWS + i].stored().into(),
+                    (*seq).into(),
+                    ua.browser.into(),
+                    ua.os.into(),
+                    ua.device.into(),
+                    country.into(),
+                    city.into(),
+                ]);
+                *seq += 1;
+            }
+            sql.query().execute(&mut **tx).await?;
+        }
+        // 3. First human open / click of each message: one insert, the new rows back.
+        let mut marks: BTreeMap<(i64, i64, &'static str), Option<i64>> = BTreeMap::new();
+        for (i, e) in events.iter().enumerate() {
+            if matches!(e.kind, EventKind::Open | EventKind::Click)
+                && !bot[i]
+                && let Some(m) = e.message
+            {
+                let mark = if e.kind == EventKind::Open {
+                    "open"
+                } else {
+                    "click"
+                };
+                marks
+                    .entry((account_i64(e.account)?, m, mark))
+                    .or_insert(e.campaign.map(|c| c.0));
+            }
+        }
+        let mut firsts: Vec<(i64, i64, String)> = Vec::new();
+        let keys: Vec<_> = marks.keys().copied().collect();
+        for chunk in keys.chunks(300) {
+            let mut sql = Sql::new(self.backend);
+            sql.push("INSERT INTO herald_message_marks (account, message, mark) VALUES ");
+            for (i, (a, m, k)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(",");
+                }
+                sql.bind_list([Bind::from(*a), (*m).into(), (*k).into()]);
+            }
+            sql.push(" ON CONFLICT DO NOTHING RETURNING account, message, mark");
+            let q = sql.query();
+            for row in q.fetch_all(&mut **tx).await? {
+                firsts.push((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
+            }
+        }
+        // 4. Totals and campaign deltas.
+        let mut totals: BTreeMap<i64, Totals> = BTreeMap::new();
+        let mut campaigns: BTreeMap<i64, CampaignDelta> = BTreeMap::new();
+        for (account, message, mark) in &firsts {
+            let is_open = mark == "open";
+            let t = totals.entry(*account).or_default();
+            if is_open {
+                t.opened += 1
+            } else {
+                t.clicked += 1
+            }
+            let key = (*account, *message, if is_open { "open" } else { "click" });
+            if let Some(Some(c)) = marks.get(&key) {
+                let d = campaigns.entry(*c).or_default();
+                if is_open {
+                    d.opened += 1
+                } else {
+                    d.clicked += 1
+                }
+            }
+        }
+        for (i, e) in events.iter().enumerate() {
+            let account = account_i64(e.account)?;
+            let t = totals.entry(account).or_default();
+            match e.kind {
+                EventKind::Processed => {
+                    t.processed += 1;
+                    if let Some(c) = e.campaign {
+                        campaigns.entry(c.0).or_default().emails += 1;
+                    }
+                }
+                EventKind::Delivered => {
+                    t.delivered += 1;
+                    if let Some(c) = e.campaign {
+                        campaigns.entry(c.0).or_default().delivered += 1;
+                    }
+                }
+                EventKind::Open if origin[i] == bots::Origin::Prefetch => t.prefetch_opens += 1,
+                EventKind::Open if bot[i] => t.bot_opens += 1,
+                EventKind::Click if bot[i] => t.bot_clicks += 1,
+                EventKind::Open | EventKind::Click => {}
+                EventKind::SoftBounce => t.bounced += 1,
+                EventKind::HardBounce => {
+                    t.bounced += 1;
+                    // R-EVT-5: the person's email is flagged as bouncing.
+                    if let Some(person) = &e.person {
+                        sqlx::query(
+                            "INSERT INTO herald_person_fields (account, person, namespace, field, value) VALUES ($1, $2, 'person', 'email_bouncing', 'true')
+                             ON CONFLICT (account, person, namespace, field) DO UPDATE SET value = excluded.value",
+                        )
+                        .bind(account)
+                        .bind(person.as_str())
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    self.suppress_in(
+                        tx,
+                        account,
+                        &e.recipient,
+                        Suppressed::Blocklist,
+                        e.at,
+                        e.reply.as_deref(),
+                    )
+                    .await?;
+                }
+                EventKind::Blocked => t.blocked += 1,
+                EventKind::SpamComplaint => {
+                    t.complaints += 1;
+                    self.suppress_in(
+                        tx,
+                        account,
+                        &e.recipient,
+                        Suppressed::Complained,
+                        e.at,
+                        None,
+                    )
+                    .await?;
+                }
+                // Nothing was sent: no total moves; the event is the record.
+                EventKind::Failed => {}
+                EventKind::Unsubscribe => {
+                    // Counted once per address: a repeated unsubscribe adds nothing.
+                    let new = self
+                        .suppress_in(
+                            tx,
+                            account,
+                            &e.recipient,
+                            Suppressed::Unsubscribed,
+                            e.at,
+                            None,
+                        )
+                        .await?;
+                    t.unsubscribed += u64::from(new);
+                }
+            }
+        }
+        let sets: Vec<String> = TOTAL_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = {c} + ${}", i + 1))
+            .collect();
+        let totals_sql = format!(
+            "UPDATE herald_totals SET {} WHERE account = ${}",
+            sets.join(", "),
+            TOTAL_COLUMNS.len() + 1
+        );
+        for (account, t) in &totals {
+            let mut q = sqlx::query(&totals_sql);
+            for v in t.values() {
+                q = q.bind(i64::try_from(v).unwrap_or(i64::MAX));
+            }
+            q.bind(*account).execute(&mut **tx).await?;
+        }
+        // All campaigns' deltas in one statement per 60 campaigns.
+        let deltas: Vec<(&i64, &CampaignDelta)> = campaigns.iter().collect();
+        for chunk in deltas.chunks(200) {
+            let mut sql = Sql::new(self.backend);
+            sql.push("WITH d(id, emails, delivered, opened, clicked) AS (VALUES ");
+            for (i, (id, c)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.bind_list([**id, c.emails, c.delivered, c.opened, c.clicked]);
+            }
+            sql.push(
+                ")
+                 UPDATE herald_campaigns SET emails = herald_campaigns.emails + d.emails, delivered = herald_campaigns.delivered + d.delivered,
+                    opened = herald_campaigns.opened + d.opened, clicked = herald_campaigns.clicked + d.clicked
+                 FROM d WHERE herald_campaigns.id = d.id",
+            );
+            sql.query().execute(&mut **tx).await?;
+        }
+        // 5. Retention: each account keeps its last `retention` events, by sequence.
+        for (account, end) in &last_seq {
+            if *end > self.retention {
+                sqlx::query("DELETE FROM herald_events WHERE account = $1 AND seq <= $2")
+                    .bind(*account)
+                    .bind(end - self.retention)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn suppress_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        account: i64,
+        email: &str,
+        reason: Suppressed,
+        at: DateTime<Utc>,
+        detail: Option<&str>,
+    ) -> Result<bool> {
+        let done = sqlx::query("INSERT INTO herald_suppressions (account, email, reason, at, detail) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
+            .bind(account)
+            .bind(email.to_ascii_lowercase())
+            .bind(reason.as_str())
+            .bind(millis(at))
+            .bind(detail.map(str::to_owned))
+            .execute(&mut **tx)
+            .await?;
+        // Whether the address was newly suppressed for this reason.
+        Ok(done.rows_affected() == 1)
+    }
+}
