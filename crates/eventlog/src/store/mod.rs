@@ -14,11 +14,11 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 use std::collections::{BTreeMap, HashMap};
 
-mod staging;
-mod ingest;
-mod suppression;
-mod contacts;
 mod campaigns;
+mod contacts;
+mod ingest;
+mod staging;
+mod suppression;
 pub use staging::*;
 
 /// Status totals of an account (R-EVT-3); they never shrink when events are pruned.
@@ -284,7 +284,6 @@ impl EventLog {
         tx.commit().await?;
         Ok(removed)
     }
-
 }
 
 /// The event columns in `event_from_row`'s order, each with `prefix`.
