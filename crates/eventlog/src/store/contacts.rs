@@ -60,7 +60,7 @@ impl EventLog {
             let q = sql.query();
             for row in q.fetch_all(&self.pool).await? {
                 let person: String = row.try_get(0)?;
-                let namespace = Namespace::from_stored(&row.try_get::<String, _>(1)?);
+                let namespace = Namespace::from_stored(&row.try_get::<String, _>(1)?)?;
                 let field: String = row.try_get(2)?;
                 let value: String = row.try_get(3)?;
                 out.entry(person.clone())
@@ -91,7 +91,7 @@ impl EventLog {
         rows.iter()
             .map(|r| {
                 Ok((
-                    Namespace::from_stored(&r.try_get::<String, _>(0)?),
+                    Namespace::from_stored(&r.try_get::<String, _>(0)?)?,
                     r.try_get::<String, _>(1)?,
                 ))
             })
