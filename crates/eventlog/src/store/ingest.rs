@@ -4,6 +4,40 @@
 
 use super::*;
 
+type Tx<'t> = sqlx::Transaction<'t, sqlx::Any>;
+
+/// Every human open and click of a batch, by (account, message, `open` or
+/// `click`), with the message's campaign.
+type Marks = BTreeMap<(i64, i64, &'static str), Option<i64>>;
+
+/// Step 4a: Counts the first opens and clicks into the totals and campaigns: an
+/// open rate counts messages opened, not opens.
+fn count_firsts(
+    marks: &Marks,
+    firsts: &[(i64, i64, String)],
+    totals: &mut BTreeMap<i64, Totals>,
+    campaigns: &mut BTreeMap<i64, CampaignDelta>,
+) {
+    for (account, message, mark) in firsts {
+        let is_open = mark == "open";
+        let t = totals.entry(*account).or_default();
+        if is_open {
+            t.opened += 1
+        } else {
+            t.clicked += 1
+        }
+        let key = (*account, *message, if is_open { "open" } else { "click" });
+        if let Some(Some(c)) = marks.get(&key) {
+            let d = campaigns.entry(*c).or_default();
+            if is_open {
+                d.opened += 1
+            } else {
+                d.clicked += 1
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct CampaignDelta {
     emails: i64,
@@ -38,12 +72,36 @@ impl EventLog {
         if events.is_empty() {
             return Ok(());
         }
+        if events.is_empty() {
+            return Ok(());
+        }
+        let (mut next_seq, last_seq) = self.reserve_sequences(tx, events).await?;
+        let origin = bots::origins(events, &self.prefetch);
+        self.insert_events(tx, events, &origin, &mut next_seq)
+            .await?;
+        let (marks, firsts) = self.first_marks(tx, events, &origin).await?;
+        let mut totals: BTreeMap<i64, Totals> = BTreeMap::new();
+        let mut campaigns: BTreeMap<i64, CampaignDelta> = BTreeMap::new();
+        count_firsts(&marks, &firsts, &mut totals, &mut campaigns);
+        self.count_events(tx, events, &origin, &mut totals, &mut campaigns)
+            .await?;
+        self.add_totals(tx, &totals).await?;
+        self.add_campaign_deltas(tx, &campaigns).await?;
+        self.prune(tx, &last_seq).await
+    }
+
+    /// Step 1: Reserves each account's sequence numbers for `events` (making its
+    /// totals row): the first and the last number, by account.
+    async fn reserve_sequences(
+        &self,
+        tx: &mut Tx<'_>,
+        events: &[NewEvent],
+    ) -> Result<(BTreeMap<i64, i64>, BTreeMap<i64, i64>)> {
         let mut per_account: BTreeMap<i64, i64> = BTreeMap::new();
         for e in events {
             *per_account.entry(account_i64(e.account)?).or_default() += 1;
         }
 
-        // 1. Reserve each account's sequence numbers (and make its totals row).
         let mut next_seq: BTreeMap<i64, i64> = BTreeMap::new();
         let mut last_seq: BTreeMap<i64, i64> = BTreeMap::new();
         for (account, n) in &per_account {
@@ -65,9 +123,18 @@ impl EventLog {
             next_seq.insert(*account, end - n + 1);
             last_seq.insert(*account, end);
         }
-        // 2. The events, each with its origin (person, prefetch, bot).
-        let origin = bots::origins(events, &self.prefetch);
-        let bot: Vec<bool> = origin.iter().map(|o| *o != bots::Origin::Person).collect();
+        Ok((next_seq, last_seq))
+    }
+
+    /// Step 2: Inserts the events, each with its origin (person, prefetch, bot) and
+    /// the next sequence number of its account.
+    async fn insert_events(
+        &self,
+        tx: &mut Tx<'_>,
+        events: &[NewEvent],
+        origin: &[bots::Origin],
+        next_seq: &mut BTreeMap<i64, i64>,
+    ) -> Result<()> {
         const ROWS: usize = 200;
         for (chunk_no, chunk) in events.chunks(ROWS).enumerate() {
             let mut sql = Sql::new(self.backend);
@@ -115,11 +182,23 @@ impl EventLog {
             }
             sql.query().execute(&mut **tx).await?;
         }
-        // 3. First human open / click of each message: one insert, the new rows back.
-        let mut marks: BTreeMap<(i64, i64, &'static str), Option<i64>> = BTreeMap::new();
+        Ok(())
+    }
+
+    /// Step 3: The first human open and click of each message: one insert, the new
+    /// rows back. Returns every human open and click with its campaign, and
+    /// those that were the message's first.
+    async fn first_marks(
+        &self,
+        tx: &mut Tx<'_>,
+        events: &[NewEvent],
+        origin: &[bots::Origin],
+    ) -> Result<(Marks, Vec<(i64, i64, String)>)> {
+        let bot = |i: usize| origin[i] != bots::Origin::Person;
+        let mut marks = Marks::new();
         for (i, e) in events.iter().enumerate() {
             if matches!(e.kind, EventKind::Open | EventKind::Click)
-                && !bot[i]
+                && !bot(i)
                 && let Some(m) = e.message
             {
                 let mark = if e.kind == EventKind::Open {
@@ -149,27 +228,21 @@ impl EventLog {
                 firsts.push((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
             }
         }
-        // 4. Totals and campaign deltas.
-        let mut totals: BTreeMap<i64, Totals> = BTreeMap::new();
-        let mut campaigns: BTreeMap<i64, CampaignDelta> = BTreeMap::new();
-        for (account, message, mark) in &firsts {
-            let is_open = mark == "open";
-            let t = totals.entry(*account).or_default();
-            if is_open {
-                t.opened += 1
-            } else {
-                t.clicked += 1
-            }
-            let key = (*account, *message, if is_open { "open" } else { "click" });
-            if let Some(Some(c)) = marks.get(&key) {
-                let d = campaigns.entry(*c).or_default();
-                if is_open {
-                    d.opened += 1
-                } else {
-                    d.clicked += 1
-                }
-            }
-        }
+        Ok((marks, firsts))
+    }
+
+    /// Step 4b: Counts each event into its account's totals and its campaign, and
+    /// applies what it means for the address (blocklist, complaint,
+    /// unsubscribe) and the person (email bouncing).
+    async fn count_events(
+        &self,
+        tx: &mut Tx<'_>,
+        events: &[NewEvent],
+        origin: &[bots::Origin],
+        totals: &mut BTreeMap<i64, Totals>,
+        campaigns: &mut BTreeMap<i64, CampaignDelta>,
+    ) -> Result<()> {
+        let bot = |i: usize| origin[i] != bots::Origin::Person;
         for (i, e) in events.iter().enumerate() {
             let account = account_i64(e.account)?;
             let t = totals.entry(account).or_default();
@@ -187,8 +260,8 @@ impl EventLog {
                     }
                 }
                 EventKind::Open if origin[i] == bots::Origin::Prefetch => t.prefetch_opens += 1,
-                EventKind::Open if bot[i] => t.bot_opens += 1,
-                EventKind::Click if bot[i] => t.bot_clicks += 1,
+                EventKind::Open if bot(i) => t.bot_opens += 1,
+                EventKind::Click if bot(i) => t.bot_clicks += 1,
                 EventKind::Open | EventKind::Click => {}
                 EventKind::SoftBounce => t.bounced += 1,
                 EventKind::HardBounce => {
@@ -245,6 +318,11 @@ impl EventLog {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// Step 5: Adds each account's counts to its totals row.
+    async fn add_totals(&self, tx: &mut Tx<'_>, totals: &BTreeMap<i64, Totals>) -> Result<()> {
         let sets: Vec<String> = TOTAL_COLUMNS
             .iter()
             .enumerate()
@@ -255,13 +333,22 @@ impl EventLog {
             sets.join(", "),
             TOTAL_COLUMNS.len() + 1
         );
-        for (account, t) in &totals {
+        for (account, t) in totals {
             let mut q = sqlx::query(&totals_sql);
             for v in t.values() {
                 q = q.bind(i64::try_from(v).unwrap_or(i64::MAX));
             }
             q.bind(*account).execute(&mut **tx).await?;
         }
+        Ok(())
+    }
+
+    /// Step 6: Adds the campaigns' deltas.
+    async fn add_campaign_deltas(
+        &self,
+        tx: &mut Tx<'_>,
+        campaigns: &BTreeMap<i64, CampaignDelta>,
+    ) -> Result<()> {
         // All campaigns' deltas in one statement per 60 campaigns.
         let deltas: Vec<(&i64, &CampaignDelta)> = campaigns.iter().collect();
         for chunk in deltas.chunks(200) {
@@ -281,8 +368,12 @@ impl EventLog {
             );
             sql.query().execute(&mut **tx).await?;
         }
-        // 5. Retention: each account keeps its last `retention` events, by sequence.
-        for (account, end) in &last_seq {
+        Ok(())
+    }
+
+    /// Step 7: Retention: each account keeps its last `retention` events, by sequence.
+    async fn prune(&self, tx: &mut Tx<'_>, last_seq: &BTreeMap<i64, i64>) -> Result<()> {
+        for (account, end) in last_seq {
             if *end > self.retention {
                 sqlx::query("DELETE FROM herald_events WHERE account = $1 AND seq <= $2")
                     .bind(*account)
