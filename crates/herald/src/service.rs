@@ -252,6 +252,9 @@ impl Herald {
             outbox.backend(),
             config.events.retention,
         )
+        // On SQLite every write goes through the outbox's one-connection
+        // writer, so writers queue in Tokio instead of SQLite's busy handler.
+        .with_writer(outbox.writer().clone())
         .with_report_limits(config.events.reports);
         if let Some(path) = &config.events.geoip_database {
             let geo = config_file("events.geoip_database", path, |bytes| {

@@ -190,7 +190,60 @@ impl Recorder {
     }
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
+/// The pages the tracking endpoints show, as data. Their text (English, the
+/// one language the tracking pages have) is in [`TrackingPage::text`] only,
+/// where translations will go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TrackingPage {
+    /// A token that is not valid.
+    NotFound,
+    /// `GET /u/…`: the question, with the one-click form.
+    UnsubscribeAsk,
+    /// The unsubscribe is recorded (or was already).
+    Unsubscribed,
+    /// The unsubscribe could not be recorded.
+    TryAgain,
+}
+
+impl TrackingPage {
+    fn status(self) -> StatusCode {
+        match self {
+            TrackingPage::NotFound => StatusCode::NOT_FOUND,
+            TrackingPage::UnsubscribeAsk | TrackingPage::Unsubscribed => StatusCode::OK,
+            TrackingPage::TryAgain => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The title and the body (HTML written here, no value from outside).
+    fn text(self) -> (&'static str, &'static str) {
+        match self {
+            TrackingPage::NotFound => (
+                "Link not found",
+                "<p>This link is not valid. Nothing was recorded.</p>",
+            ),
+            TrackingPage::UnsubscribeAsk => (
+                "Unsubscribe",
+                "<p>Do you want to stop receiving these newsletters?</p>\
+                 <form method=\"post\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
+                 <p><button type=\"submit\">Yes, unsubscribe me</button></p></form>\
+                 <p>No: close this page and nothing changes; you stay subscribed.</p>\
+                 <p>Either way, individual emails from the sender are not affected.</p>",
+            ),
+            TrackingPage::Unsubscribed => (
+                "You are unsubscribed",
+                "<p>You will not receive these newsletters any more.</p>",
+            ),
+            TrackingPage::TryAgain => (
+                "Please try again",
+                "<p>We could not record your request just now.</p>",
+            ),
+        }
+    }
+}
+
+fn page(p: TrackingPage) -> Response {
+    let status = p.status();
+    let (title, body) = p.text();
     let html = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{title}</title></head><body style=\"font-family:sans-serif;max-width:32rem;margin:4rem auto\"><h1>{title}</h1>{body}</body></html>"
     );
@@ -201,11 +254,7 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
 }
 
 fn not_found() -> Response {
-    page(
-        StatusCode::NOT_FOUND,
-        "Link not found",
-        "<p>This link is not valid. Nothing was recorded.</p>",
-    )
+    page(TrackingPage::NotFound)
 }
 
 /// The client's address and User-Agent. The address is the socket's peer;
@@ -385,15 +434,7 @@ async fn unsubscribe_page(
     {
         return not_found();
     }
-    page(
-        StatusCode::OK,
-        "Unsubscribe",
-        "<p>Do you want to stop receiving these newsletters?</p>\
-         <form method=\"post\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
-         <p><button type=\"submit\">Yes, unsubscribe me</button></p></form>\
-         <p>No: close this page and nothing changes; you stay subscribed.</p>\
-         <p>Either way, individual emails from the sender are not affected.</p>",
-    )
+    page(TrackingPage::UnsubscribeAsk)
 }
 
 async fn unsubscribe(
@@ -408,25 +449,13 @@ async fn unsubscribe(
     let e = r.event(herald, EventKind::Unsubscribe, &request);
     if !tracking.first_hit(&e) {
         // A repeated one-click POST: already recorded.
-        return page(
-            StatusCode::OK,
-            "You are unsubscribed",
-            "<p>You will not receive these newsletters any more.</p>",
-        );
+        return page(TrackingPage::Unsubscribed);
     }
     // Recorded directly (not staged): mass mail stops at once.
     if let Err(err) = herald.events.ingest(&[e]).await {
         tracing::error!(error = %err, "recording an unsubscribe failed");
-        return page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Please try again",
-            "<p>We could not record your request just now.</p>",
-        );
+        return page(TrackingPage::TryAgain);
     }
     herald.metrics.unsubscribes.fetch_add(1, Ordering::Relaxed);
-    page(
-        StatusCode::OK,
-        "You are unsubscribed",
-        "<p>You will not receive these newsletters any more.</p>",
-    )
+    page(TrackingPage::Unsubscribed)
 }

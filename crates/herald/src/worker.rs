@@ -228,7 +228,7 @@ async fn record_events(herald: &Herald, events: &[NewEvent]) -> Result<(), Error
     ids.dedup();
     let mut tx = herald
         .outbox
-        .pool()
+        .writer()
         .begin()
         .await
         .map_err(herald_schedule::Error::from)?;
@@ -294,7 +294,7 @@ pub async fn recover_events(herald: &Herald) -> Result<u64, Error> {
         }
         let mut tx = herald
             .outbox
-            .pool()
+            .writer()
             .begin()
             .await
             .map_err(herald_schedule::Error::from)?;

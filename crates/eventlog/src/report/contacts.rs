@@ -24,10 +24,7 @@ pub struct PersonRecord {
 impl EventLog {
     /// Stores (replaces) the contact fields of `persons`.
     pub async fn upsert_persons(&self, account: u64, persons: &[PersonRecord]) -> Result<()> {
-        let account = i64::try_from(account).map_err(|_| Error::Invalid {
-            field: "account",
-            rule: "must be below 2^63".into(),
-        })?;
+        let account = crate::store::account_i64(account)?;
         let mut tx = self.writer().begin().await?;
         for p in persons {
             sqlx::query("DELETE FROM herald_person_fields WHERE account = $1 AND person = $2")
@@ -91,10 +88,7 @@ impl EventLog {
         account: u64,
         organisations: &[OrganisationRecord],
     ) -> Result<u64> {
-        let account = i64::try_from(account).map_err(|_| Error::Invalid {
-            field: "account",
-            rule: "must be below 2^63".into(),
-        })?;
+        let account = crate::store::account_i64(account)?;
         let mut tx = self.writer().begin().await?;
         let mut updated = 0;
         for o in organisations {
@@ -154,10 +148,7 @@ impl EventLog {
         account: u64,
         ids: &[String],
     ) -> Result<std::collections::HashMap<String, OrganisationRecord>> {
-        let account = i64::try_from(account).map_err(|_| Error::Invalid {
-            field: "account",
-            rule: "must be below 2^63".into(),
-        })?;
+        let account = crate::store::account_i64(account)?;
         let mut out = std::collections::HashMap::new();
         for chunk in ids.chunks(500) {
             let mut sql = Sql::new(self.backend());
@@ -192,10 +183,7 @@ impl EventLog {
         value: &str,
     ) -> Result<u64> {
         let persons = self.report_persons(account, query).await?;
-        let account = i64::try_from(account).map_err(|_| Error::Invalid {
-            field: "account",
-            rule: "must be below 2^63".into(),
-        })?;
+        let account = crate::store::account_i64(account)?;
         let mut tx = self.writer().begin().await?;
         for p in &persons {
             sqlx::query("DELETE FROM herald_person_fields WHERE account = $1 AND person = $2 AND namespace = $3 AND field = $4")

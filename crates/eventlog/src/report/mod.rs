@@ -69,14 +69,17 @@ impl EventLog {
         }
     }
 
+    /// `query` checked against this log's bounds and its filters compiled for
+    /// `account`: the start of every report.
+    fn checked_where(&self, account: u64, query: &ReportQuery) -> Result<Where> {
+        let account = crate::store::account_i64(account)?;
+        query.check(&self.report_limits)?;
+        build_where(account, &query.filters, self.backend())
+    }
+
     /// The events of `account` matching `query` (one page).
     pub async fn report(&self, account: u64, query: &ReportQuery) -> Result<Vec<Event>> {
-        let account = i64::try_from(account).map_err(|_| Error::Invalid {
-            field: "account",
-            rule: "must be below 2^63".into(),
-        })?;
-        query.check(&self.report_limits)?;
-        let w = build_where(account, &query.filters, self.backend())?;
+        let w = self.checked_where(account, query)?;
         let order = query.sort.map_or("e.id", EventField::column);
         let dir = if query.descending { "DESC" } else { "ASC" };
         let sql = format!(
@@ -92,12 +95,7 @@ impl EventLog {
 
     /// How many events of `account` match `query`'s filters.
     pub async fn report_count(&self, account: u64, query: &ReportQuery) -> Result<u64> {
-        let account = i64::try_from(account).map_err(|_| Error::Invalid {
-            field: "account",
-            rule: "must be below 2^63".into(),
-        })?;
-        query.check(&self.report_limits)?;
-        let w = build_where(account, &query.filters, self.backend())?;
+        let w = self.checked_where(account, query)?;
         let sql = format!("SELECT COUNT(*) FROM herald_events e WHERE {}", w.sql);
         let rows = self.fetch_limited(&sql, &w.params).await?;
         let n: i64 = match rows.first() {
@@ -129,12 +127,7 @@ impl EventLog {
         query: &ReportQuery,
         page: Option<(i64, i64)>,
     ) -> Result<Vec<String>> {
-        let account = i64::try_from(account).map_err(|_| Error::Invalid {
-            field: "account",
-            rule: "must be below 2^63".into(),
-        })?;
-        query.check(&self.report_limits)?;
-        let w = build_where(account, &query.filters, self.backend())?;
+        let w = self.checked_where(account, query)?;
         let page = page.map_or(String::new(), |(limit, offset)| {
             format!(" LIMIT {} OFFSET {}", limit.clamp(0, 10_000), offset.max(0))
         });

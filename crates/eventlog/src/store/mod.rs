@@ -126,7 +126,7 @@ pub(crate) fn stored_u64(n: i64) -> Result<u64> {
     u64::try_from(n).map_err(|_| Error::Corrupt(format!("negative count {n}")))
 }
 
-fn account_i64(account: u64) -> Result<i64> {
+pub(crate) fn account_i64(account: u64) -> Result<i64> {
     i64::try_from(account).map_err(|_| Error::Invalid {
         field: "account",
         rule: "must be below 2^63".into(),
