@@ -28,6 +28,23 @@ async fn log(db: &TestDb, retention: usize) -> (Outbox, EventLog) {
     (outbox, log)
 }
 
+/// A send of account 1 from `u@shop.test`, in no campaign.
+fn new_send(template: &herald_message::CompiledTemplate, kind: SendKind, when: When) -> NewSend {
+    NewSend {
+        account: 1,
+        kind,
+        template: template.clone(),
+        sender: SenderIdentity {
+            user: Mailbox::new(None, "u@shop.test").unwrap(),
+            domain_verified: false,
+        },
+        campaign: None,
+        when,
+        subject: "s".into(),
+        attachments: vec![],
+    }
+}
+
 fn ev(kind: EventKind, account: u64, message: i64, to: &str) -> NewEvent {
     let mut e = NewEvent::new(kind, now(), account, to);
     e.message = Some(message);
@@ -195,19 +212,7 @@ both!(
                 })
                 .collect()
         };
-        let send = |kind, when| NewSend {
-            account: 1,
-            kind,
-            template: template.clone(),
-            sender: SenderIdentity {
-                user: Mailbox::new(None, "u@shop.test").unwrap(),
-                domain_verified: false,
-            },
-            campaign: None,
-            when,
-            subject: "s".into(),
-            attachments: vec![],
-        };
+        let send = |kind, when| new_send(&template, kind, when);
         let mass = outbox
             .enqueue(
                 send(SendKind::Mass, When::At(now() + Duration::minutes(10))),
@@ -435,19 +440,7 @@ both!(
         }
         .compile(&FieldSchema::standard(), &TrackingOptions::default())
         .unwrap();
-        let send = |kind| NewSend {
-            account: 1,
-            kind,
-            template: template.clone(),
-            sender: SenderIdentity {
-                user: Mailbox::new(None, "u@shop.test").unwrap(),
-                domain_verified: false,
-            },
-            campaign: None,
-            when: When::At(now() + Duration::minutes(10)),
-            subject: "s".into(),
-            attachments: vec![],
-        };
+        let send = |kind| new_send(&template, kind, When::At(now() + Duration::minutes(10)));
         let to = || {
             vec![NewRecipient {
                 to: Mailbox::new(None, "a@x.test").unwrap(),
