@@ -110,6 +110,15 @@ impl Sql {
         self
     }
 
+    /// An empty statement for the database behind `conn` (a transaction derefs to one).
+    pub fn for_connection(conn: &sqlx::AnyConnection) -> Self {
+        Sql::new(if conn.backend_name().eq_ignore_ascii_case("postgresql") {
+            Backend::Postgres
+        } else {
+            Backend::Sqlite
+        })
+    }
+
     /// The database this statement is for.
     pub fn backend(&self) -> Backend {
         self.backend

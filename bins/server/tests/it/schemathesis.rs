@@ -51,6 +51,7 @@ fn schemathesis_finds_no_server_error_and_no_response_outside_the_document() {
         )
         .arg(sms_port.to_string())
         .arg(std::env::temp_dir().join(format!("herald-st-sms-{sms_port}.jsonl")))
+        .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let _gateway = crate::KillOnDrop(gateway);

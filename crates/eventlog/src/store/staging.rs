@@ -136,16 +136,10 @@ impl EventLog {
             }
         }
         self.ingest_in(&mut tx, &events).await?;
-        let placeholders: Vec<String> = (1..=ids.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "DELETE FROM herald_staged_events WHERE id IN ({})",
-            placeholders.join(",")
-        );
-        let mut q = sqlx::query(&sql);
-        for id in &ids {
-            q = q.bind(*id);
-        }
-        q.execute(&mut *tx).await?;
+        let mut sql = Sql::new(self.backend);
+        sql.push("DELETE FROM herald_staged_events WHERE id IN ")
+            .bind_list(ids.iter().copied());
+        sql.query().execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(events.len())
     }

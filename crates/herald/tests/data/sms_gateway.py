@@ -2,7 +2,8 @@
 appends each (with its Authorization header) as a JSON line to LOG, and answers
 202 with an id, or 400 for numbers ending in 999 (an "unknown number").
 
-Usage: python3 sms_gateway.py PORT LOG
+Usage: python3 sms_gateway.py PORT LOG. With PORT 0 the system picks a free port; the
+port listened on is printed as the first line of stdout once the socket listens.
 """
 import http.server
 import json
@@ -46,4 +47,6 @@ class Gateway(http.server.BaseHTTPRequestHandler):
         pass
 
 
-http.server.ThreadingHTTPServer(("127.0.0.1", PORT), Gateway).serve_forever()
+server = http.server.ThreadingHTTPServer(("127.0.0.1", PORT), Gateway)
+print(server.server_address[1], flush=True)
+server.serve_forever()

@@ -992,24 +992,27 @@ struct Gateway {
 
 impl Gateway {
     fn start() -> Gateway {
-        let port = crate::sink::free_port();
+        use std::io::BufRead;
         let log = crate::delivery::scratch("sms").join("gateway.jsonl");
         let script =
             std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/sms_gateway.py");
-        let child = std::process::Command::new("python3")
+        // Port 0: the gateway binds a free port itself and prints it once it
+        // listens, so no other test can take the port in between.
+        let mut child = std::process::Command::new("python3")
             .arg(script)
-            .arg(port.to_string())
+            .arg("0")
             .arg(&log)
+            .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the SMS gateway did not start"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("the SMS gateway did not start: {line:?}"));
         Gateway { child, log, port }
     }
 

@@ -56,16 +56,10 @@ impl Outbox {
         ids: &[i64],
     ) -> Result<()> {
         for chunk in ids.chunks(300) {
-            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
-            let sql = format!(
-                "UPDATE herald_outbox SET events_pending = 0 WHERE id IN ({})",
-                placeholders.join(", ")
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(&mut **tx).await?;
+            let mut sql = Sql::for_connection(tx);
+            sql.push("UPDATE herald_outbox SET events_pending = 0 WHERE id IN ")
+                .bind_list(chunk.iter().copied());
+            sql.query().execute(&mut **tx).await?;
         }
         Ok(())
     }
