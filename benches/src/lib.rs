@@ -146,8 +146,13 @@ where
             .map_or(admin.as_str(), |(b, _)| b)
             .to_owned();
         bench("postgresql", format!("{base}/{db}")).await;
-        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-            .execute(&mut conn)
-            .await;
+        // HERALD_BENCH_KEEP_POSTGRES: leave the database for EXPLAIN ANALYZE.
+        if std::env::var_os("HERALD_BENCH_KEEP_POSTGRES").is_some() {
+            println!("kept PostgreSQL database {base}/{db}");
+        } else {
+            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+                .execute(&mut conn)
+                .await;
+        }
     });
 }
