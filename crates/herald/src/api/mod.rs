@@ -402,5 +402,3 @@ pub fn routes(herald: Arc<Herald>) -> Router {
         .with_state(herald)
 }
 
-pub use crate::app::contacts::demo_persons;
-pub use crate::app::sends::demo_send_json;

@@ -167,19 +167,6 @@ pub(super) async fn stored_persons(
     Ok(out)
 }
 
-/// The person ids a selection of stored persons names.
-pub(super) async fn person_ids(
-    h: &Herald,
-    account: u64,
-    report: Option<&ReportQuery>,
-    ids: &[String],
-) -> Result<Vec<String>> {
-    Ok(match report {
-        Some(q) => h.events.report_persons(account, q).await?,
-        None => ids.to_vec(),
-    })
-}
-
 async fn targets(
     h: &Herald,
     account: u64,
@@ -203,8 +190,8 @@ async fn targets(
                 })
                 .collect());
         }
-        Recipients::Persons(ids) => person_ids(h, account, None, ids).await?,
-        Recipients::Report(q) => person_ids(h, account, Some(q), &[]).await?,
+        Recipients::Persons(ids) => ids.clone(),
+        Recipients::Report(q) => h.events.report_persons(account, q).await?,
     };
     let mut out = Vec::with_capacity(ids.len());
     for v in stored_persons(h, account, ids, skipped).await? {
@@ -412,7 +399,8 @@ pub async fn create(h: &Herald, account: u64, input: &SendInput) -> Result<Accep
             format!("no recipient left to send to (skipped: {})", p.skipped),
         ));
     }
-    // The rules are checked before a campaign is created for the send.
+    // The rules are checked again by the enqueue, inside the transaction; this
+    // early check only keeps a rule's 422 ahead of the campaign name's 400.
     h.outbox
         .rules()
         .check(now, p.recipients.len(), p.send.when)

@@ -4,7 +4,7 @@
 //! Not yet through the outbox: the texts go while the request waits (the
 //! issue "SMS as first-class sends" moves them to the outbox).
 
-use super::sends::{person_ids, schema_for, stored_persons};
+use super::sends::{schema_for, stored_persons};
 use super::{Error, Result, Skip, Skipped};
 use crate::service::Herald;
 use herald_eventlog::ReportQuery;
@@ -127,8 +127,8 @@ pub async fn send(h: &Herald, account: u64, input: &SmsInput) -> Result<SmsSent>
             }
             Vec::new()
         }
-        SmsRecipients::Persons(ids) => person_ids(h, account.id, None, ids).await?,
-        SmsRecipients::Report(q) => person_ids(h, account.id, Some(q), &[]).await?,
+        SmsRecipients::Persons(ids) => ids.clone(),
+        SmsRecipients::Report(q) => h.events.report_persons(account.id, q).await?,
     };
     for v in stored_persons(h, account.id, ids, &mut skipped).await? {
         let number = ["mobile", "phone"]
