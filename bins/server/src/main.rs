@@ -58,6 +58,10 @@ enum Command {
         /// Record that this person accepted the sending rules (enables the account).
         #[arg(long)]
         accept_rules: Option<String>,
+        /// The account's plan; `dashboard.plans` (default plus, enterprise)
+        /// says which plans include the dashboard.
+        #[arg(long, default_value = "free")]
+        plan: String,
     },
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
@@ -202,12 +206,14 @@ async fn main() -> anyhow::Result<ExitCode> {
             timezone,
             date_format,
             accept_rules,
+            plan,
         } => {
             let node = build(load(&config)?).await?;
             let new = herald::accounts::NewAccount {
                 name,
                 timezone,
                 date_format,
+                plan,
             };
             let (account, key) =
                 herald::app::accounts::open(&node, &new, accept_rules.as_deref()).await?;

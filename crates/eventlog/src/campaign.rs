@@ -131,3 +131,88 @@ mod tests {
         }
     }
 }
+
+/// Which campaigns a page of [`crate::EventLog::campaigns_page`] lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CampaignFilter {
+    /// Archived ones only (`true`) or unarchived ones only (`false`).
+    pub archived: bool,
+    /// Starred ones only.
+    pub starred_only: bool,
+    /// Only these campaigns (e.g. the ones with a send still scheduled).
+    pub only: Option<Vec<herald_message::CampaignId>>,
+    /// Not these campaigns.
+    pub except: Vec<herald_message::CampaignId>,
+    /// Only campaigns that sent at least one email.
+    pub sent_only: bool,
+    /// Only campaigns whose first subject or name contains this (any case).
+    pub search: Option<String>,
+    /// At most this many (1-500).
+    pub limit: u32,
+    /// After skipping this many.
+    pub offset: u64,
+}
+
+/// People's opens and clicks of a campaign in one UTC hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CampaignHour {
+    /// The start of the hour.
+    pub hour: DateTime<Utc>,
+    /// Opens by people (not prefetches, not bots), every one counted.
+    pub opens: u64,
+    /// Clicks by people.
+    pub clicks: u64,
+}
+
+/// Clicks on one link of a campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkClicks {
+    /// The link's number in the email.
+    pub link: Option<i64>,
+    /// Its label ("Related to").
+    pub label: Option<String>,
+    /// Clicks by people.
+    pub clicks: u64,
+    /// Messages with at least one click on it by a person.
+    pub messages: u64,
+}
+
+/// What a campaign's logged events say, counted (within the event log's
+/// retention; the campaign's totals are in [`Campaign`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CampaignBreakdown {
+    /// Events counted (the campaign's events still in the log).
+    pub events: u64,
+    /// Opens by people.
+    pub human_opens: u64,
+    /// Opens by bots or prefetching proxies.
+    pub machine_opens: u64,
+    /// Clicks by people.
+    pub human_clicks: u64,
+    /// Clicks by scanners and bots.
+    pub machine_clicks: u64,
+    /// Hard bounces.
+    pub hard_bounces: u64,
+    /// Soft bounces.
+    pub soft_bounces: u64,
+    /// Blocked.
+    pub blocked: u64,
+    /// Spam complaints.
+    pub complaints: u64,
+    /// Unsubscribes.
+    pub unsubscribes: u64,
+    /// Per link, most clicked first.
+    pub links: Vec<LinkClicks>,
+    /// Bounces and blocks by (kind, reason), most first.
+    pub bounce_reasons: Vec<((crate::EventKind, Option<String>), u64)>,
+    /// People's opens and clicks by recipient domain, most first.
+    pub domains: Vec<(String, u64)>,
+    /// … by device type.
+    pub devices: Vec<(String, u64)>,
+    /// … by browser.
+    pub browsers: Vec<(String, u64)>,
+    /// … by operating system.
+    pub systems: Vec<(String, u64)>,
+    /// … by country.
+    pub countries: Vec<(String, u64)>,
+}

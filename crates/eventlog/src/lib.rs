@@ -16,7 +16,10 @@ pub mod report;
 mod store;
 
 pub use bots::{Origin, PrefetchRanges, flags as bot_flags, is_bot, origins};
-pub use campaign::{Campaign, individual_campaign_name, mass_campaign_name};
+pub use campaign::{
+    Campaign, CampaignBreakdown, CampaignFilter, CampaignHour, LinkClicks,
+    individual_campaign_name, mass_campaign_name,
+};
 pub use client::{GeoIp, UserAgent, parse_user_agent};
 pub use event::{Event, EventKind, NewEvent};
 pub use inbound::{DsnRecipient, Inbound, InboundKind};

@@ -120,7 +120,7 @@ pub async fn open(
 ) -> Result<(Account, NewApiKey), Error> {
     let mut account = store.create(new, now).await?;
     if let Some(by) = accepted_by {
-        account = store.accept_rules(account.id, by, now).await?;
+        account = store.accept_rules(account.id, by, None, now).await?;
     }
     let key = create_key(store, account.id, now).await?;
     Ok((account, key))

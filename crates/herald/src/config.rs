@@ -51,6 +51,35 @@ pub struct Config {
     /// The HTTP SMS gateway.
     #[serde(default)]
     pub sms: crate::sms::SmsConfig,
+    /// The dashboard (R-UI-1).
+    #[serde(default)]
+    pub dashboard: DashboardConfig,
+}
+
+/// The dashboard's settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// The plans that include the dashboard. Default `plus` and `enterprise`
+    /// (the seed: the dashboard is for Plus and Enterprise).
+    pub plans: Vec<String>,
+    /// Seconds a sign-in link works (once). Default 300.
+    pub link_secs: i64,
+    /// Minutes a session may be idle before it ends. Default 30.
+    pub idle_minutes: i64,
+    /// Seconds between the status page's refreshes. Default 10.
+    pub refresh_secs: u32,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig {
+            plans: vec!["plus".into(), "enterprise".into()],
+            link_secs: 300,
+            idle_minutes: 30,
+            refresh_secs: 10,
+        }
+    }
 }
 
 /// The HTTP API's settings.

@@ -13,7 +13,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-/// Every route: the API (`/v1/…`), tracking (`/c`, `/o`, `/u`),
+/// Every route: the API (`/v1/…`), tracking (`/c`, `/o`, `/u`), the
+/// dashboard (`/dashboard/…`),
 /// `GET /openapi.json`, `GET /metrics` (Prometheus), `GET /healthz` (the
 /// process answers) and `GET /readyz` (the database answers). Call it inside a
 /// Tokio runtime: it starts the tracking endpoints' recorder tasks.
@@ -25,6 +26,7 @@ pub fn router(herald: Arc<Herald>) -> Router {
         .route("/openapi.json", get(openapi))
         .with_state(Arc::clone(&herald))
         .merge(crate::tracking::routes(Arc::clone(&herald)))
+        .merge(crate::dashboard::routes(Arc::clone(&herald)))
         .merge(crate::api::routes(herald))
 }
 

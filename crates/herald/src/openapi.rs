@@ -16,6 +16,8 @@ use utoipa::{Modify, OpenApi};
         crate::api::create_account,
         crate::api::list_accounts,
         crate::api::delete_account_admin,
+        crate::api::update_account,
+        crate::api::create_dashboard_link,
         crate::api::get_account,
         crate::api::delete_own_account,
         crate::api::accept_rules,

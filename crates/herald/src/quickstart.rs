@@ -28,6 +28,8 @@ pub struct Demo {
     pub url: String,
     /// The platform's DKIM record to publish: `name  TXT  "v=DKIM1; …"`.
     pub dkim_record: String,
+    /// A one-time sign-in link to the demo account's dashboard.
+    pub dashboard_link: crate::app::dashboard::SignInLink,
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
@@ -130,6 +132,7 @@ pub fn config(dir: &Path, listen: SocketAddr) -> Result<(Config, String), Error>
             ..Default::default()
         },
         sms: Default::default(),
+        dashboard: Default::default(),
     };
     Ok((config, admin_token))
 }
@@ -149,6 +152,8 @@ pub async fn seed(
                 name: "Demo".into(),
                 timezone: "UTC".into(),
                 date_format: "%Y-%m-%d".into(),
+                // On a plan with the dashboard, so the quick start can show it.
+                plan: "plus".into(),
             };
             let (a, key) = accounts::open(herald, &new, Some("quick start")).await?;
             (a.id, Some(key.key))
@@ -172,6 +177,14 @@ pub async fn seed(
         }
     };
     contacts::upsert_persons(herald, account, &contacts::demo_persons()).await?;
+    // The demo account is on a plan with the dashboard (also one made by an
+    // earlier version), and the guide shows a sign-in link for it.
+    if !crate::app::dashboard::includes_dashboard(herald, &herald.accounts.get(account).await?.plan)
+    {
+        accounts::set_plan(herald, account, "plus").await?;
+    }
+    let dashboard_link =
+        crate::app::dashboard::create_link(herald, account, "Demo user", None).await?;
     let platform = &herald.config.dkim.platform;
     let pem = std::fs::read_to_string(&platform.key_file)
         .map_err(io("platform DKIM key", &platform.key_file))?;
@@ -193,6 +206,7 @@ pub async fn seed(
             _ => dir.join("mail"),
         },
         url: herald.config.tracking.base_url.clone(),
+        dashboard_link,
     })
 }
 
@@ -202,6 +216,10 @@ pub fn guide(demo: &Demo) -> String {
     format!(
         "\nHerald is running at {url}\n\
          \n  Demo account {account}, API key:  {key}\n  Admin token:                 {admin}\n\
+         \nOpen the dashboard (this link works once, for {minutes} minutes):\n\
+         \n  {dashboard}\n\
+         \nA CRM asks for a new link for each of its users:\n\
+         \n  curl -s {url}/v1/dashboard/links -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"user\": \"Ulla\", \"language\": \"de\"}}'\n\
          \nSend a newsletter to the three demo persons:\n\
          \n  curl -s {url}/v1/sends -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n    -d '{send}'\n\
          \nThe messages land as .eml files in {mail}\n\
@@ -216,5 +234,7 @@ pub fn guide(demo: &Demo) -> String {
         admin = demo.admin_token,
         mail = demo.mail_dir.display(),
         dkim = demo.dkim_record,
+        dashboard = demo.dashboard_link.url,
+        minutes = ((demo.dashboard_link.expires_at - chrono::Utc::now()).num_seconds() + 59) / 60,
     )
 }

@@ -137,6 +137,8 @@ pub struct Herald {
     pub metrics: crate::metrics::Metrics,
     /// The SMS gateway, if one is configured.
     pub sms: Option<crate::sms::SmsGateway>,
+    /// The pages' translations (English, French, German, Spanish).
+    pub texts: Arc<crate::i18n::Texts>,
     domain_signers: Recent<(u64, String), DkimSigner>,
     /// `api.trusted_proxies`, parsed once.
     pub(crate) trusted_proxies: Vec<(std::net::IpAddr, u8)>,
@@ -218,6 +220,27 @@ impl Herald {
                 ),
             }));
         }
+        let d = &config.dashboard;
+        for plan in &d.plans {
+            herald_schedule::check_plan(plan).map_err(|e| {
+                Error::Config(crate::config::ConfigError::Invalid {
+                    field: "dashboard.plans",
+                    rule: e.to_string(),
+                })
+            })?;
+        }
+        for (field, value, min) in [
+            ("dashboard.link_secs", d.link_secs, 10),
+            ("dashboard.idle_minutes", d.idle_minutes, 1),
+        ] {
+            if value < min {
+                return Err(Error::Config(crate::config::ConfigError::Invalid {
+                    field,
+                    rule: format!("must be at least {min} (it is {value})"),
+                }));
+            }
+        }
+        let texts = crate::i18n::Texts::new().map_err(|e| Error::Task(e.to_string()))?;
         let signers = Signers {
             platform: Arc::new(load_signer(&config.dkim.platform)?),
             domains: config
@@ -275,6 +298,7 @@ impl Herald {
         let sms = crate::sms::SmsGateway::new(&config.sms)?;
         Ok(Herald {
             sms,
+            texts: Arc::new(texts),
             accounts,
             metrics: crate::metrics::Metrics::default(),
             domain_signers: Recent::new(usize::MAX, None),

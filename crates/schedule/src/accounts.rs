@@ -33,6 +33,12 @@ pub struct Account {
     pub rules_accepted_at: Option<DateTime<Utc>>,
     /// Enabled: the rules are accepted.
     pub enabled: bool,
+    /// Its plan (`free`, `plus`, `enterprise`, …), set by the operator; which
+    /// plans include the dashboard is the facade's configuration.
+    pub plan: String,
+    /// Its language (a language tag such as `en` or `fr`): that of the user who
+    /// accepted the rules; `en` until then.
+    pub language: String,
 }
 
 /// An account to create.
@@ -44,6 +50,40 @@ pub struct NewAccount {
     pub timezone: String,
     /// chrono date format; `%Y-%m-%d` if empty.
     pub date_format: String,
+    /// Its plan (see [`check_plan`]); `free` if empty.
+    pub plan: String,
+}
+
+/// Checks a plan name: 1-40 lower-case ASCII letters, digits, `-` or `_`.
+pub fn check_plan(plan: &str) -> Result<String> {
+    let plan = plan.trim();
+    if plan.is_empty()
+        || plan.len() > 40
+        || !plan
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return Err(Error::Invalid {
+            field: "plan",
+            rule: format!(
+                "`{plan}` is not a plan name (1-40 lower-case letters, digits, - or _; e.g. plus)"
+            ),
+        });
+    }
+    Ok(plan.to_owned())
+}
+
+/// Checks a language tag as stored: a primary language subtag of 2-3 lower-case
+/// ASCII letters (`en`, `fr`); the caller maps what it supports.
+pub fn check_language(language: &str) -> Result<String> {
+    let l = language.trim();
+    if !(2..=3).contains(&l.len()) || !l.chars().all(|c| c.is_ascii_lowercase()) {
+        return Err(Error::Invalid {
+            field: "language",
+            rule: format!("`{l}` is not a language code (2-3 lower-case letters, e.g. fr)"),
+        });
+    }
+    Ok(l.to_owned())
 }
 
 /// A sending domain of an account.
@@ -127,8 +167,7 @@ pub struct Accounts {
     writer: AnyPool,
 }
 
-const ACCOUNT_COLUMNS: &str =
-    "id, name, timezone, date_format, created_at, rules_accepted_by, rules_accepted_at";
+const ACCOUNT_COLUMNS: &str = "id, name, timezone, date_format, created_at, rules_accepted_by, rules_accepted_at, plan, language";
 const DOMAIN_COLUMNS: &str = "domain, selector, dns_name, txt_record, verified, checked_at";
 
 fn account_row(row: &sqlx::any::AnyRow) -> Result<Account> {
@@ -142,6 +181,8 @@ fn account_row(row: &sqlx::any::AnyRow) -> Result<Account> {
         rules_accepted_by: row.try_get(5)?,
         rules_accepted_at: at.map(from_millis),
         enabled: at.is_some(),
+        plan: row.try_get(7)?,
+        language: row.try_get(8)?,
     })
 }
 
@@ -189,13 +230,18 @@ impl Accounts {
                 rule: format!("`{date_format}` is not a chrono date format (e.g. %d-%m-%Y)"),
             });
         }
+        let plan = match new.plan.trim() {
+            "" => "free".to_owned(),
+            p => check_plan(p)?,
+        };
         let row = sqlx::query(&format!(
-            "INSERT INTO herald_accounts (name, timezone, date_format, created_at) VALUES ($1, $2, $3, $4) RETURNING {ACCOUNT_COLUMNS}"
+            "INSERT INTO herald_accounts (name, timezone, date_format, created_at, plan) VALUES ($1, $2, $3, $4, $5) RETURNING {ACCOUNT_COLUMNS}"
         ))
         .bind(name)
         .bind(timezone)
         .bind(date_format)
         .bind(millis(now))
+        .bind(plan)
         .fetch_one(&self.writer)
         .await?;
         account_row(&row)
@@ -229,15 +275,43 @@ impl Accounts {
     }
 
     /// Records that `by` accepted the sending rules at `now`, which enables
-    /// the account (R-ACC-1). Accepting again keeps the first acceptance.
-    pub async fn accept_rules(&self, id: u64, by: &str, now: DateTime<Utc>) -> Result<Account> {
+    /// the account (R-ACC-1); with `language` (see [`check_language`]), the
+    /// account takes that person's language. Accepting again keeps the first
+    /// acceptance and its language.
+    pub async fn accept_rules(
+        &self,
+        id: u64,
+        by: &str,
+        language: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<Account> {
         let by = clean("accepted_by", by, 200)?;
-        sqlx::query("UPDATE herald_accounts SET rules_accepted_by = $1, rules_accepted_at = $2 WHERE id = $3 AND rules_accepted_at IS NULL")
+        let language = language.map(check_language).transpose()?;
+        sqlx::query("UPDATE herald_accounts SET rules_accepted_by = $1, rules_accepted_at = $2, language = COALESCE($3, language) WHERE id = $4 AND rules_accepted_at IS NULL")
             .bind(by)
             .bind(millis(now))
+            .bind(language)
             .bind(id_i64(id)?)
             .execute(&self.writer)
             .await?;
+        self.get(id).await
+    }
+
+    /// Sets account `id`'s plan (see [`check_plan`]); the operator's call.
+    pub async fn set_plan(&self, id: u64, plan: &str) -> Result<Account> {
+        let plan = check_plan(plan)?;
+        let done = sqlx::query("UPDATE herald_accounts SET plan = $1 WHERE id = $2")
+            .bind(plan)
+            .bind(id_i64(id)?)
+            .execute(&self.writer)
+            .await?
+            .rows_affected();
+        if done == 0 {
+            return Err(Error::NotFound {
+                what: "account",
+                id: id_i64(id)?,
+            });
+        }
         self.get(id).await
     }
 
@@ -282,6 +356,8 @@ impl Accounts {
         for sql in [
             "DELETE FROM herald_api_keys WHERE account = $1",
             "DELETE FROM herald_domains WHERE account = $1",
+            "DELETE FROM herald_dashboard_links WHERE account = $1",
+            "DELETE FROM herald_dashboard_sessions WHERE account = $1",
         ] {
             sqlx::query(sql).bind(id).execute(&mut *tx).await?;
         }

@@ -23,10 +23,13 @@ mod bounce;
 mod delivery;
 mod outbox;
 mod rules;
+mod sessions;
 pub mod sql;
 mod throttle;
 
-pub use accounts::{Account, Accounts, Domain, DomainKey, NewAccount, check_domain};
+pub use accounts::{
+    Account, Accounts, Domain, DomainKey, NewAccount, check_domain, check_language, check_plan,
+};
 pub use bounce::{
     BounceReason, BounceRules, Evidence, RulesError, Verdict, enhanced_code, find_basic_code,
     find_enhanced_code,
@@ -38,6 +41,7 @@ pub use outbox::{
     StaticSuppression, StoredMessage, StoredSend, Suppression,
 };
 pub use rules::{RuleViolation, SendingRules, When};
+pub use sessions::{DashboardUser, Session, Sessions};
 pub use throttle::{Lane, Rate, RateError, Throttle, ThrottleConfig};
 
 /// Errors of this crate.

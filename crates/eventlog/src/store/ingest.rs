@@ -38,6 +38,33 @@ fn count_firsts(
     }
 }
 
+/// People's opens and clicks of a batch by (account, campaign, hour).
+type Hours = BTreeMap<(i64, i64, i64), (i64, i64)>;
+
+/// Step 4c: Buckets people's opens and clicks (not prefetches, not bots) by
+/// campaign and UTC hour, for the dashboard's charts.
+fn campaign_hours(events: &[NewEvent], origin: &[bots::Origin]) -> Result<Hours> {
+    const HOUR_MS: i64 = 3_600_000;
+    let mut hours = Hours::new();
+    for (e, o) in events.iter().zip(origin) {
+        let (Some(c), bots::Origin::Person) = (e.campaign, o) else {
+            continue;
+        };
+        let (open, click) = match e.kind {
+            EventKind::Open => (1, 0),
+            EventKind::Click => (0, 1),
+            _ => continue,
+        };
+        let hour = e.at.timestamp_millis().div_euclid(HOUR_MS) * HOUR_MS;
+        let n = hours
+            .entry((account_i64(e.account)?, c.0, hour))
+            .or_default();
+        n.0 += open;
+        n.1 += click;
+    }
+    Ok(hours)
+}
+
 #[derive(Default)]
 struct CampaignDelta {
     emails: i64,
@@ -87,6 +114,8 @@ impl EventLog {
             .await?;
         self.add_totals(tx, &totals).await?;
         self.add_campaign_deltas(tx, &campaigns).await?;
+        self.add_campaign_hours(tx, &campaign_hours(events, &origin)?)
+            .await?;
         self.prune(tx, &last_seq).await
     }
 
@@ -365,6 +394,26 @@ impl EventLog {
                  UPDATE herald_campaigns SET emails = herald_campaigns.emails + d.emails, delivered = herald_campaigns.delivered + d.delivered,
                     opened = herald_campaigns.opened + d.opened, clicked = herald_campaigns.clicked + d.clicked
                  FROM d WHERE herald_campaigns.id = d.id",
+            );
+            sql.query().execute(&mut **tx).await?;
+        }
+        Ok(())
+    }
+
+    /// Step 6b: Adds the hourly opens and clicks of each campaign.
+    async fn add_campaign_hours(&self, tx: &mut Tx<'_>, hours: &Hours) -> Result<()> {
+        let rows: Vec<_> = hours.iter().collect();
+        for chunk in rows.chunks(200) {
+            let mut sql = Sql::new(self.backend);
+            sql.push("INSERT INTO herald_campaign_hours (account, campaign, hour, opens, clicks) VALUES ");
+            for (i, ((account, campaign, hour), (opens, clicks))) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.bind_list([*account, *campaign, *hour, *opens, *clicks]);
+            }
+            sql.push(
+                " ON CONFLICT (account, campaign, hour) DO UPDATE SET opens = herald_campaign_hours.opens + excluded.opens, clicks = herald_campaign_hours.clicks + excluded.clicks",
             );
             sql.query().execute(&mut **tx).await?;
         }

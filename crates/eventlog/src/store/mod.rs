@@ -1,7 +1,9 @@
 //! The event log's storage: events with retention, totals and campaign
 //! statistics kept apart, unique opens and clicks, and suppression.
 
-use crate::campaign::{Campaign, rate};
+use crate::campaign::{
+    Campaign, CampaignBreakdown, CampaignFilter, CampaignHour, LinkClicks, rate,
+};
 use crate::event::{Event, EventKind, NewEvent};
 use crate::{Error, Result, bots};
 use chrono::{DateTime, Utc};
@@ -118,6 +120,11 @@ pub struct EventLog {
 
 fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
+}
+
+/// A stored Unix-milliseconds time; out of range is a corrupt row.
+pub(crate) fn from_millis(ms: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| Error::Corrupt(format!("time {ms} ms")))
 }
 
 /// A stored count or number that must not be negative; a negative one is a
@@ -271,6 +278,7 @@ impl EventLog {
             "herald_totals",
             "herald_message_marks",
             "herald_campaigns",
+            "herald_campaign_hours",
             "herald_suppressions",
             "herald_person_fields",
             "herald_organisation_fields",

@@ -483,3 +483,151 @@ both!(
         );
     }
 );
+
+both!(
+    campaign_pages_hours_and_breakdowns,
+    |db: TestDb| async move {
+        let (_o, log) = log(&db, 50_000).await;
+        let mut ids = Vec::new();
+        for (name, subject) in [
+            ("Spring", "Spring sale"),
+            ("Autumn", "Autumn 50% off"),
+            ("Winter", "Winter_news"),
+        ] {
+            ids.push(log.campaign_for(1, name, subject, now()).await.unwrap());
+        }
+        log.campaign_for(2, "Other", "Spring sale", now())
+            .await
+            .unwrap();
+        log.mark_campaign(1, ids[0], Some(true), None)
+            .await
+            .unwrap();
+        log.mark_campaign(1, ids[2], None, Some(true))
+            .await
+            .unwrap();
+        let page = |f: CampaignFilter| {
+            let log = log.clone();
+            async move {
+                let (rows, total) = log.campaigns_page(1, &f).await.unwrap();
+                (rows.into_iter().map(|c| c.name).collect::<Vec<_>>(), total)
+            }
+        };
+        let all = CampaignFilter {
+            limit: 10,
+            ..Default::default()
+        };
+        assert_eq!(page(all.clone()).await.1, 2);
+        assert_eq!(
+            page(CampaignFilter {
+                starred_only: true,
+                ..all.clone()
+            })
+            .await
+            .0,
+            ["Spring"]
+        );
+        assert_eq!(
+            page(CampaignFilter {
+                archived: true,
+                ..all.clone()
+            })
+            .await
+            .0,
+            ["Winter"]
+        );
+        // Search: any case; `%` and `_` are literal.
+        for (q, want) in [
+            ("SPRING", vec!["Spring"]),
+            ("50%", vec!["Autumn"]),
+            ("_", vec![]),
+        ] {
+            assert_eq!(
+                page(CampaignFilter {
+                    search: Some(q.into()),
+                    ..all.clone()
+                })
+                .await
+                .0,
+                want,
+                "{q}"
+            );
+        }
+        assert_eq!(
+            page(CampaignFilter {
+                only: Some(vec![]),
+                ..all.clone()
+            })
+            .await,
+            (vec![], 0)
+        );
+        assert_eq!(
+            page(CampaignFilter {
+                except: vec![ids[0]],
+                ..all.clone()
+            })
+            .await
+            .0,
+            ["Autumn"]
+        );
+        // One per page, the total stays.
+        let second = page(CampaignFilter {
+            limit: 1,
+            offset: 1,
+            ..all.clone()
+        })
+        .await;
+        assert_eq!(second.1, 2);
+        assert_eq!(second.0.len(), 1);
+
+        // Hours: people's opens and clicks, not bots'; two hours.
+        let c = Some(ids[0]);
+        let mut events = Vec::new();
+        for (kind, minutes, to) in [
+            (EventKind::Open, 0, "a@one.test"),
+            (EventKind::Open, 10, "b@two.test"),
+            (EventKind::Click, 70, "a@one.test"),
+        ] {
+            let mut e = human(ev(kind, 1, 1, to));
+            e.at = now() + Duration::minutes(minutes);
+            e.campaign = c;
+            e.link = Some(0);
+            e.label = Some("Shop".into());
+            events.push(e);
+        }
+        let mut bot = ev(EventKind::Open, 1, 2, "c@one.test");
+        bot.campaign = c;
+        bot.user_agent = Some("curl/8.0".into());
+        events.push(bot);
+        let mut bounce = ev(EventKind::HardBounce, 1, 3, "d@one.test");
+        bounce.campaign = c;
+        bounce.reason = Some(herald_schedule::BounceReason::UserUnknown);
+        events.push(bounce);
+        log.ingest(&events).await.unwrap();
+        let hours = log.campaign_hours(1, ids[0]).await.unwrap();
+        assert_eq!(
+            hours
+                .iter()
+                .map(|h| (h.hour, h.opens, h.clicks))
+                .collect::<Vec<_>>(),
+            [(now(), 2, 0), (now() + Duration::hours(1), 0, 1)]
+        );
+        assert!(log.campaign_hours(2, ids[0]).await.unwrap().is_empty());
+        let b = log.campaign_breakdown(1, ids[0]).await.unwrap();
+        assert_eq!(
+            (
+                b.human_opens,
+                b.machine_opens,
+                b.human_clicks,
+                b.hard_bounces
+            ),
+            (2, 1, 1, 1)
+        );
+        assert_eq!(b.domains, [("one.test".into(), 2), ("two.test".into(), 1)]);
+        assert_eq!(b.links.len(), 1);
+        assert_eq!((b.links[0].clicks, b.links[0].messages), (1, 1));
+        assert_eq!(b.bounce_reasons.len(), 1);
+        assert_eq!(b.bounce_reasons[0].1, 1);
+        // Another account sees nothing of it.
+        assert_eq!(log.campaign_breakdown(2, ids[0]).await.unwrap().events, 0);
+    }
+);

@@ -22,6 +22,11 @@ pub struct CreateAccount {
     /// chrono date format of mass campaign names (default `%Y-%m-%d`).
     #[serde(default)]
     pub date_format: String,
+    /// The account's plan (default `free`); `dashboard.plans` says which plans
+    /// include the dashboard (default `plus` and `enterprise`).
+    #[serde(default)]
+    #[schema(pattern = "^[a-z0-9_-]{0,40}$")]
+    pub plan: String,
 }
 
 /// A created account and its first API key (shown once).
@@ -43,6 +48,7 @@ pub(crate) async fn create_account(
         name: body.name,
         timezone: body.timezone,
         date_format: body.date_format,
+        plan: body.plan,
     };
     let (account, api_key) = crate::app::accounts::open(&h, &new, None).await?;
     Ok((
@@ -67,6 +73,61 @@ pub(crate) async fn delete_account_admin(
 ) -> ApiResult<StatusCode> {
     crate::app::accounts::delete(&h, id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PATCH /v1/accounts/{id}`: what the operator changes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
+pub struct UpdateAccount {
+    /// The account's plan. Moving to a plan without the dashboard ends the
+    /// account's dashboard sessions at once.
+    #[schema(pattern = "^[a-z0-9_-]{1,40}$")]
+    pub plan: String,
+}
+
+#[utoipa::path(patch, path = "/v1/accounts/{id}", tag = "admin", summary = "Change an account's plan", params(("id" = u64, Path, description = "Account number")), request_body = UpdateAccount, responses((status = 200, description = "The account", body = Account), Errors), security(("admin_token" = [])))]
+pub(crate) async fn update_account(
+    State(h): State<Arc<Herald>>,
+    _: Admin,
+    P(id): P<u64>,
+    Json(body): Json<UpdateAccount>,
+) -> ApiResult<Json<Account>> {
+    Ok(Json(
+        crate::app::accounts::set_plan(&h, id, &body.plan).await?,
+    ))
+}
+
+/// `POST /v1/dashboard/links`: the CRM user to sign in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
+pub struct LinkRequest {
+    /// The CRM user's name, shown on the dashboard.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
+    pub user: String,
+    /// The language to show (`en`, `fr`, `de`, `es`, or a tag such as
+    /// `de-AT`); default the account's; any other is English.
+    #[serde(default)]
+    #[schema(max_length = 35)]
+    pub language: Option<String>,
+}
+
+pub use crate::app::dashboard::SignInLink;
+
+#[utoipa::path(post, path = "/v1/dashboard/links", tag = "api", summary = "A one-time dashboard sign-in link for a CRM user", request_body = LinkRequest, responses((status = 201, description = "The link: it works once, for `dashboard.link_secs` (5 minutes by default)", body = SignInLink), (status = 403, description = "The account's plan does not include the dashboard", body = Problem, content_type = "application/problem+json"), Errors), security(("api_key" = [])))]
+pub(crate) async fn create_dashboard_link(
+    State(h): State<Arc<Herald>>,
+    Tenant(a): Tenant,
+    Json(body): Json<LinkRequest>,
+) -> ApiResult<(StatusCode, Json<SignInLink>)> {
+    let link =
+        crate::app::dashboard::create_link(&h, a, &body.user, body.language.as_deref()).await?;
+    Ok((StatusCode::CREATED, Json(link)))
 }
 
 /// An account with its status totals (R-ACC-1, R-EVT-3).
@@ -108,6 +169,11 @@ pub struct AcceptRules {
         pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
     )]
     pub accepted_by: String,
+    /// That person's language (`en`, `fr`, `de`, `es`, or a tag such as
+    /// `fr-CA`): it becomes the account's; any other is English.
+    #[serde(default)]
+    #[schema(max_length = 35)]
+    pub language: Option<String>,
 }
 
 #[utoipa::path(post, path = "/v1/account/rules", tag = "api", summary = "Accept the sending rules (enables the account)",  request_body = AcceptRules, responses((status = 200, description = "The account, enabled", body = Account), Errors), security(("api_key" = [])))]
@@ -117,7 +183,8 @@ pub(crate) async fn accept_rules(
     Json(body): Json<AcceptRules>,
 ) -> ApiResult<Json<Account>> {
     Ok(Json(
-        crate::app::accounts::accept_rules(&h, a, &body.accepted_by).await?,
+        crate::app::accounts::accept_rules(&h, a, &body.accepted_by, body.language.as_deref())
+            .await?,
     ))
 }
 

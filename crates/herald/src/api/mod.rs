@@ -186,7 +186,9 @@ impl From<crate::app::Error> for Problem {
         use crate::app::Error as E;
         match e {
             E::Invalid { field, rule } => Problem::invalid(&field, rule),
-            E::NotEnabled => Problem::new(StatusCode::FORBIDDEN, e.to_string()),
+            E::NotEnabled | E::NotInPlan { .. } => {
+                Problem::new(StatusCode::FORBIDDEN, e.to_string())
+            }
             E::NotFound { what } => Problem::not_found(what),
             E::Unavailable(detail) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail),
             E::Herald(e) => e.into(),
@@ -367,8 +369,9 @@ pub fn routes(herald: Arc<Herald>) -> Router {
         .route("/v1/accounts", post(create_account).get(list_accounts))
         .route(
             "/v1/accounts/{id}",
-            axum::routing::delete(delete_account_admin),
+            axum::routing::delete(delete_account_admin).patch(update_account),
         )
+        .route("/v1/dashboard/links", post(create_dashboard_link))
         .route("/v1/account", get(get_account).delete(delete_own_account))
         .route("/v1/account/rules", post(accept_rules))
         .route("/v1/account/keys", post(create_key))
@@ -401,4 +404,3 @@ pub fn routes(herald: Arc<Herald>) -> Router {
         ))
         .with_state(herald)
 }
-

@@ -29,9 +29,29 @@ pub async fn status(h: &Herald, account: u64) -> Result<(Account, Totals)> {
     ))
 }
 
-/// Records that `by` accepted the sending rules for `account`, enabling it.
-pub async fn accept_rules(h: &Herald, account: u64, by: &str) -> Result<Account> {
-    Ok(h.accounts.accept_rules(account, by, h.clock.now()).await?)
+/// Records that `by` accepted the sending rules for `account`, enabling it;
+/// the account takes `language` (a tag such as `fr-CA`), that person's, when
+/// Herald is written in it (else English).
+pub async fn accept_rules(
+    h: &Herald,
+    account: u64,
+    by: &str,
+    language: Option<&str>,
+) -> Result<Account> {
+    let language = language.map(|l| super::dashboard::language_of(l).code());
+    Ok(h.accounts
+        .accept_rules(account, by, language, h.clock.now())
+        .await?)
+}
+
+/// Sets `account`'s plan (the operator's call). When the new plan does not
+/// include the dashboard, every dashboard session of the account ends now.
+pub async fn set_plan(h: &Herald, account: u64, plan: &str) -> Result<Account> {
+    let a = h.accounts.set_plan(account, plan).await?;
+    if !super::dashboard::includes_dashboard(h, &a.plan) {
+        h.outbox.sessions().end_all(account).await?;
+    }
+    Ok(a)
 }
 
 /// Another API key for `account`, shown once.

@@ -10,7 +10,8 @@
 //! - [`sms`]: SMS sends through the gateway.
 //! - [`contacts`]: persons and organisations, validated once for every path.
 //! - [`domains`]: sending domains, their DKIM keys and checks.
-//! - [`accounts`]: accounts, the "enabled" rule, API keys.
+//! - [`accounts`]: accounts, the "enabled" rule, plans, API keys.
+//! - [`dashboard`]: sign-in links, sessions, and the data of each dashboard page.
 
 use crate::service::Herald;
 use serde::{Deserialize, Serialize};
@@ -18,6 +19,7 @@ use std::collections::BTreeMap;
 
 pub mod accounts;
 pub mod contacts;
+pub mod dashboard;
 pub mod domains;
 pub mod sends;
 pub mod sms;
@@ -43,6 +45,14 @@ pub enum Error {
     NotFound {
         /// What (`person`, `domain`, …).
         what: &'static str,
+    },
+    /// The account's plan does not include this (the dashboard).
+    #[error("the account's plan `{plan}` does not include the dashboard (plans that do: {})", plans.join(", "))]
+    NotInPlan {
+        /// The account's plan.
+        plan: String,
+        /// The plans that include it.
+        plans: Vec<String>,
     },
     /// A part the operation needs is not configured or not reachable.
     #[error("{0}")]

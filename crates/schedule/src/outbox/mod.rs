@@ -142,6 +142,11 @@ impl Outbox {
         crate::Accounts::new(self.pool.clone(), self.writer.clone())
     }
 
+    /// The dashboard's sign-in links and sessions on this outbox's database.
+    pub fn sessions(&self) -> crate::Sessions {
+        crate::Sessions::new(self.pool.clone(), self.writer.clone())
+    }
+
     /// The pool that writes go through (see [`Outbox::pool`] for reads): share
     /// it with other crates writing the same database, such as the event log.
     pub fn writer(&self) -> &AnyPool {

@@ -242,6 +242,8 @@ pub struct ScheduledSend {
     pub recipient: Option<String>,
     /// Messages done (delivered, bounced or failed): sending has started when above 0.
     pub done: usize,
+    /// The campaign its messages are counted in.
+    pub campaign: Option<herald_message::CampaignId>,
 }
 
 /// A message whose outcome events the event log has not recorded yet.

@@ -120,13 +120,13 @@ impl Outbox {
     /// go, soonest first.
     pub async fn scheduled(&self, account: u64) -> Result<Vec<ScheduledSend>> {
         let rows = sqlx::query(
-            "SELECT s.id, s.scheduled_at, s.created_at, s.total, s.user_name, s.user_email, s.subject, s.kind,
+            "SELECT s.id, s.scheduled_at, s.created_at, s.total, s.user_name, s.user_email, s.subject, s.kind, s.campaign,
                     COUNT(CASE WHEN o.state IN ('delivered', 'bounced', 'failed') THEN 1 END) AS done,
                     COUNT(CASE WHEN o.state IN ('queued', 'claimed', 'deferred') THEN 1 END) AS pending,
                     MIN(o.recipient_email) AS one_recipient
              FROM herald_sends s JOIN herald_outbox o ON o.send_id = s.id
              WHERE s.account = $1 AND s.cancelled_at IS NULL
-             GROUP BY s.id, s.scheduled_at, s.created_at, s.total, s.user_name, s.user_email, s.subject, s.kind
+             GROUP BY s.id, s.scheduled_at, s.created_at, s.total, s.user_name, s.user_email, s.subject, s.kind, s.campaign
              ORDER BY s.scheduled_at, s.id",
         )
         .bind(account_i64(account)?)
@@ -154,6 +154,9 @@ impl Outbox {
                     SendKind::Mass => None,
                     SendKind::Individual => row.try_get("one_recipient")?,
                 },
+                campaign: row
+                    .try_get::<Option<i64>, _>("campaign")?
+                    .map(herald_message::CampaignId),
             });
         }
         Ok(out)

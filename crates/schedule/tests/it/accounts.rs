@@ -16,6 +16,7 @@ both!(accounts_keys_and_domains, |db: TestDb| async move {
         name: name.into(),
         timezone: tz.into(),
         date_format: String::new(),
+        plan: String::new(),
     };
     let a = store
         .create(&new("Shop", "Europe/Copenhagen"), now)
@@ -23,6 +24,7 @@ both!(accounts_keys_and_domains, |db: TestDb| async move {
         .unwrap();
     assert!(!a.enabled);
     assert_eq!(a.date_format, "%Y-%m-%d");
+    assert_eq!((a.plan.as_str(), a.language.as_str()), ("free", "en"));
     for (bad, field) in [
         (new("", "UTC"), "name"),
         (new("Shop\r\nX", "UTC"), "name"),
@@ -34,15 +36,48 @@ both!(accounts_keys_and_domains, |db: TestDb| async move {
         }
     }
     let later = now + chrono::Duration::minutes(5);
-    let a = store.accept_rules(a.id, "Ulla", later).await.unwrap();
+    assert!(matches!(
+        store
+            .accept_rules(a.id, "Ulla", Some("French"), later)
+            .await,
+        Err(Error::Invalid {
+            field: "language",
+            ..
+        })
+    ));
+    let a = store
+        .accept_rules(a.id, "Ulla", Some("fr"), later)
+        .await
+        .unwrap();
     assert!(a.enabled);
+    // The account speaks the language of the user who enabled it.
+    assert_eq!(a.language, "fr");
     assert_eq!(a.rules_accepted_at, Some(later));
     // Accepting again keeps the first acceptance.
     let again = store
-        .accept_rules(a.id, "Someone else", now + chrono::Duration::hours(1))
+        .accept_rules(
+            a.id,
+            "Someone else",
+            Some("de"),
+            now + chrono::Duration::hours(1),
+        )
         .await
         .unwrap();
     assert_eq!(again.rules_accepted_by.as_deref(), Some("Ulla"));
+    assert_eq!(again.language, "fr");
+    // Plans: set by the operator, checked.
+    assert_eq!(store.set_plan(a.id, "plus").await.unwrap().plan, "plus");
+    assert!(matches!(
+        store.set_plan(a.id, "Plus Ultra").await,
+        Err(Error::Invalid { field: "plan", .. })
+    ));
+    assert!(matches!(
+        store.set_plan(999, "plus").await,
+        Err(Error::NotFound {
+            what: "account",
+            ..
+        })
+    ));
     // Keys by digest; an unknown digest opens nothing.
     store
         .add_key(a.id, "digest-1", "hk_abcdef", now)

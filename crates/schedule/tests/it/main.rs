@@ -7,4 +7,5 @@
 mod accounts;
 mod db;
 mod outbox;
+mod sessions;
 mod sql;

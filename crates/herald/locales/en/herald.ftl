@@ -1,0 +1,235 @@
+# Herald's pages in English. Every message here must exist in fr, de and es too
+# (the test `i18n::every_language_has_every_message` fails otherwise).
+
+## Navigation and session
+nav-label = Dashboard
+nav-status = Status
+nav-campaigns = Campaigns
+nav-scheduled = Scheduled
+nav-events = Event log
+signed-in-as = Signed in as { $user }
+language = Language
+language-switch = Switch
+sign-out = Sign out
+
+## Signed out, errors
+signed-out-title = Please sign in
+signed-out-text = Your session has ended or this browser is not signed in. Open the dashboard again from your CRM.
+signed-out-now-title = Signed out
+signed-out-now-text = You are signed out. Open the dashboard again from your CRM to sign in.
+link-invalid-title = This sign-in link does not work
+link-invalid-text = A sign-in link works once and for a few minutes. Open the dashboard again from your CRM for a new one.
+forbidden-title = Request refused
+forbidden-text = The form was not sent from this dashboard session. Reload the page and try again.
+error-not-found = Not found
+error-bad-request = Please check your input
+error-forbidden = Not available
+error-conflict = Nothing left to do
+error-internal = Something went wrong
+back-to-status = Back to the status page
+
+## Status
+status-title = Status
+total-processed = Processed
+total-delivered = Delivered
+total-opened = Opened
+total-clicked = Clicked
+total-bounced = Bounced
+total-blocked = Blocked
+total-complaints = Spam complaints
+total-unsubscribed = Unsubscribed
+total-bot-opens = Opens by bots
+total-prefetch-opens = Opens prefetched by privacy proxies
+total-bot-clicks = Clicks by link scanners and bots
+machines-title = Machines, counted apart
+machines-text = These opens and clicks are not counted as people's opens and clicks above.
+rate-of = { $rate } ({ $part } of { $whole } { $denominator })
+of-processed = processed
+of-delivered = delivered
+of-opened = opened
+of-sent = sent
+refreshes-every = This page refreshes itself every { $seconds } seconds.
+
+## Campaigns
+campaigns-title = Campaigns
+tabs = Campaign lists
+tab-all = All
+tab-starred = Starred
+tab-scheduled = Scheduled
+tab-sent = Sent
+tab-archived = Archived
+search-subject = Search by subject
+search = Search
+campaigns-none = No campaigns here.
+campaigns-count = Campaigns: { $count }
+col-campaign = Campaign
+col-sent-by = Sent by
+col-state = State
+col-emails = Emails
+col-open-rate = Open %
+col-click-rate = Click %
+col-actions = Actions
+starred = Starred
+star = Star
+unstar = Unstar
+archive = Archive
+unarchive = Unarchive
+channel-api = API
+state-scheduled = Scheduled
+state-in-progress = In progress { $done }/{ $total }
+state-sent = Sent
+state-empty = Nothing sent
+pages = Pages
+page-previous = Previous
+page-next = Next
+page-of = Page { $page } of { $pages }
+
+## A campaign
+rates-title = Rates
+col-rate = Rate
+col-value = Value
+col-of = Of
+rate-parts = { $part } of { $whole } { $denominator }
+rate-open = Open rate
+rate-click = Click rate
+rate-click-to-open = Click-to-open rate
+rate-hard-bounce = Hard bounce rate
+rate-soft-bounce = Soft bounce rate
+rate-blocked = Blocked rate
+rate-complaint = Spam complaint rate
+rate-unsubscribe = Unsubscribe rate
+chart-title = Opens and clicks over time
+chart-none = No opens or clicks yet.
+chart-opens = Opens
+chart-clicks = Clicks
+humans-title = People and machines
+humans = People
+machines = Machines
+links-title = Links
+links-none = No clicks on links yet.
+col-link = Link
+col-clicks = Clicks
+col-clicked-emails = Emails clicked
+link-number = link { $number }
+breakdowns-title = Opens and clicks by
+by-domain = Recipient domain
+by-device = Device
+by-browser = Browser
+by-os = Operating system
+by-country = Country
+col-count = Count
+col-share = Share
+unknown = unknown
+bounces-title = Bounces and their reasons
+bounces-none = No bounces.
+col-kind = Type
+col-reason = Reason
+recipients-title = Recipients
+recipients-opened = Opened
+recipients-clicked = Clicked
+recipients-bounced = Bounced
+filter-recipient = Address contains
+filter = Filter
+export-csv = Export as CSV
+compare-title = Compare campaigns
+compare-pick = Campaigns to compare
+compare = Compare
+
+## Scheduled
+scheduled-title = Scheduled emails
+scheduled-none = Nothing is scheduled.
+col-deferred = Send deferred until
+col-created = Created
+col-user = User
+col-subject = Subject
+col-to = To
+broadcast = * Broadcast *
+content-text = Text
+content-html = HTML
+delete = Delete
+delete-confirm-title = Delete this send?
+delete-confirm-text = What has not been sent yet will not be sent, and the send's logged emails are removed. This cannot be undone.
+delete-yes = Yes, delete it
+delete-no = No, keep it
+deleted-title = Deleted
+deleted-text = Emails cancelled: { $count }.
+back-to-scheduled = Back to the scheduled emails
+
+## Event log
+events-title = Event log
+events-none = No events.
+events-count = Events: { $count }
+col-time = Time
+col-recipient = Recipient
+col-details = Details
+any = Any
+from = From
+to = To (inclusive)
+per-page = Lines per page
+show-details = Details
+origin = Opened or clicked by
+origin-person = a person
+origin-prefetch = a privacy proxy (prefetch)
+origin-bot = a bot or link scanner
+ip = IP address
+location = Location
+client = Browser, system, device
+user-agent = User-Agent
+reply = Server reply
+
+## A person
+person-id = Person id
+person-email = Email
+flags-title = Flags
+flag-email-bouncing = Email bouncing
+flag-block-mass-emails = Block mass emails
+flag-unsubscribed = Unsubscribed or complained (no mass email)
+yes = Yes
+no = No
+clicks-title = Click history
+clicks-none = No clicks.
+col-related-to = Related to
+
+## Event kinds
+kind-processed = Processed
+kind-delivered = Delivered
+kind-open = Opened
+kind-click = Clicked
+kind-soft-bounce = Soft bounce
+kind-hard-bounce = Hard bounce
+kind-blocked = Blocked
+kind-spam-complaint = Spam complaint
+kind-unsubscribe = Unsubscribed
+kind-failed = Failed
+
+## Bounce reasons
+reason-user-unknown = Mailbox does not exist
+reason-host-unknown = Domain does not exist
+reason-has-moved = Recipient has moved
+reason-not-accepted = Domain accepts no mail
+reason-mailbox-full = Mailbox full
+reason-message-too-big = Message too big
+reason-exceed-limit = Over the recipient's limit
+reason-suspended = Mailbox suspended
+reason-expired = Delivery time expired
+reason-system-error = Receiving system error
+reason-system-full = Receiving system full
+reason-network-error = Network error
+reason-too-many-connections = Too many connections
+reason-rate-limited = Rate limited
+reason-mailer-error = Mailer error
+reason-syntax-error = Syntax error
+reason-blocked = Blocked
+reason-spam-detected = Taken for spam
+reason-virus-detected = Virus detected
+reason-content-error = Content refused
+reason-policy = Refused by policy
+reason-bad-reputation = Sender reputation
+reason-require-ptr = Reverse DNS required
+reason-auth-failure = Authentication failed (SPF, DKIM, DMARC)
+reason-security-error = Security error
+reason-rejected = Rejected
+reason-relay-denied = Relaying denied
+reason-filtered = Filtered
+reason-not-compliant = Not compliant with the receiver's rules
+reason-undefined = Unknown reason
