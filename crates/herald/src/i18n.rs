@@ -136,7 +136,7 @@ impl Language {
     }
 
     /// A time in `tz`, with the date as the language writes it: `Dec 1, 2026,
-    /// 14:05` (en), `1 déc. 2026 14:05` (fr), `1. Dez. 2026, 14:05` (de),
+    /// 14:05` (en), `1 déc. 2026 14:05` (fr), `1. Dez 2026, 14:05` (de),
     /// `1 dic 2026, 14:05` (es).
     pub fn datetime(self, at: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
         let pattern = match self {
@@ -150,7 +150,7 @@ impl Language {
             .to_string()
     }
 
-    /// A date in `tz` (no time): `Dec 1` (en), `1 déc.` (fr), `1. Dez.` (de), `1 dic` (es).
+    /// A date in `tz` (no time): `Dec 1` (en), `1 déc.` (fr), `1. Dez` (de), `1 dic` (es).
     pub fn day(self, at: DateTime<Utc>, tz: chrono_tz::Tz) -> String {
         let pattern = match self {
             Language::En => "%b %-d",
@@ -284,5 +284,161 @@ impl Texts {
         } else {
             Err(format!("message `{id}`: {errors:?}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts() -> Texts {
+        Texts::new().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The `$name`s a message's source uses.
+    fn variables(source: &str, id: &str) -> Vec<String> {
+        let line = source
+            .lines()
+            .find(|l| l.starts_with(&format!("{id} =")))
+            .unwrap_or_default();
+        line.split("{ $")
+            .skip(1)
+            .filter_map(|rest| rest.split(' ').next())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn every_language_has_every_message() {
+        let t = texts();
+        let english = t.ids(Language::En);
+        assert!(english.len() > 150, "{} messages", english.len());
+        for (language, source) in SOURCES {
+            assert_eq!(
+                t.ids(language),
+                english,
+                "locales/{language}/herald.ftl differs from English in its messages"
+            );
+            for id in &english {
+                // Every message formats, with the arguments English gives it.
+                let vars = variables(SOURCES[0].1, id);
+                assert_eq!(
+                    variables(source, id),
+                    vars,
+                    "{language} {id}: other arguments"
+                );
+                let args: Vec<Arg<'_>> = vars.iter().map(|v| (v.as_str(), "1".into())).collect();
+                let text = t
+                    .try_with(language, id, &args)
+                    .unwrap_or_else(|e| panic!("{language}: {e}"));
+                assert!(!text.trim().is_empty(), "{language} {id} is empty");
+            }
+        }
+    }
+
+    /// Message ids the dashboard's templates name literally, plus the ones
+    /// they build from event kinds and bounce reasons.
+    fn used_ids() -> Vec<String> {
+        let mut ids = Vec::new();
+        for source in [
+            include_str!("dashboard/pages.rs"),
+            include_str!("dashboard/chart.rs"),
+        ] {
+            for piece in source.split('"').skip(1).step_by(2) {
+                let looks_like_id = piece.contains('-')
+                    && piece.starts_with(|c: char| c.is_ascii_lowercase())
+                    && piece
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+                // Literals that are HTML ids or data values, not messages.
+                let not_messages = ["delete-confirmed", "confirm-title", "utf-8"];
+                if looks_like_id && !not_messages.contains(&piece) {
+                    ids.push(piece.to_owned());
+                }
+            }
+        }
+        for kind in herald_eventlog::EventKind::ALL {
+            ids.push(format!("kind-{}", kind.as_str().replace('_', "-")));
+        }
+        for reason in herald_schedule::BounceReason::ALL {
+            ids.push(format!("reason-{}", reason.as_str().replace('_', "-")));
+        }
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+
+    #[test]
+    fn every_message_the_pages_use_exists() {
+        let t = texts();
+        let known = t.ids(Language::En);
+        let used = used_ids();
+        assert!(used.len() > 100, "{} ids found", used.len());
+        let missing: Vec<&String> = used.iter().filter(|id| !known.contains(id)).collect();
+        assert!(missing.is_empty(), "used but not translated: {missing:?}");
+    }
+
+    #[test]
+    fn languages_are_parsed_from_tags_and_default_to_english() {
+        for (tag, want) in [
+            ("fr", Some(Language::Fr)),
+            ("fr-CA", Some(Language::Fr)),
+            ("de_AT", Some(Language::De)),
+            (" ES ", Some(Language::Es)),
+            ("en-GB", Some(Language::En)),
+            ("tlh", None),
+            ("", None),
+        ] {
+            assert_eq!(Language::parse(tag), want, "{tag:?}");
+        }
+        assert_eq!(Language::first_of(["xx", "de-DE", "fr"]), Language::De);
+        assert_eq!(Language::first_of(["xx"]), Language::En);
+    }
+
+    #[test]
+    fn numbers_rates_and_dates_are_written_as_each_language_writes_them() {
+        let at = chrono::DateTime::parse_from_rfc3339("2026-12-01T13:05:00Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default();
+        let tz: chrono_tz::Tz = chrono_tz::Europe::Copenhagen;
+        // (language, 1234, 1234567, 0.125, the time in Copenhagen)
+        let cases = [
+            (
+                Language::En,
+                "1,234",
+                "1,234,567",
+                "12.5%",
+                "Dec 1, 2026, 14:05",
+            ),
+            (
+                Language::Fr,
+                "1\u{202f}234",
+                "1\u{202f}234\u{202f}567",
+                "12,5\u{202f}%",
+                "1 déc. 2026 14:05",
+            ),
+            (
+                Language::De,
+                "1.234",
+                "1.234.567",
+                "12,5\u{a0}%",
+                "1. Dez 2026, 14:05",
+            ),
+            (
+                Language::Es,
+                "1234",
+                "1.234.567",
+                "12,5\u{a0}%",
+                "1 dic 2026, 14:05",
+            ),
+        ];
+        for (l, small, big, rate, time) in cases {
+            assert_eq!(l.count(1234), small, "{l}");
+            assert_eq!(l.count(1_234_567), big, "{l}");
+            assert_eq!(l.count(999), "999", "{l}");
+            assert_eq!(l.percent(0.125), rate, "{l}");
+            assert_eq!(l.datetime(at, tz), time, "{l}");
+        }
+        assert_eq!(Language::En.percent(f64::NAN), "0.0%");
     }
 }

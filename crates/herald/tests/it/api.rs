@@ -50,7 +50,7 @@ impl Reply {
             )
         })
     }
-    fn text(&self) -> String {
+    pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }

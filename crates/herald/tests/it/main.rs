@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+#[macro_use]
 mod api;
+mod dashboard;
 #[allow(dead_code)] // shared with herald-schedule's tests; not every helper is used here
 #[path = "../../../schedule/tests/it/db.rs"]
 mod db;
