@@ -47,7 +47,8 @@ of-processed = verarbeiteten
 of-delivered = zugestellten
 of-opened = geöffneten
 of-sent = gesendeten
-refreshes-every = Diese Seite aktualisiert sich alle { $seconds } Sekunden selbst.
+refreshes-every = Alle { $seconds } Sekunden aktualisieren
+refresh-now = Jetzt aktualisieren
 
 ## Kampagnen
 campaigns-title = Kampagnen

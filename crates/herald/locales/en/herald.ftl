@@ -48,7 +48,8 @@ of-processed = processed
 of-delivered = delivered
 of-opened = opened
 of-sent = sent
-refreshes-every = This page refreshes itself every { $seconds } seconds.
+refreshes-every = Refresh every { $seconds } seconds
+refresh-now = Refresh now
 
 ## Campaigns
 campaigns-title = Campaigns

@@ -47,7 +47,8 @@ of-processed = procesados
 of-delivered = entregados
 of-opened = abiertos
 of-sent = enviados
-refreshes-every = Esta página se actualiza sola cada { $seconds } segundos.
+refreshes-every = Actualizar cada { $seconds } segundos
+refresh-now = Actualizar ahora
 
 ## Campañas
 campaigns-title = Campañas

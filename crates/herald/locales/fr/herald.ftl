@@ -47,7 +47,8 @@ of-processed = traités
 of-delivered = délivrés
 of-opened = ouverts
 of-sent = envoyés
-refreshes-every = Cette page s’actualise toute seule toutes les { $seconds } secondes.
+refreshes-every = Actualiser toutes les { $seconds } secondes
+refresh-now = Actualiser maintenant
 
 ## Campagnes
 campaigns-title = Campagnes

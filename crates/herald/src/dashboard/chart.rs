@@ -1,5 +1,5 @@
-//! Opens and clicks over time as a server-rendered SVG (no script, no
-//! library): hourly while a campaign's activity spans at most three days, then
+//! Opens and clicks over time as a server-rendered SVG bar chart (no
+//! script, no library): hourly while a campaign's activity spans at most three days, then
 //! daily in the account's time zone. Colours are presentation attributes, which
 //! the pages' Content-Security-Policy allows (inline `style` it does not).
 
@@ -80,7 +80,8 @@ const PAD_R: f64 = 12.0;
 const PAD_T: f64 = 12.0;
 const PAD_B: f64 = 36.0;
 
-/// The chart of `buckets`, titled `title`, with the two series' names.
+/// The chart of `buckets`, titled `title`: per bucket a bar of opens and a
+/// (hatched) bar of clicks, each with its number as a tooltip.
 pub(crate) fn svg(ctx: &Ctx, title: &str, buckets: &[Bucket]) -> Markup {
     let max = buckets
         .iter()
@@ -88,49 +89,39 @@ pub(crate) fn svg(ctx: &Ctx, title: &str, buckets: &[Bucket]) -> Markup {
         .max()
         .unwrap_or(0)
         .max(1);
-    let n = buckets.len().max(1);
-    let x = |i: usize| {
-        if n == 1 {
-            PAD_L + (W - PAD_L - PAD_R) / 2.0
-        } else {
-            PAD_L + (W - PAD_L - PAD_R) * i as f64 / (n - 1) as f64
-        }
-    };
-    let y = |v: u64| PAD_T + (H - PAD_T - PAD_B) * (1.0 - v as f64 / max as f64);
-    let line = |f: &dyn Fn(&Bucket) -> u64| {
-        buckets
-            .iter()
-            .enumerate()
-            .map(|(i, b)| format!("{:.1},{:.1}", x(i), y(f(b))))
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
+    let n = buckets.len().max(1) as f64;
+    let slot = (W - PAD_L - PAD_R) / n;
+    let bar = (slot * 0.4).min(28.0);
+    let base = H - PAD_B;
+    let height = |v: u64| (H - PAD_T - PAD_B) * v as f64 / max as f64;
     let opens = ctx.t("chart-opens");
     let clicks = ctx.t("chart-clicks");
+    // Every bucket's label when there are few; else the first and the last.
+    let labelled = |i: usize| buckets.len() <= 8 || i == 0 || i + 1 == buckets.len();
     html! {
         figure.chart {
             svg role="img" aria-label=(title) viewBox=(format!("0 0 {W} {H}")) width="100%" preserveAspectRatio="xMidYMid meet" {
                 title { (title) }
-                line x1=(PAD_L) y1=(H - PAD_B) x2=(W - PAD_R) y2=(H - PAD_B) stroke="#8a8f98" stroke-width="1" {}
-                line x1=(PAD_L) y1=(PAD_T) x2=(PAD_L) y2=(H - PAD_B) stroke="#8a8f98" stroke-width="1" {}
-                text x=(PAD_L - 6.0) y=(PAD_T + 4.0) text-anchor="end" font-size="11" fill="#333" { (ctx.n(max)) }
-                text x=(PAD_L - 6.0) y=(H - PAD_B) text-anchor="end" font-size="11" fill="#333" { "0" }
-                @if let Some(first) = buckets.first() {
-                    text x=(PAD_L) y=(H - PAD_B + 16.0) font-size="11" fill="#333" { (first.label) }
-                }
-                @if buckets.len() > 1 {
-                    @if let Some(last) = buckets.last() {
-                        text x=(W - PAD_R) y=(H - PAD_B + 16.0) text-anchor="end" font-size="11" fill="#333" { (last.label) }
+                defs {
+                    pattern #hatch width="4" height="4" patternUnits="userSpaceOnUse" patternTransform="rotate(45)" {
+                        rect width="4" height="4" fill="#f3d3d0" {}
+                        line x1="0" y1="0" x2="0" y2="4" stroke="#b3261e" stroke-width="2" {}
                     }
                 }
-                polyline points=(line(&|b| b.opens)) fill="none" stroke="#1f5fbf" stroke-width="2" {}
-                polyline points=(line(&|b| b.clicks)) fill="none" stroke="#b3261e" stroke-width="2" stroke-dasharray="6 3" {}
+                line x1=(PAD_L) y1=(base) x2=(W - PAD_R) y2=(base) stroke="#8a8f98" stroke-width="1" {}
+                line x1=(PAD_L) y1=(PAD_T) x2=(PAD_L) y2=(base) stroke="#8a8f98" stroke-width="1" {}
+                text x=(PAD_L - 6.0) y=(PAD_T + 4.0) text-anchor="end" font-size="11" fill="#333" { (ctx.n(max)) }
+                text x=(PAD_L - 6.0) y=(base) text-anchor="end" font-size="11" fill="#333" { "0" }
                 @for (i, b) in buckets.iter().enumerate() {
-                    circle cx=(format!("{:.1}", x(i))) cy=(format!("{:.1}", y(b.opens))) r="2.5" fill="#1f5fbf" {
+                    @let x = PAD_L + slot * i as f64 + slot / 2.0;
+                    rect x=(format!("{:.1}", x - bar)) y=(format!("{:.1}", base - height(b.opens))) width=(format!("{bar:.1}")) height=(format!("{:.1}", height(b.opens))) fill="#1f5fbf" {
                         title { (b.label) ": " (opens) " " (ctx.n(b.opens)) }
                     }
-                    circle cx=(format!("{:.1}", x(i))) cy=(format!("{:.1}", y(b.clicks))) r="2.5" fill="#b3261e" {
+                    rect x=(format!("{x:.1}")) y=(format!("{:.1}", base - height(b.clicks))) width=(format!("{bar:.1}")) height=(format!("{:.1}", height(b.clicks))) fill="url(#hatch)" stroke="#b3261e" stroke-width="1" {
                         title { (b.label) ": " (clicks) " " (ctx.n(b.clicks)) }
+                    }
+                    @if labelled(i) {
+                        text x=(format!("{x:.1}")) y=(base + 16.0) text-anchor="middle" font-size="11" fill="#333" { (b.label) }
                     }
                 }
             }

@@ -38,9 +38,10 @@ use std::sync::Arc;
 pub const COOKIE: &str = "herald_session";
 
 /// The Content-Security-Policy of every dashboard page.
-pub const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+pub const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 const STYLE: &str = include_str!("style.css");
+const STATUS_JS: &str = include_str!("status.js");
 
 /// The `/dashboard` routes (see the module documentation).
 pub fn routes(herald: Arc<Herald>) -> Router {
@@ -63,6 +64,7 @@ pub fn routes(herald: Arc<Herald>) -> Router {
         .route("/dashboard/events", get(events))
         .route("/dashboard/persons/{id}", get(person))
         .route("/dashboard/assets/style.css", get(style))
+        .route("/dashboard/assets/status.js", get(status_js))
         .layer(axum::middleware::from_fn(headers))
         .with_state(herald)
 }
@@ -82,6 +84,17 @@ async fn headers(req: axum::extract::Request, next: axum::middleware::Next) -> R
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     r
+}
+
+async fn status_js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        STATUS_JS,
+    )
+        .into_response()
 }
 
 async fn style() -> Response {

@@ -41,15 +41,15 @@ pub(crate) fn kind_id(kind: EventKind) -> String {
     format!("kind-{}", kind.as_str().replace('_', "-"))
 }
 
-fn layout(ctx: &Ctx, title: &str, active: &str, refresh: Option<u32>, body: Markup) -> Markup {
+fn layout(ctx: &Ctx, title: &str, active: &str, script: Option<&str>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(ctx.lang.code()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                @if let Some(secs) = refresh.filter(|s| *s > 0) {
-                    meta http-equiv="refresh" content=(secs);
+                @if let Some(src) = script {
+                    script src=(src) defer {}
                 }
                 title { (title) " · Herald" }
                 link rel="stylesheet" href="/dashboard/assets/style.css";
@@ -222,10 +222,10 @@ pub(crate) fn status(ctx: &Ctx, account: &Account, t: &Totals) -> Markup {
         ctx,
         &title,
         "/dashboard",
-        Some(ctx.refresh_secs),
+        Some("/dashboard/assets/status.js"),
         html! {
             p.account { (account.name) }
-            ul.cards {
+            ul.cards data-live="cards" {
                 @for (metric, id, n, rate) in cards {
                     li.card data-metric=(metric) {
                         span.label { (ctx.t(id)) }
@@ -238,14 +238,16 @@ pub(crate) fn status(ctx: &Ctx, account: &Account, t: &Totals) -> Markup {
             }
             h2 { (ctx.t("machines-title")) }
             p { (ctx.t("machines-text")) }
-            table {
+            table data-live="machines" {
                 tbody {
                     tr data-metric="bot_opens" { th scope="row" { (ctx.t("total-bot-opens")) } td.num data-value=(t.bot_opens) { (ctx.n(t.bot_opens)) } }
                     tr data-metric="prefetch_opens" { th scope="row" { (ctx.t("total-prefetch-opens")) } td.num data-value=(t.prefetch_opens) { (ctx.n(t.prefetch_opens)) } }
                     tr data-metric="bot_clicks" { th scope="row" { (ctx.t("total-bot-clicks")) } td.num data-value=(t.bot_clicks) { (ctx.n(t.bot_clicks)) } }
                 }
             }
-            p.refresh { (ctx.ta("refreshes-every", &[("seconds", ctx.n(u64::from(ctx.refresh_secs)))])) }
+            div #refresh .refresh data-seconds=(ctx.refresh_secs) data-label=(ctx.ta("refreshes-every", &[("seconds", ctx.n(u64::from(ctx.refresh_secs)))])) {
+                a href="/dashboard" { (ctx.t("refresh-now")) }
+            }
         },
     )
 }

@@ -5,6 +5,7 @@
 
 #[macro_use]
 mod api;
+mod browser;
 mod dashboard;
 #[allow(dead_code)] // shared with herald-schedule's tests; not every helper is used here
 #[path = "../../../schedule/tests/it/db.rs"]
