@@ -216,10 +216,6 @@ pub fn guide(demo: &Demo) -> String {
     format!(
         "\nHerald is running at {url}\n\
          \n  Demo account {account}, API key:  {key}\n  Admin token:                 {admin}\n\
-         \nOpen the dashboard (this link works once, for {minutes} minutes):\n\
-         \n  {dashboard}\n\
-         \nA CRM asks for a new link for each of its users:\n\
-         \n  curl -s {url}/v1/dashboard/links -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' -d '{{\"user\": \"Ulla\", \"language\": \"de\"}}'\n\
          \nSend a newsletter to the three demo persons:\n\
          \n  curl -s {url}/v1/sends -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n    -d '{send}'\n\
          \nThe messages land as .eml files in {mail}\n\
@@ -227,6 +223,10 @@ pub fn guide(demo: &Demo) -> String {
          \n  curl -s {url}/v1/events -H 'Authorization: Bearer {key}'\n  curl -s {url}/v1/campaigns -H 'Authorization: Bearer {key}'\n\
          \nMail is signed with the platform's DKIM key; its DNS record (for a real domain, publish\n\
          the same for your platform.domain):\n\n  {dkim}\n\
+         \nOpen the dashboard (this link works once, for {minutes} minutes):\n\
+         \n  {dashboard}\n\
+         \nA CRM asks for a new link for each of its users:\n\
+         \n  curl -s {url}/v1/dashboard/links -H 'Authorization: Bearer {key}' -H 'Content-Type: application/json' \\\n    --data '{{\"user\": \"Ulla\", \"language\": \"de\"}}'\n\
          \nThe API is described at {url}/openapi.json. Stop with Ctrl-C.\n",
         url = demo.url,
         account = demo.account,

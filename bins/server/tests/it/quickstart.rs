@@ -1,7 +1,8 @@
 //! The README's quick start, walked as a test (R-OPS-1): `herald-server` with
 //! no command in an empty folder starts a node with a demo account, prints the
 //! guide, and its printed curl command sends a newsletter whose .eml files hold
-//! a tracked link; clicking it shows in the event log and the campaign's rate.
+//! a tracked link; clicking it shows in the event log and the campaign's rate;
+//! its dashboard link signs in once.
 //! Also `create-account` on a configuration file.
 
 use crate::sink::free_port;
@@ -98,6 +99,27 @@ fn the_quick_start_walk_of_the_readme_works() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 201);
+    // The printed dashboard link signs in once (a session cookie, then the status page).
+    let dashboard = guide
+        .split_whitespace()
+        .find(|w| w.contains("/dashboard/signin/"))
+        .unwrap_or_else(|| panic!("no dashboard link in the guide: {guide}"));
+    let signed = client.get(dashboard).send().unwrap();
+    assert_eq!(signed.status(), 303);
+    let cookie = signed.headers()["set-cookie"].to_str().unwrap().to_owned();
+    let cookie = cookie.split(';').next().unwrap().to_owned();
+    let status = client
+        .get(format!("{base}/dashboard"))
+        .header("cookie", &cookie)
+        .send()
+        .unwrap();
+    assert_eq!(status.status(), 200);
+    assert!(status.text().unwrap().contains("data-metric=\"processed\""));
+    assert_eq!(
+        client.get(dashboard).send().unwrap().status(),
+        404,
+        "used once"
+    );
     let sent: Value = r.json().unwrap();
     assert_eq!(sent["queued"], 3);
     // Three .eml files in herald-data/mail, each with a tracked link.

@@ -24,6 +24,9 @@ fn campaign_row(r: &AnyRow) -> Result<Campaign> {
     })
 }
 
+/// Clicks and clicked messages per (link, label).
+type LinkTally = BTreeMap<(Option<i64>, Option<String>), (u64, std::collections::BTreeSet<i64>)>;
+
 /// `filter`'s WHERE clause for `account`'s campaigns, onto `sql`.
 fn campaign_filter(cond: &mut Sql, account: i64, filter: &CampaignFilter) {
     cond.push(" WHERE account = ")
@@ -221,10 +224,7 @@ impl EventLog {
         .fetch_all(&self.pool)
         .await?;
         let mut b = CampaignBreakdown::default();
-        let mut links: BTreeMap<
-            (Option<i64>, Option<String>),
-            (u64, std::collections::BTreeSet<i64>),
-        > = BTreeMap::new();
+        let mut links: LinkTally = BTreeMap::new();
         let mut reasons: BTreeMap<(EventKind, Option<String>), u64> = BTreeMap::new();
         let mut dims: [BTreeMap<String, u64>; 5] = Default::default();
         for r in &rows {
@@ -304,7 +304,7 @@ impl EventLog {
         b.links
             .sort_by(|a, b| b.clicks.cmp(&a.clicks).then_with(|| a.link.cmp(&b.link)));
         let mut reasons: Vec<_> = reasons.into_iter().collect();
-        reasons.sort_by(|a, b| b.1.cmp(&a.1));
+        reasons.sort_by_key(|r| std::cmp::Reverse(r.1));
         b.bounce_reasons = reasons;
         Ok(b)
     }

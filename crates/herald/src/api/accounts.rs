@@ -113,7 +113,7 @@ pub struct LinkRequest {
     /// The language to show (`en`, `fr`, `de`, `es`, or a tag such as
     /// `de-AT`); default the account's; any other is English.
     #[serde(default)]
-    #[schema(max_length = 35)]
+    #[schema(max_length = 35, pattern = "^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*$")]
     pub language: Option<String>,
 }
 
@@ -172,7 +172,7 @@ pub struct AcceptRules {
     /// That person's language (`en`, `fr`, `de`, `es`, or a tag such as
     /// `fr-CA`): it becomes the account's; any other is English.
     #[serde(default)]
-    #[schema(max_length = 35)]
+    #[schema(max_length = 35, pattern = "^[A-Za-z]{2,8}([-_][A-Za-z0-9]{1,8})*$")]
     pub language: Option<String>,
 }
 

@@ -38,6 +38,9 @@ pub async fn accept_rules(
     by: &str,
     language: Option<&str>,
 ) -> Result<Account> {
+    if let Some(tag) = language {
+        super::dashboard::check_language_tag("language", tag)?;
+    }
     let language = language.map(|l| super::dashboard::language_of(l).code());
     Ok(h.accounts
         .accept_rules(account, by, language, h.clock.now())

@@ -61,6 +61,25 @@ async fn dashboard_account(h: &Herald, account: u64) -> Result<Account> {
     }
 }
 
+/// Checks a language tag as given (`fr`, `fr-CA`, `zh_Hant_TW`): at most 35
+/// characters, a 2-8 letter language and subtags of 1-8 letters or digits.
+pub fn check_language_tag(field: &str, tag: &str) -> Result<()> {
+    let mut parts = tag.split(['-', '_']);
+    let language_ok = parts
+        .next()
+        .is_some_and(|p| (2..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphabetic()));
+    let rest_ok =
+        parts.all(|p| (1..=8).contains(&p.len()) && p.chars().all(|c| c.is_ascii_alphanumeric()));
+    if tag.len() <= 35 && language_ok && rest_ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            field,
+            "a language tag such as fr or de-AT (at most 35 characters)",
+        ))
+    }
+}
+
 /// The language a page is shown in: `tag` if Herald is written in it, else English.
 pub fn language_of(tag: &str) -> Language {
     Language::parse(tag).unwrap_or(Language::En)
@@ -82,6 +101,9 @@ pub async fn create_link(
             "user",
             "1-200 characters, no control characters (CR, LF, …)",
         ));
+    }
+    if let Some(tag) = language {
+        check_language_tag("language", tag)?;
     }
     let language = language_of(language.unwrap_or(&a.language));
     let token = random_token()?;

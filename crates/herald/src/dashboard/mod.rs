@@ -231,14 +231,14 @@ impl FromRequestParts<Arc<Herald>> for Signed {
 
 impl Signed {
     /// Refuses a state-changing request whose form lacks the session's CSRF token.
-    fn check_csrf(&self, given: &str) -> Result<(), Response> {
+    fn check_csrf(&self, given: &str) -> Result<(), Refusal> {
         let (a, b) = (given.as_bytes(), self.csrf.as_bytes());
         let same =
             a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
         if same && !b.is_empty() {
             Ok(())
         } else {
-            Err(page(StatusCode::FORBIDDEN, pages::forbidden(&self.ctx)))
+            Err(page(StatusCode::FORBIDDEN, pages::forbidden(&self.ctx)).into())
         }
     }
 }
@@ -275,7 +275,22 @@ fn error_page(ctx: &Ctx, e: crate::app::Error) -> Response {
     page(status, pages::error(ctx, status, detail.as_deref()))
 }
 
-type PageResult = Result<Response, Response>;
+/// A page refused (an error page, boxed: a `Response` is large).
+pub(crate) struct Refusal(Box<Response>);
+
+impl From<Response> for Refusal {
+    fn from(r: Response) -> Self {
+        Refusal(Box::new(r))
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+type PageResult = Result<Response, Refusal>;
 
 fn page(status: StatusCode, markup: maud::Markup) -> Response {
     let mut r = html(markup);
@@ -458,10 +473,10 @@ async fn campaign(
     )))
 }
 
-fn campaign_id(s: &Signed, id: &str) -> Result<CampaignId, Response> {
+fn campaign_id(s: &Signed, id: &str) -> Result<CampaignId, Refusal> {
     id.parse::<i64>()
         .map(CampaignId)
-        .map_err(|_| error_page(&s.ctx, crate::app::Error::NotFound { what: "campaign" }))
+        .map_err(|_| error_page(&s.ctx, crate::app::Error::NotFound { what: "campaign" }).into())
 }
 
 async fn recipients_csv(

@@ -169,10 +169,13 @@ fn rate_text(ctx: &Ctx, part: u64, whole: u64, whole_id: &str) -> String {
     )
 }
 
+/// A status card: (metric, label id, count, (rate's denominator, its id)).
+type Card<'a> = (&'a str, &'a str, u64, Option<(u64, &'a str)>);
+
 /// The status page: the seed's totals and more, with rates; it refreshes itself.
 pub(crate) fn status(ctx: &Ctx, account: &Account, t: &Totals) -> Markup {
     // (metric, label id, count, (rate part, whole, whole's id))
-    let cards: [(&str, &str, u64, Option<(u64, &str)>); 8] = [
+    let cards: [Card<'_>; 8] = [
         ("processed", "total-processed", t.processed, None),
         (
             "delivered",

@@ -40,11 +40,9 @@ pub async fn link(api: &Api, key: &str, user: &str, language: Option<&str>) -> S
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let url = r.json()["url"].as_str().unwrap().to_owned();
-    let path = url
-        .find("/dashboard/")
+    url.find("/dashboard/")
         .map(|i| url[i..].to_owned())
-        .unwrap();
-    path
+        .unwrap()
 }
 
 /// A request with the session cookie (and a form body for POST).
