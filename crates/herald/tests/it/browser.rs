@@ -157,13 +157,19 @@ async fn click_and_load(c: &Client, css: &str) {
     }
 }
 
-/// The integer in `data-value` of the element at `css`.
+/// The integer in `data-value` of the element at `css`, read in one script
+/// (the status page replaces its numbers in place, so a found element can go
+/// stale before its attribute is read).
 async fn data_value(c: &Client, css: &str) -> u64 {
-    let e = c.find(Locator::Css(css)).await.unwrap();
-    e.attr("data-value")
+    let v = c
+        .execute(
+            "const e = document.querySelector(arguments[0]); return e ? e.getAttribute('data-value') : null;",
+            vec![json!(css)],
+        )
         .await
-        .unwrap()
-        .unwrap_or_default()
+        .unwrap();
+    v.as_str()
+        .unwrap_or_else(|| panic!("no {css}"))
         .parse()
         .unwrap()
 }
