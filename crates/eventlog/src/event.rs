@@ -97,7 +97,9 @@ pub struct NewEvent {
     pub person: Option<String>,
     /// For clicks: the link's index in the template.
     pub link: Option<u16>,
-    /// For clicks: the link's label ("Related to").
+    /// For clicks: the link's label ("Related to"). For unsubscribes: the
+    /// scope, [`crate::UNSUBSCRIBE_CAMPAIGN`] for this campaign only; none
+    /// for all mass mail of the account.
     pub label: Option<String>,
     /// For opens and clicks: the client's IP.
     pub ip: Option<String>,

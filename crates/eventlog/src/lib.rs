@@ -29,6 +29,10 @@ pub use report::{
 };
 pub use store::{EventLog, StagedEvent, Suppressed, Totals};
 
+/// The label of an unsubscribe from one campaign only ("stop this kind of
+/// newsletter"): the address gets no more mass mail of that campaign.
+pub const UNSUBSCRIBE_CAMPAIGN: &str = "campaign";
+
 /// Errors of this crate.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]

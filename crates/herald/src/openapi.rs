@@ -18,6 +18,8 @@ use utoipa::{Modify, OpenApi};
         crate::api::delete_account_admin,
         crate::api::update_account,
         crate::api::create_dashboard_link,
+        crate::api::update_own_account,
+        crate::api::record_unsubscribe,
         crate::api::get_account,
         crate::api::delete_own_account,
         crate::api::accept_rules,

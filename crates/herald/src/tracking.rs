@@ -190,71 +190,57 @@ impl Recorder {
     }
 }
 
-/// The pages the tracking endpoints show, as data. Their text (English, the
-/// one language the tracking pages have) is in [`TrackingPage::text`] only,
-/// where translations will go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TrackingPage {
+/// The pages the tracking endpoints show, as data; they are rendered by the
+/// dashboard's templates in the recipient's language ([`crate::dashboard`]).
+#[derive(Debug, Clone)]
+pub(crate) enum TrackingPage {
     /// A token that is not valid.
     NotFound,
-    /// `GET /u/…`: the question, with the one-click form.
-    UnsubscribeAsk,
+    /// `GET /u/…`: who sends to which address, and the two choices.
+    UnsubscribeAsk(crate::app::unsubscribe::Landing),
     /// The unsubscribe is recorded (or was already).
-    Unsubscribed,
+    Unsubscribed(
+        crate::app::unsubscribe::Landing,
+        crate::app::unsubscribe::Scope,
+    ),
     /// The unsubscribe could not be recorded.
     TryAgain,
 }
 
 impl TrackingPage {
-    fn status(self) -> StatusCode {
+    fn status(&self) -> StatusCode {
         match self {
             TrackingPage::NotFound => StatusCode::NOT_FOUND,
-            TrackingPage::UnsubscribeAsk | TrackingPage::Unsubscribed => StatusCode::OK,
+            TrackingPage::UnsubscribeAsk(_) | TrackingPage::Unsubscribed(..) => StatusCode::OK,
             TrackingPage::TryAgain => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
-
-    /// The title and the body (HTML written here, no value from outside).
-    fn text(self) -> (&'static str, &'static str) {
-        match self {
-            TrackingPage::NotFound => (
-                "Link not found",
-                "<p>This link is not valid. Nothing was recorded.</p>",
-            ),
-            TrackingPage::UnsubscribeAsk => (
-                "Unsubscribe",
-                "<p>Do you want to stop receiving these newsletters?</p>\
-                 <form method=\"post\"><input type=\"hidden\" name=\"List-Unsubscribe\" value=\"One-Click\">\
-                 <p><button type=\"submit\">Yes, unsubscribe me</button></p></form>\
-                 <p>No: close this page and nothing changes; you stay subscribed.</p>\
-                 <p>Either way, individual emails from the sender are not affected.</p>",
-            ),
-            TrackingPage::Unsubscribed => (
-                "You are unsubscribed",
-                "<p>You will not receive these newsletters any more.</p>",
-            ),
-            TrackingPage::TryAgain => (
-                "Please try again",
-                "<p>We could not record your request just now.</p>",
-            ),
-        }
-    }
 }
 
-fn page(p: TrackingPage) -> Response {
+/// `p` in `language` (the recipient's where known, else the browser's).
+fn page(herald: &Herald, language: crate::i18n::Language, p: TrackingPage) -> Response {
     let status = p.status();
-    let (title, body) = p.text();
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{title}</title></head><body style=\"font-family:sans-serif;max-width:32rem;margin:4rem auto\"><h1>{title}</h1>{body}</body></html>"
-    );
+    let html = crate::dashboard::recipient_page(herald, language, &p);
     let mut r = (status, Html(html)).into_response();
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+    let h = r.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(crate::dashboard::CSP),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     r
 }
 
-fn not_found() -> Response {
-    page(TrackingPage::NotFound)
+fn not_found(herald: &Herald, headers: &axum::http::HeaderMap) -> Response {
+    page(
+        herald,
+        crate::dashboard::browser_language(headers),
+        TrackingPage::NotFound,
+    )
 }
 
 /// The client's address and User-Agent. The address is the socket's peer;
@@ -363,17 +349,17 @@ async fn click(
         herald, recorder, ..
     } = &tracking;
     let Some(r) = resolve(herald, &token, TokenKind::Click).await else {
-        return not_found();
+        return not_found(herald, request.headers());
     };
     let Some(index) = r.link else {
-        return not_found();
+        return not_found(herald, request.headers());
     };
     // Only the URL recorded for this message's link: never one from the request.
     let Some(url) = r.send.template.link_url(index, &r.m.values) else {
-        return not_found();
+        return not_found(herald, request.headers());
     };
     let Ok(location) = HeaderValue::from_str(&url) else {
-        return not_found();
+        return not_found(herald, request.headers());
     };
     let mut e = r.event(herald, EventKind::Click, &request);
     e.link = Some(index);
@@ -424,17 +410,64 @@ async fn open(
 }
 
 async fn unsubscribe_page(
-    State(Tracking { herald, .. }): State<Tracking>,
+    State(tracking): State<Tracking>,
     Path(token): Path<String>,
+    request: axum::extract::Request,
 ) -> Response {
-    if herald
-        .tracker
-        .decode_kind(&token, TokenKind::Unsubscribe)
-        .is_err()
-    {
-        return not_found();
+    let Tracking {
+        herald, recorder, ..
+    } = &tracking;
+    let Some(r) = resolve(herald, &token, TokenKind::Unsubscribe).await else {
+        return not_found(herald, request.headers());
+    };
+    use crate::app::unsubscribe::{Destination, destination};
+    match destination(herald, &r.m.message, &r.send, &token).await {
+        Ok(Destination::Page(landing)) => page(
+            herald,
+            landing.language,
+            TrackingPage::UnsubscribeAsk(landing),
+        ),
+        // The account's own landing page: the click is recorded, then the
+        // person goes there with the token (a URL the account set, checked).
+        Ok(Destination::Elsewhere(url)) => {
+            let mut e = r.event(herald, EventKind::Click, &request);
+            e.label = Some("Unsubscribe page".to_owned());
+            if tracking.first_hit(&e) {
+                recorder.record(e).await;
+            }
+            let Ok(location) = HeaderValue::from_str(&url) else {
+                return not_found(herald, request.headers());
+            };
+            let mut resp = StatusCode::SEE_OTHER.into_response();
+            resp.headers_mut().insert(header::LOCATION, location);
+            resp.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+            resp
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "unsubscribe page");
+            page(
+                herald,
+                crate::dashboard::browser_language(request.headers()),
+                TrackingPage::TryAgain,
+            )
+        }
     }
-    page(TrackingPage::UnsubscribeAsk)
+}
+
+/// The scope a POST to `/u/…` asks for: `scope=campaign` is this kind of
+/// newsletter; anything else (RFC 8058's `List-Unsubscribe=One-Click`,
+/// `scope=all`) is all mass email.
+fn scope_of(body: &[u8]) -> crate::app::unsubscribe::Scope {
+    use crate::app::unsubscribe::Scope;
+    let campaign = String::from_utf8_lossy(body)
+        .split('&')
+        .any(|pair| pair == "scope=campaign");
+    if campaign {
+        Scope::Campaign
+    } else {
+        Scope::All
+    }
 }
 
 async fn unsubscribe(
@@ -444,18 +477,57 @@ async fn unsubscribe(
 ) -> Response {
     let Tracking { herald, .. } = &tracking;
     let Some(r) = resolve(herald, &token, TokenKind::Unsubscribe).await else {
-        return not_found();
+        return not_found(herald, request.headers());
     };
-    let e = r.event(herald, EventKind::Unsubscribe, &request);
+    let headers = request.headers().clone();
+    let client = r.event(herald, EventKind::Unsubscribe, &request);
+    let body = axum::body::to_bytes(request.into_body(), 4096)
+        .await
+        .unwrap_or_default();
+    let scope = scope_of(&body);
+    let mut e = crate::app::unsubscribe::event(herald, r.id, &r.m.message, &r.send, scope);
+    e.ip = client.ip;
+    e.user_agent = client.user_agent;
+    let landing =
+        match crate::app::unsubscribe::destination(herald, &r.m.message, &r.send, &token).await {
+            Ok(crate::app::unsubscribe::Destination::Page(l)) => Some(l),
+            Ok(_) => None,
+            Err(err) => {
+                tracing::error!(error = %err, "unsubscribe page");
+                None
+            }
+        };
+    let done = |landing: Option<crate::app::unsubscribe::Landing>| match landing {
+        Some(l) => page(herald, l.language, TrackingPage::Unsubscribed(l, scope)),
+        // One-click from a mail client, for an account with its own page:
+        // recorded; a plain confirmation in the browser's language.
+        None => page(
+            herald,
+            crate::dashboard::browser_language(&headers),
+            TrackingPage::Unsubscribed(
+                crate::app::unsubscribe::Landing {
+                    language: crate::dashboard::browser_language(&headers),
+                    sender: r.send.sender.user.address.as_str().to_owned(),
+                    address: r.m.message.recipient.clone(),
+                    campaign: None,
+                },
+                scope,
+            ),
+        ),
+    };
     if !tracking.first_hit(&e) {
-        // A repeated one-click POST: already recorded.
-        return page(TrackingPage::Unsubscribed);
+        // A repeated POST: already recorded.
+        return done(landing);
     }
     // Recorded directly (not staged): mass mail stops at once.
     if let Err(err) = herald.events.ingest(&[e]).await {
         tracing::error!(error = %err, "recording an unsubscribe failed");
-        return page(TrackingPage::TryAgain);
+        return page(
+            herald,
+            crate::dashboard::browser_language(&headers),
+            TrackingPage::TryAgain,
+        );
     }
     herald.metrics.unsubscribes.fetch_add(1, Ordering::Relaxed);
-    page(TrackingPage::Unsubscribed)
+    done(landing)
 }

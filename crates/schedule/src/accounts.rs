@@ -39,6 +39,9 @@ pub struct Account {
     /// Its language (a language tag such as `en` or `fr`): that of the user who
     /// accepted the rules; `en` until then.
     pub language: String,
+    /// Its own unsubscribe landing page, if it has one (an absolute http(s)
+    /// URL the caller checked); none: Herald's page.
+    pub landing_page: Option<String>,
 }
 
 /// An account to create.
@@ -167,7 +170,7 @@ pub struct Accounts {
     writer: AnyPool,
 }
 
-const ACCOUNT_COLUMNS: &str = "id, name, timezone, date_format, created_at, rules_accepted_by, rules_accepted_at, plan, language";
+const ACCOUNT_COLUMNS: &str = "id, name, timezone, date_format, created_at, rules_accepted_by, rules_accepted_at, plan, language, landing_page";
 const DOMAIN_COLUMNS: &str = "domain, selector, dns_name, txt_record, verified, checked_at";
 
 fn account_row(row: &sqlx::any::AnyRow) -> Result<Account> {
@@ -183,6 +186,7 @@ fn account_row(row: &sqlx::any::AnyRow) -> Result<Account> {
         enabled: at.is_some(),
         plan: row.try_get(7)?,
         language: row.try_get(8)?,
+        landing_page: row.try_get(9)?,
     })
 }
 
@@ -291,6 +295,16 @@ impl Accounts {
             .bind(by)
             .bind(millis(now))
             .bind(language)
+            .bind(id_i64(id)?)
+            .execute(&self.writer)
+            .await?;
+        self.get(id).await
+    }
+
+    /// Sets (or, with `None`, removes) account `id`'s unsubscribe landing page.
+    pub async fn set_landing_page(&self, id: u64, url: Option<&str>) -> Result<Account> {
+        sqlx::query("UPDATE herald_accounts SET landing_page = $1 WHERE id = $2")
+            .bind(url.map(str::to_owned))
             .bind(id_i64(id)?)
             .execute(&self.writer)
             .await?;

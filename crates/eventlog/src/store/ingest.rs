@@ -331,6 +331,23 @@ impl EventLog {
                 }
                 // Nothing was sent: no total moves; the event is the record.
                 EventKind::Failed => {}
+                EventKind::Unsubscribe
+                    if e.label.as_deref() == Some(crate::UNSUBSCRIBE_CAMPAIGN) =>
+                {
+                    // From one campaign only: counted once per address and campaign.
+                    let Some(c) = e.campaign else { continue };
+                    let new = sqlx::query(
+                        "INSERT INTO herald_campaign_unsubscribes (account, email, campaign, at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(account)
+                    .bind(e.recipient.to_ascii_lowercase())
+                    .bind(c.0)
+                    .bind(millis(e.at))
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                    t.unsubscribed += new;
+                }
                 EventKind::Unsubscribe => {
                     // Counted once per address: a repeated unsubscribe adds nothing.
                     let new = self

@@ -279,6 +279,7 @@ impl EventLog {
             "herald_message_marks",
             "herald_campaigns",
             "herald_campaign_hours",
+            "herald_campaign_unsubscribes",
             "herald_suppressions",
             "herald_person_fields",
             "herald_organisation_fields",

@@ -10,6 +10,7 @@ impl Suppression for EventLog {
         &self,
         account: u64,
         kind: SendKind,
+        campaign: Option<CampaignId>,
         emails: &[&str],
     ) -> herald_schedule::Result<HashMap<String, SkipReason>> {
         let mut out = HashMap::new();
@@ -35,6 +36,20 @@ impl Suppression for EventLog {
                 let entry = out.entry(email).or_insert(skip);
                 if skip == SkipReason::Blocklisted {
                     *entry = skip;
+                }
+            }
+            // Mass mail of a campaign the address unsubscribed from.
+            if let (SendKind::Mass, Some(c)) = (kind, campaign) {
+                let mut sql = Sql::new(self.backend());
+                sql.push("SELECT email FROM herald_campaign_unsubscribes WHERE account = ")
+                    .bind(account)
+                    .push(" AND campaign = ")
+                    .bind(c.0)
+                    .push(" AND email IN ")
+                    .bind_list(chunk.iter().map(|e| e.to_ascii_lowercase()));
+                for row in sql.query().fetch_all(&self.pool).await? {
+                    out.entry(row.try_get(0)?)
+                        .or_insert(SkipReason::Unsubscribed);
                 }
             }
         }

@@ -233,3 +233,18 @@ reason-relay-denied = Weiterleitung verweigert
 reason-filtered = Gefiltert
 reason-not-compliant = Entspricht nicht den Regeln des Empfängers
 reason-undefined = Unbekannter Grund
+
+## Seiten, die ein Empfänger sieht
+unsub-title = Abmelden
+unsub-intro = { $sender } sendet Newsletter an { $address }.
+unsub-question = Was möchten Sie beenden?
+unsub-campaign = Diese Art von Newsletter nicht mehr erhalten ({ $campaign })
+unsub-all = Keine Massen-E-Mails mehr von { $sender }
+unsub-note = Einzelne E-Mails von { $sender } sind davon nicht betroffen. Wenn Sie nichts ändern möchten, schließen Sie diese Seite.
+unsub-done-title = Sie sind abgemeldet
+unsub-done-campaign = { $address } erhält diese Art von Newsletter ({ $campaign }) von { $sender } nicht mehr.
+unsub-done-all = { $address } erhält keine Massen-E-Mails mehr von { $sender }.
+link-not-found-title = Link nicht gefunden
+link-not-found-text = Dieser Link ist ungültig. Es wurde nichts gespeichert.
+try-again-title = Bitte versuchen Sie es erneut
+try-again-text = Wir konnten Ihre Anfrage gerade nicht speichern.

@@ -234,3 +234,18 @@ reason-relay-denied = Relaying denied
 reason-filtered = Filtered
 reason-not-compliant = Not compliant with the receiver's rules
 reason-undefined = Unknown reason
+
+## Pages a recipient sees
+unsub-title = Unsubscribe
+unsub-intro = { $sender } sends newsletters to { $address }.
+unsub-question = What would you like to stop?
+unsub-campaign = Stop this kind of newsletter ({ $campaign })
+unsub-all = Stop all mass email from { $sender }
+unsub-note = Individual emails from { $sender } are not affected. To change nothing, close this page.
+unsub-done-title = You are unsubscribed
+unsub-done-campaign = { $address } will get no more of this kind of newsletter ({ $campaign }) from { $sender }.
+unsub-done-all = { $address } will get no more mass email from { $sender }.
+link-not-found-title = Link not found
+link-not-found-text = This link is not valid. Nothing was recorded.
+try-again-title = Please try again
+try-again-text = We could not record your request just now.

@@ -233,3 +233,18 @@ reason-relay-denied = Retransmisión denegada
 reason-filtered = Filtrado
 reason-not-compliant = No cumple las reglas del receptor
 reason-undefined = Motivo desconocido
+
+## Páginas que ve un destinatario
+unsub-title = Darse de baja
+unsub-intro = { $sender } envía boletines a { $address }.
+unsub-question = ¿Qué desea dejar de recibir?
+unsub-campaign = Dejar de recibir este tipo de boletín ({ $campaign })
+unsub-all = Dejar de recibir todos los correos masivos de { $sender }
+unsub-note = Los correos individuales de { $sender } no se ven afectados. Para no cambiar nada, cierre esta página.
+unsub-done-title = Se ha dado de baja
+unsub-done-campaign = { $address } ya no recibirá este tipo de boletín ({ $campaign }) de { $sender }.
+unsub-done-all = { $address } ya no recibirá correos masivos de { $sender }.
+link-not-found-title = Enlace no encontrado
+link-not-found-text = Este enlace no es válido. No se ha registrado nada.
+try-again-title = Inténtelo de nuevo
+try-again-text = No hemos podido registrar su solicitud en este momento.

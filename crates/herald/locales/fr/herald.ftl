@@ -233,3 +233,18 @@ reason-relay-denied = Relais refusé
 reason-filtered = Filtré
 reason-not-compliant = Non conforme aux règles du destinataire
 reason-undefined = Raison inconnue
+
+## Pages vues par un destinataire
+unsub-title = Se désabonner
+unsub-intro = { $sender } envoie des newsletters à { $address }.
+unsub-question = Que souhaitez-vous arrêter ?
+unsub-campaign = Ne plus recevoir ce type de newsletter ({ $campaign })
+unsub-all = Ne plus recevoir aucun e-mail de masse de { $sender }
+unsub-note = Les e-mails individuels de { $sender } ne sont pas concernés. Pour ne rien changer, fermez cette page.
+unsub-done-title = Vous êtes désabonné
+unsub-done-campaign = { $address } ne recevra plus ce type de newsletter ({ $campaign }) de { $sender }.
+unsub-done-all = { $address } ne recevra plus d’e-mails de masse de { $sender }.
+link-not-found-title = Lien introuvable
+link-not-found-text = Ce lien n’est pas valide. Rien n’a été enregistré.
+try-again-title = Veuillez réessayer
+try-again-text = Nous n’avons pas pu enregistrer votre demande pour le moment.

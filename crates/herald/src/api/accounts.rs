@@ -130,6 +130,59 @@ pub(crate) async fn create_dashboard_link(
     Ok((StatusCode::CREATED, Json(link)))
 }
 
+/// `PATCH /v1/account`: what an account changes itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
+pub struct AccountSettings {
+    /// The account's own unsubscribe landing page (the CRM's): an absolute
+    /// https URL; `null` for Herald's page. Herald records the click on the
+    /// unsubscribe link, then sends the person there with `herald_token=<token>`,
+    /// which the CRM hands back to `POST /v1/unsubscribes`.
+    #[schema(max_length = 2000, pattern = "^https?://[^\\s]+$")]
+    pub landing_page: Option<String>,
+}
+
+#[utoipa::path(patch, path = "/v1/account", tag = "api", summary = "Change the key's account (its unsubscribe landing page)", request_body = AccountSettings, responses((status = 200, description = "The account", body = Account), Errors), security(("api_key" = [])))]
+pub(crate) async fn update_own_account(
+    State(h): State<Arc<Herald>>,
+    Tenant(a): Tenant,
+    Json(body): Json<AccountSettings>,
+) -> ApiResult<Json<Account>> {
+    Ok(Json(
+        crate::app::unsubscribe::set_landing_page(&h, a, body.landing_page.as_deref()).await?,
+    ))
+}
+
+/// `POST /v1/unsubscribes`: the choice a person made on the account's own landing page.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[derive(utoipa::ToSchema)]
+pub struct UnsubscribeChoice {
+    /// The `herald_token` the landing page was opened with.
+    #[schema(min_length = 1, max_length = 500)]
+    pub token: String,
+    /// `campaign`: this kind of newsletter; `all`: all mass email from the account.
+    pub scope: crate::app::unsubscribe::Scope,
+}
+
+/// What recording a choice did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UnsubscribeRecorded {
+    /// The choice is recorded (a repeated one changes nothing).
+    pub recorded: bool,
+}
+
+#[utoipa::path(post, path = "/v1/unsubscribes", tag = "api", summary = "Record a person's unsubscribe choice from the account's own landing page", request_body = UnsubscribeChoice, responses((status = 200, description = "Recorded", body = UnsubscribeRecorded), Errors), security(("api_key" = [])))]
+pub(crate) async fn record_unsubscribe(
+    State(h): State<Arc<Herald>>,
+    Tenant(a): Tenant,
+    Json(body): Json<UnsubscribeChoice>,
+) -> ApiResult<Json<UnsubscribeRecorded>> {
+    crate::app::unsubscribe::record_choice(&h, a, &body.token, body.scope).await?;
+    Ok(Json(UnsubscribeRecorded { recorded: true }))
+}
+
 /// An account with its status totals (R-ACC-1, R-EVT-3).
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AccountStatus {

@@ -372,7 +372,13 @@ pub fn routes(herald: Arc<Herald>) -> Router {
             axum::routing::delete(delete_account_admin).patch(update_account),
         )
         .route("/v1/dashboard/links", post(create_dashboard_link))
-        .route("/v1/account", get(get_account).delete(delete_own_account))
+        .route(
+            "/v1/account",
+            get(get_account)
+                .delete(delete_own_account)
+                .patch(update_own_account),
+        )
+        .route("/v1/unsubscribes", post(record_unsubscribe))
         .route("/v1/account/rules", post(accept_rules))
         .route("/v1/account/keys", post(create_key))
         .route("/v1/domains", post(add_domain).get(list_domains))

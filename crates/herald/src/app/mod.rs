@@ -12,6 +12,7 @@
 //! - [`domains`]: sending domains, their DKIM keys and checks.
 //! - [`accounts`]: accounts, the "enabled" rule, plans, API keys.
 //! - [`dashboard`]: sign-in links, sessions, and the data of each dashboard page.
+//! - [`unsubscribe`]: where a recipient's unsubscribe link leads, and their choice.
 
 use crate::service::Herald;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,7 @@ pub mod dashboard;
 pub mod domains;
 pub mod sends;
 pub mod sms;
+pub mod unsubscribe;
 
 /// A use case's error: what the caller did wrong (naming the field and the
 /// rule), what is not there or not allowed, or a failure below.

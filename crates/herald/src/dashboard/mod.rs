@@ -108,6 +108,24 @@ async fn style() -> Response {
         .into_response()
 }
 
+/// A page the tracking endpoints show a recipient, in `language`, with the
+/// dashboard's templates and stylesheet.
+pub(crate) fn recipient_page(
+    h: &Herald,
+    language: Language,
+    p: &crate::tracking::TrackingPage,
+) -> String {
+    let ctx = Ctx {
+        texts: Arc::clone(&h.texts),
+        lang: language,
+        tz: chrono_tz::UTC,
+        user: None,
+        csrf: String::new(),
+        refresh_secs: 0,
+    };
+    pages::recipient(&ctx, p).into_string()
+}
+
 // ---------------------------------------------------------------- sessions
 
 /// What a page renders with: the texts, the language and time zone, the
@@ -170,7 +188,7 @@ fn cookie(headers: &HeaderMap) -> Option<String> {
 }
 
 /// The language of a page shown signed out: the browser's first that Herald speaks.
-fn browser_language(headers: &HeaderMap) -> Language {
+pub(crate) fn browser_language(headers: &HeaderMap) -> Language {
     let accept = headers
         .get(header::ACCEPT_LANGUAGE)
         .and_then(|v| v.to_str().ok())

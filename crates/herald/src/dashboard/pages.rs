@@ -953,3 +953,54 @@ pub(crate) fn person(ctx: &Ctx, d: &PersonDetail) -> Markup {
         },
     )
 }
+
+/// A page of the tracking endpoints: the unsubscribe page and its answers,
+/// and the page for a link that is not valid.
+pub(crate) fn recipient(ctx: &Ctx, p: &crate::tracking::TrackingPage) -> Markup {
+    use crate::app::unsubscribe::Scope;
+    use crate::tracking::TrackingPage as P;
+    match p {
+        P::NotFound => message_page(ctx, "link-not-found-title", "link-not-found-text"),
+        P::TryAgain => message_page(ctx, "try-again-title", "try-again-text"),
+        P::UnsubscribeAsk(l) => {
+            let title = ctx.t("unsub-title");
+            let sender = ("sender", l.sender.clone());
+            layout(
+                ctx,
+                &title,
+                "",
+                None,
+                html! {
+                    p.intro { (ctx.ta("unsub-intro", &[sender.clone(), ("address", l.address.clone())])) }
+                    p { (ctx.t("unsub-question")) }
+                    @if let Some((_, name)) = &l.campaign {
+                        form method="post" {
+                            input type="hidden" name="scope" value="campaign";
+                            p { button type="submit" data-scope="campaign" { (ctx.ta("unsub-campaign", &[("campaign", name.clone())])) } }
+                        }
+                    }
+                    form method="post" {
+                        input type="hidden" name="scope" value="all";
+                        p { button type="submit" data-scope="all" { (ctx.ta("unsub-all", std::slice::from_ref(&sender))) } }
+                    }
+                    p.muted { (ctx.ta("unsub-note", &[sender])) }
+                },
+            )
+        }
+        P::Unsubscribed(l, scope) => {
+            let title = ctx.t("unsub-done-title");
+            let args = |campaign: &str| {
+                [
+                    ("sender", l.sender.clone()),
+                    ("address", l.address.clone()),
+                    ("campaign", campaign.to_owned()),
+                ]
+            };
+            let text = match (scope, &l.campaign) {
+                (Scope::Campaign, Some((_, name))) => ctx.ta("unsub-done-campaign", &args(name)),
+                _ => ctx.ta("unsub-done-all", &args("")),
+            };
+            layout(ctx, &title, "", None, html! { p.done { (text) } })
+        }
+    }
+}

@@ -404,6 +404,24 @@ async fn the_dashboard_in_a_real_browser() {
         }
     }
 
+    // The page a recipient's unsubscribe link opens: accessible, no console error.
+    let (_, unsubscribe) = crate::tracking::last_mail(&api.rig);
+    let path = unsubscribe.unwrap();
+    let path = path.find("/u/").map(|i| path[i..].to_owned()).unwrap();
+    c.goto(&format!("{base}{path}")).await.unwrap();
+    c.find(Locator::Css("button[data-scope=all]"))
+        .await
+        .unwrap();
+    std::fs::write(
+        dir.join("unsubscribe-en.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    let violations = axe(&c, &axe_source).await;
+    assert!(violations.is_empty(), "unsubscribe: {violations:#?}");
+    let errors = console_errors(&c).await;
+    assert!(errors.is_empty(), "unsubscribe: {errors:#?}");
+
     // Delete the scheduled send after its confirmation.
     c.goto(&format!("{base}/dashboard/scheduled"))
         .await

@@ -523,3 +523,160 @@ async fn one_accounts_session_gets_404_for_anothers_things() {
         "{list}"
     );
 }
+
+/// A request to a tracking path with `Accept-Language`.
+async fn tracking(api: &Api, method: &str, uri: &str, language: &str, form: &str) -> Reply {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::ACCEPT_LANGUAGE, language)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_owned()))
+        .unwrap();
+    let resp = api.router.clone().oneshot(req).await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+#[tokio::test]
+async fn the_unsubscribe_page_speaks_the_persons_language_and_stops_one_campaign_or_all() {
+    let api = Api::start(Kind::Sqlite, "dash-unsubscribe").await;
+    let (_, key) = api.account("Shop").await;
+    let r = api
+        .json(
+            "PUT",
+            "/v1/persons",
+            Some(&key),
+            json!([{"id": "p-0", "person": {"first_name": "Jonas", "email": "p0@example.test", "language": "de"}, "custom": {"tier": "gold"}}]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let send = |campaign: &str| {
+        let mut s = newsletter(&["p-0".to_owned()]);
+        s["campaign"] = json!(campaign);
+        s
+    };
+    let queued = |campaign: &'static str| {
+        let api = &api;
+        let key = key.clone();
+        async move {
+            let r = api
+                .json("POST", "/v1/sends", Some(&key), send(campaign))
+                .await;
+            assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+            r.json()["queued"].as_u64().unwrap()
+        }
+    };
+    assert_eq!(queued("Monthly news").await, 1);
+    run_until(&api.rig.herald, &api.rig.stats, |s| s.done() >= 1).await;
+    let (_, unsubscribe) = crate::tracking::last_mail(&api.rig);
+    let unsubscribe = unsubscribe.unwrap();
+    // In the person's language (German), naming the sender, the address and the campaign.
+    let r = tracking(&api, "GET", &unsubscribe, "fr", "").await;
+    assert_eq!(r.status, StatusCode::OK);
+    let html = r.text();
+    assert!(html.contains("<html lang=\"de\">"), "{html}");
+    for text in [
+        "Shop &lt;news@shop.test&gt;",
+        "p0@example.test",
+        "Monthly news",
+        "data-scope=\"campaign\"",
+        "data-scope=\"all\"",
+    ] {
+        assert!(html.contains(text), "{text}: {html}");
+    }
+    assert!(
+        r.headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("default-src 'none'")
+    );
+    assert!(!html.contains(" style="), "no inline style under the CSP");
+    // This kind of newsletter only: the campaign stops, other mass mail goes on.
+    let r = tracking(&api, "POST", &unsubscribe, "fr", "scope=campaign").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text().contains("Monthly news"), "{}", r.text());
+    assert_eq!(queued("Monthly news").await, 0);
+    assert_eq!(queued("Other news").await, 1);
+    // A link that is not valid: in the browser's language.
+    let r = tracking(&api, "GET", "/u/not-a-token", "fr-FR,fr;q=0.9", "").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.text().contains("Lien introuvable"), "{}", r.text());
+
+    // The account's own landing page: checked, then the link leads there with the token.
+    for bad in [
+        "javascript:alert(1)",
+        "http://crm.test/u",
+        "https://",
+        "https://a b.test/",
+    ] {
+        let r = api
+            .json(
+                "PATCH",
+                "/v1/account",
+                Some(&key),
+                json!({"landing_page": bad}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text());
+        assert!(r.text().contains("landing_page"));
+    }
+    let r = api
+        .json(
+            "PATCH",
+            "/v1/account",
+            Some(&key),
+            json!({"landing_page": "https://crm.test/unsub?list=1"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let r = tracking(&api, "GET", &unsubscribe, "en", "").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let location = r.headers[header::LOCATION].to_str().unwrap().to_owned();
+    let token = location
+        .strip_prefix("https://crm.test/unsub?list=1&herald_token=")
+        .unwrap_or_else(|| panic!("{location}"))
+        .to_owned();
+    // The CRM hands the token back with the person's choice; another account cannot.
+    let (_, other) = api.account("Other").await;
+    let r = api
+        .json(
+            "POST",
+            "/v1/unsubscribes",
+            Some(&other),
+            json!({"token": token, "scope": "all"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = api
+        .json(
+            "POST",
+            "/v1/unsubscribes",
+            Some(&key),
+            json!({"token": token, "scope": "all"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(queued("Other news").await, 0);
+    let r = api
+        .json(
+            "POST",
+            "/v1/unsubscribes",
+            Some(&key),
+            json!({"token": "forged", "scope": "all"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}

@@ -69,7 +69,7 @@ fn path_of(url: &str) -> String {
 
 /// The HTML body of the mail the sink received last, and the path of its
 /// `List-Unsubscribe` URL when it has one.
-fn last_mail(rig: &Rig) -> (String, Option<String>) {
+pub fn last_mail(rig: &Rig) -> (String, Option<String>) {
     let (_, raw) = rig.sink.messages().pop().unwrap();
     let msg = MessageParser::default().parse(&raw).unwrap();
     let html = msg.body_html(0).unwrap().into_owned();

@@ -42,7 +42,7 @@ impl Outbox {
         let account = account_i64(send.account)?;
         let emails: Vec<&str> = recipients.iter().map(|r| r.to.address.as_str()).collect();
         let suppressed = suppression
-            .suppressed(send.account, send.kind, &emails)
+            .suppressed(send.account, send.kind, send.campaign, &emails)
             .await?;
         let mut skipped: HashMap<SkipReason, usize> = HashMap::new();
         let mut queued = Vec::with_capacity(recipients.len());

@@ -6,11 +6,12 @@ use super::*;
 /// log fills it; [`NoSuppression`] suppresses nothing.
 pub trait Suppression: Sync {
     /// For each address of `emails` that must not get mail of `kind` from
-    /// `account`, why. Addresses are compared case-insensitively.
+    /// `account` in `campaign`, why. Addresses are compared case-insensitively.
     fn suppressed(
         &self,
         account: u64,
         kind: SendKind,
+        campaign: Option<herald_message::CampaignId>,
         emails: &[&str],
     ) -> impl std::future::Future<Output = Result<HashMap<String, SkipReason>>> + Send;
 }
@@ -24,6 +25,7 @@ impl Suppression for NoSuppression {
         &self,
         _: u64,
         _: SendKind,
+        _: Option<herald_message::CampaignId>,
         _: &[&str],
     ) -> Result<HashMap<String, SkipReason>> {
         Ok(HashMap::new())
@@ -41,6 +43,7 @@ impl Suppression for StaticSuppression {
         &self,
         _: u64,
         kind: SendKind,
+        _: Option<herald_message::CampaignId>,
         emails: &[&str],
     ) -> Result<HashMap<String, SkipReason>> {
         Ok(emails
