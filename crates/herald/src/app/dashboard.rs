@@ -638,7 +638,8 @@ pub struct EventFilter {
     pub kind: Option<EventKind>,
     /// One campaign.
     pub campaign: Option<CampaignId>,
-    /// Recipients whose address contains this.
+    /// One address (exactly, when it has an `@` inside), or recipients whose
+    /// address contains this.
     pub recipient: Option<String>,
     /// From (inclusive).
     pub from: Option<DateTime<Utc>>,
@@ -673,15 +674,25 @@ pub async fn events(
             value: Value::Int(c.0),
         });
     }
+    // A whole address is looked up exactly (an index; addresses are stored in
+    // lower case); a part of one is a `contains` scan of the account's log.
     if let Some(r) = filter
         .recipient
         .as_deref()
         .map(str::trim)
         .filter(|r| !r.is_empty())
     {
-        filters.push(Filter::Contains {
-            field: EventField::Recipient,
-            value: r.to_owned(),
+        let whole_address = r.contains('@') && !r.starts_with('@') && !r.ends_with('@');
+        filters.push(if whole_address {
+            Filter::Equals {
+                field: EventField::Recipient,
+                value: Value::Text(r.to_lowercase()),
+            }
+        } else {
+            Filter::Contains {
+                field: EventField::Recipient,
+                value: r.to_owned(),
+            }
         });
     }
     if filter.from.is_some() || filter.to.is_some() {
