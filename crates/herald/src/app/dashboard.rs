@@ -109,8 +109,12 @@ pub async fn create_link(
     let token = random_token()?;
     let now = h.clock.now();
     let expires_at = now + Duration::seconds(h.config.dashboard.link_secs);
-    h.outbox
-        .sessions()
+    let store = h.outbox.sessions();
+    // Each new link clears the used and expired ones and the idle sessions.
+    store
+        .prune(now, Duration::minutes(h.config.dashboard.idle_minutes))
+        .await?;
+    store
         .add_link(
             &key_hash(&token),
             &DashboardUser {

@@ -124,6 +124,16 @@ async fn axe(c: &Client, source: &str) -> Vec<String> {
         .collect()
 }
 
+/// The text of the element at `css`.
+async fn text_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Clicks the element at `css` and waits until the browser has loaded the
 /// page that follows (a form's POST and its redirect, a link).
 async fn click_and_load(c: &Client, css: &str) {
@@ -333,13 +343,7 @@ async fn the_dashboard_in_a_real_browser() {
         .await
         .unwrap();
     click_and_load(&c, "table.events a[href^='/dashboard/persons/']").await;
-    let history = c
-        .find(Locator::Css("table.clicks tbody"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let history = text_of(&c, "table.clicks tbody").await;
     assert!(history.contains("Spring sale"), "{history}");
 
     // Every page in every language: screenshots, axe, no console errors.
@@ -374,13 +378,7 @@ async fn the_dashboard_in_a_real_browser() {
             .await
             .unwrap();
         click_and_load(&c, "form.language button").await;
-        let nav = c
-            .find(Locator::Css("header nav"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let nav = text_of(&c, "header nav").await;
         assert!(nav.contains(word), "{lang}: {nav}");
         for (name, path) in &pages {
             c.goto(&format!("{base}{path}")).await.unwrap();

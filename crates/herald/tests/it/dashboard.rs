@@ -8,9 +8,7 @@ use crate::db::Kind;
 use crate::delivery::run_until;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use http_body_util::BodyExt;
 use serde_json::json;
-use tower::ServiceExt;
 
 /// A CRM's view of Herald: an account on `plan` with its key.
 pub async fn account_on(api: &Api, name: &str, plan: &str) -> (u64, String) {
@@ -54,26 +52,8 @@ pub async fn page(api: &Api, method: &str, uri: &str, cookie: Option<&str>, form
     if method == "POST" {
         req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
     }
-    let resp = api
-        .router
-        .clone()
-        .oneshot(req.body(Body::from(form.to_owned())).unwrap())
+    api.send(req.body(Body::from(form.to_owned())).unwrap())
         .await
-        .unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    Reply {
-        status,
-        headers,
-        body,
-    }
 }
 
 /// Signs in through `path`: the session cookie's value.
@@ -533,21 +513,7 @@ async fn tracking(api: &Api, method: &str, uri: &str, language: &str, form: &str
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::from(form.to_owned()))
         .unwrap();
-    let resp = api.router.clone().oneshot(req).await.unwrap();
-    let status = resp.status();
-    let headers = resp.headers().clone();
-    let body = resp
-        .into_body()
-        .collect()
-        .await
-        .unwrap()
-        .to_bytes()
-        .to_vec();
-    Reply {
-        status,
-        headers,
-        body,
-    }
+    api.send(req).await
 }
 
 #[tokio::test]
