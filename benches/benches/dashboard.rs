@@ -259,5 +259,5 @@ async fn run(label: &'static str, url: String) {
 }
 
 fn main() {
-    herald_benches::on_both_databases("dashboard", |label, url| run(label, url));
+    herald_benches::on_both_databases("dashboard", run);
 }

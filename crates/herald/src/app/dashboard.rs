@@ -720,6 +720,41 @@ pub async fn events(
     Ok((h.events.report(account, &q).await?, total))
 }
 
+/// The full URL of each click of `events` (by event id) that `account`'s
+/// message still has: the send's template and the message's merge values
+/// give it, as the click endpoint redirects to it. Clicks whose message is
+/// gone (deleted with its send) have none.
+pub async fn link_urls(
+    h: &Herald,
+    account: u64,
+    events: &[Event],
+) -> Result<std::collections::HashMap<i64, String>> {
+    let mut out = std::collections::HashMap::new();
+    for e in events {
+        let (EventKind::Click, Some(message), Some(link)) = (e.kind, e.message, e.link) else {
+            continue;
+        };
+        let Ok(link) = u16::try_from(link) else {
+            continue;
+        };
+        let Some(m) = h.message_cached(message).await? else {
+            continue;
+        };
+        if m.message.account != account {
+            continue;
+        }
+        let send = match h.send_cached(m.message.send_id).await {
+            Ok(s) => s,
+            Err(crate::Error::Schedule(herald_schedule::Error::NotFound { .. })) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(url) = send.template.link_url(link, &m.values) {
+            out.insert(e.id, url);
+        }
+    }
+    Ok(out)
+}
+
 /// A person's page: the person with their flags, their click history and events.
 #[derive(Debug, Clone)]
 pub struct PersonDetail {

@@ -482,12 +482,16 @@ async fn campaign(
     let recipients = uc::campaign_recipients(&h, s.account, id, of, Some(&q.contains), 100)
         .await
         .map_err(|e| error_page(&s.ctx, e))?;
+    let urls = uc::link_urls(&h, s.account, &recipients)
+        .await
+        .map_err(|e| error_page(&s.ctx, e))?;
     Ok(html(pages::campaign(
         &s.ctx,
         &detail,
         of,
         &q.contains,
         &recipients,
+        &urls,
     )))
 }
 
@@ -703,6 +707,9 @@ async fn events(
     let (list, total) = uc::events(&h, s.account, &filter, q.page, per_page)
         .await
         .map_err(|e| error_page(&s.ctx, e))?;
+    let urls = uc::link_urls(&h, s.account, &list)
+        .await
+        .map_err(|e| error_page(&s.ctx, e))?;
     Ok(html(pages::events(
         &s.ctx,
         &pages::EventsForm {
@@ -716,6 +723,7 @@ async fn events(
         },
         &list,
         total,
+        &urls,
     )))
 }
 
@@ -723,7 +731,12 @@ async fn person(State(h): State<Arc<Herald>>, s: Signed, Path(id): Path<String>)
     let detail = uc::person(&h, s.account, &id)
         .await
         .map_err(|e| error_page(&s.ctx, e))?;
-    Ok(html(pages::person(&s.ctx, &detail)))
+    let mut events = detail.events.clone();
+    events.extend(detail.clicks.iter().cloned());
+    let urls = uc::link_urls(&h, s.account, &events)
+        .await
+        .map_err(|e| error_page(&s.ctx, e))?;
+    Ok(html(pages::person(&s.ctx, &detail, &urls)))
 }
 
 #[cfg(test)]

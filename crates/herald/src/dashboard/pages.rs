@@ -462,6 +462,7 @@ pub(crate) fn campaign(
     of: RecipientsOf,
     contains: &str,
     recipients: &[Event],
+    urls: &Urls,
 ) -> Markup {
     let c = &d.campaign;
     let r = &d.rates;
@@ -581,7 +582,7 @@ pub(crate) fn campaign(
             p {
                 a.csv href=(format!("{base}/recipients.csv?list={}&contains={}", of.as_str(), query_escape(contains))) download { (ctx.t("export-csv")) }
             }
-            (events_table(ctx, recipients))
+            (events_table(ctx, recipients, urls))
         },
     )
 }
@@ -747,7 +748,10 @@ pub(crate) fn deleted(ctx: &Ctx, cancelled: u64) -> Markup {
     )
 }
 
-fn events_table(ctx: &Ctx, events: &[Event]) -> Markup {
+/// Full link URLs of click events, by event id ([`crate::app::dashboard::link_urls`]).
+pub(crate) type Urls = std::collections::HashMap<i64, String>;
+
+fn events_table(ctx: &Ctx, events: &[Event], urls: &Urls) -> Markup {
     html! {
         @if events.is_empty() {
             p.empty { (ctx.t("events-none")) }
@@ -775,7 +779,7 @@ fn events_table(ctx: &Ctx, events: &[Event]) -> Markup {
                                     a href=(format!("/dashboard/campaigns/{}", c.0)) { (ctx.n(c.0.unsigned_abs())) }
                                 }
                             }
-                            td { (event_details(ctx, e)) }
+                            td { (event_details(ctx, e, urls.get(&e.id))) }
                         }
                     }
                 }
@@ -784,7 +788,7 @@ fn events_table(ctx: &Ctx, events: &[Event]) -> Markup {
     }
 }
 
-fn event_details(ctx: &Ctx, e: &Event) -> Markup {
+fn event_details(ctx: &Ctx, e: &Event, url: Option<&String>) -> Markup {
     let origin = match e.origin {
         herald_eventlog::Origin::Person => ctx.t("origin-person"),
         herald_eventlog::Origin::Prefetch => ctx.t("origin-prefetch"),
@@ -809,6 +813,7 @@ fn event_details(ctx: &Ctx, e: &Event) -> Markup {
                     dd {
                         @if let Some(l) = &e.label { (l) " " }
                         @if let Some(n) = e.link { (ctx.ta("link-number", &[("number", ctx.n(n.unsigned_abs() + 1))])) }
+                        @if let Some(u) = url { br; code.url { (u) } }
                     }
                 }
                 @if matches!(e.kind, EventKind::Open | EventKind::Click) {
@@ -840,7 +845,13 @@ pub(crate) struct EventsForm<'a> {
 }
 
 /// The event log with its filters.
-pub(crate) fn events(ctx: &Ctx, f: &EventsForm<'_>, list: &[Event], total: u64) -> Markup {
+pub(crate) fn events(
+    ctx: &Ctx,
+    f: &EventsForm<'_>,
+    list: &[Event],
+    total: u64,
+    urls: &Urls,
+) -> Markup {
     let here = |p: u64| {
         format!(
             "/dashboard/events?kind={}&campaign={}&recipient={}&from={}&to={}&per_page={}&page={p}",
@@ -896,14 +907,14 @@ pub(crate) fn events(ctx: &Ctx, f: &EventsForm<'_>, list: &[Event], total: u64) 
                 button type="submit" { (ctx.t("filter")) }
             }
             p { (ctx.ta("events-count", &[("count", ctx.n(total))])) }
-            (events_table(ctx, list))
+            (events_table(ctx, list, urls))
             (pager(ctx, f.page, u64::from(f.per_page), total, &here))
         },
     )
 }
 
 /// A person: flags, click history, events.
-pub(crate) fn person(ctx: &Ctx, d: &PersonDetail) -> Markup {
+pub(crate) fn person(ctx: &Ctx, d: &PersonDetail, urls: &Urls) -> Markup {
     let p = &d.person;
     let name = p.display_name().unwrap_or_else(|| p.id.clone());
     let yes_no = |b: bool| if b { ctx.t("yes") } else { ctx.t("no") };
@@ -941,7 +952,10 @@ pub(crate) fn person(ctx: &Ctx, d: &PersonDetail) -> Markup {
                             tr data-event=(e.id) {
                                 td { (ctx.at(e.at)) }
                                 td { (e.label.clone().unwrap_or_default()) }
-                                td { @if let Some(n) = e.link { (ctx.ta("link-number", &[("number", ctx.n(n.unsigned_abs() + 1))])) } }
+                                td {
+                                    @if let Some(n) = e.link { (ctx.ta("link-number", &[("number", ctx.n(n.unsigned_abs() + 1))])) }
+                                    @if let Some(u) = urls.get(&e.id) { br; code.url { (u) } }
+                                }
                                 td { @if let Some(c) = e.campaign { a href=(format!("/dashboard/campaigns/{}", c.0)) { (ctx.n(c.0.unsigned_abs())) } } }
                             }
                         }
@@ -949,7 +963,7 @@ pub(crate) fn person(ctx: &Ctx, d: &PersonDetail) -> Markup {
                 }
             }
             h2 { (ctx.t("events-title")) }
-            (events_table(ctx, &d.events))
+            (events_table(ctx, &d.events, urls))
         },
     )
 }

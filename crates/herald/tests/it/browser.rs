@@ -345,6 +345,8 @@ async fn the_dashboard_in_a_real_browser() {
     click_and_load(&c, "table.events a[href^='/dashboard/persons/']").await;
     let history = text_of(&c, "table.clicks tbody").await;
     assert!(history.contains("Spring sale"), "{history}");
+    // The full link the click went to, from the send's template and the message's values.
+    assert!(history.contains("https://shop.test/sale"), "{history}");
 
     // Every page in every language: screenshots, axe, no console errors.
     let dir = screenshots_dir();
