@@ -729,27 +729,28 @@ pub async fn link_urls(
     account: u64,
     events: &[Event],
 ) -> Result<std::collections::HashMap<i64, String>> {
+    let clicks: Vec<(i64, i64, u16)> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Click)
+        .filter_map(|e| Some((e.id, e.message?, u16::try_from(e.link?).ok()?)))
+        .collect();
+    let mut ids: Vec<i64> = clicks.iter().map(|(_, m, _)| *m).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    // One query for the page's messages (a page of 100 clicks is not 100 lookups).
+    let messages = h.outbox.messages_values(account, &ids).await?;
     let mut out = std::collections::HashMap::new();
-    for e in events {
-        let (EventKind::Click, Some(message), Some(link)) = (e.kind, e.message, e.link) else {
+    for (event, message, link) in clicks {
+        let Some(m) = messages.get(&message) else {
             continue;
         };
-        let Ok(link) = u16::try_from(link) else {
-            continue;
-        };
-        let Some(m) = h.message_cached(message).await? else {
-            continue;
-        };
-        if m.message.account != account {
-            continue;
-        }
         let send = match h.send_cached(m.message.send_id).await {
             Ok(s) => s,
             Err(crate::Error::Schedule(herald_schedule::Error::NotFound { .. })) => continue,
             Err(e) => return Err(e.into()),
         };
         if let Some(url) = send.template.link_url(link, &m.values) {
-            out.insert(e.id, url);
+            out.insert(event, url);
         }
     }
     Ok(out)

@@ -60,6 +60,34 @@ impl Outbox {
         .transpose()
     }
 
+    /// [`Outbox::message_values`] of those of `ids` that are `account`'s, in
+    /// one statement per 500 ids, by id (absent: deleted, or another account's).
+    pub async fn messages_values(
+        &self,
+        account: u64,
+        ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, MessageValues>> {
+        let mut out = std::collections::HashMap::new();
+        for chunk in ids.chunks(500) {
+            let mut sql = crate::sql::Sql::new(self.backend);
+            sql.push("SELECT id, account, recipient_email, send_id, person, merge_values FROM herald_outbox WHERE account = ")
+                .bind(account_i64(account)?)
+                .push(" AND id IN ")
+                .bind_list(chunk.iter().copied());
+            for r in sql.query().fetch_all(&self.pool).await? {
+                let values: String = r.try_get("merge_values")?;
+                out.insert(
+                    r.try_get("id")?,
+                    MessageValues {
+                        message: stored_message(&r)?,
+                        values: serde_json::from_str(&values)?,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
     /// The stored send `send_id` (its template and sender), whatever its account.
     pub async fn send(&self, send_id: i64) -> Result<StoredSend> {
         let row = sqlx::query(

@@ -583,3 +583,28 @@ both!(
         );
     }
 );
+
+both!(
+    messages_values_reads_one_accounts_messages_at_once,
+    |db: TestDb| async move {
+        let outbox = db.outbox(SendingRules::default()).await;
+        enqueue(&outbox, SendKind::Mass, When::At(now()), 3, 1).await;
+        enqueue(&outbox, SendKind::Mass, When::At(now()), 2, 2).await;
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM herald_outbox ORDER BY id")
+            .fetch_all(outbox.pool())
+            .await
+            .unwrap();
+        assert_eq!(ids.len(), 5);
+        let mut asked = ids.clone();
+        asked.push(999_999);
+        let got = outbox.messages_values(1, &asked).await.unwrap();
+        // Account 1's three messages, each as message_values reads it; not account 2's.
+        assert_eq!(got.len(), 3);
+        for id in &ids[..3] {
+            let one = outbox.message_values(*id).await.unwrap().unwrap();
+            assert_eq!(got[id], one);
+        }
+        assert!(got.values().all(|m| m.message.account == 1));
+        assert!(outbox.messages_values(1, &[]).await.unwrap().is_empty());
+    }
+);
