@@ -133,6 +133,9 @@ filter = Filtern
 export-csv = Als CSV exportieren
 compare-title = Kampagnen vergleichen
 compare-pick = Zu vergleichende Kampagnen
+compare-period = Im selben Zeitraum (Öffnungen und Klicks von Personen; leer: gesamter Zeitraum)
+compare-opens-in-period = Öffnungen im Zeitraum
+compare-clicks-in-period = Klicks im Zeitraum
 compare = Vergleichen
 
 ## Geplant

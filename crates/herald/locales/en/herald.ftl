@@ -134,6 +134,9 @@ filter = Filter
 export-csv = Export as CSV
 compare-title = Compare campaigns
 compare-pick = Campaigns to compare
+compare-period = Over one period (people's opens and clicks; empty: all time)
+compare-opens-in-period = Opens in the period
+compare-clicks-in-period = Clicks in the period
 compare = Compare
 
 ## Scheduled

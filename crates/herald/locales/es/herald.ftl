@@ -133,6 +133,9 @@ filter = Filtrar
 export-csv = Exportar como CSV
 compare-title = Comparar campañas
 compare-pick = Campañas para comparar
+compare-period = En un mismo periodo (aperturas y clics de personas; vacío: desde el principio)
+compare-opens-in-period = Aperturas en el periodo
+compare-clicks-in-period = Clics en el periodo
 compare = Comparar
 
 ## Programados

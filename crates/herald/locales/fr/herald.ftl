@@ -133,6 +133,9 @@ filter = Filtrer
 export-csv = Exporter en CSV
 compare-title = Comparer des campagnes
 compare-pick = Campagnes à comparer
+compare-period = Sur une même période (ouvertures et clics des personnes ; vide : depuis le début)
+compare-opens-in-period = Ouvertures sur la période
+compare-clicks-in-period = Clics sur la période
 compare = Comparer
 
 ## Programmés

@@ -491,6 +491,19 @@ pub async fn campaign(h: &Herald, account: u64, id: CampaignId) -> Result<Campai
     })
 }
 
+/// People's opens and clicks of a campaign within `[from, to)` (either end
+/// open), from its hourly counts: for comparing campaigns over one period.
+pub fn in_period(
+    hours: &[CampaignHour],
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> (u64, u64) {
+    hours
+        .iter()
+        .filter(|h| from.is_none_or(|f| h.hour >= f) && to.is_none_or(|t| h.hour < t))
+        .fold((0, 0), |(o, c), h| (o + h.opens, c + h.clicks))
+}
+
 /// Which of a campaign's recipients a list or CSV holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RecipientsOf {
@@ -817,6 +830,22 @@ mod tests {
                 (CampaignId(8), CampaignState::Scheduled)
             ]
         );
+    }
+
+    #[test]
+    fn a_period_sums_the_hours_inside_it() {
+        let at = |h: i64| DateTime::UNIX_EPOCH + Duration::hours(h);
+        let hours: Vec<CampaignHour> = (0..5)
+            .map(|h| CampaignHour {
+                hour: at(h),
+                opens: 10,
+                clicks: 1,
+            })
+            .collect();
+        assert_eq!(in_period(&hours, None, None), (50, 5));
+        assert_eq!(in_period(&hours, Some(at(1)), Some(at(3))), (20, 2));
+        assert_eq!(in_period(&hours, Some(at(4)), None), (10, 1));
+        assert_eq!(in_period(&hours, Some(at(9)), None), (0, 0));
     }
 
     #[test]

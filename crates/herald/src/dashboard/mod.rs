@@ -555,9 +555,23 @@ async fn compare(
     s: Signed,
     axum::extract::RawQuery(raw): axum::extract::RawQuery,
 ) -> PageResult {
-    // `?id=1&id=2`: several values of one name (serde's form reader keeps one).
+    // `?id=1&id=2&from=…&to=…`: several values of one name (serde's form reader keeps one).
+    let raw = raw.unwrap_or_default();
+    let value = |name: &str| {
+        raw.split('&')
+            .find_map(|p| p.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (from_text, to_text) = (value("from"), value("to"));
+    let period = (|| -> Result<_, crate::app::Error> {
+        Ok((
+            day_start("from", &from_text, s.ctx.tz)?,
+            day_start("to", &to_text, s.ctx.tz)?.map(|t| t + chrono::Duration::days(1)),
+        ))
+    })()
+    .map_err(|e| error_page(&s.ctx, e))?;
     let ids: Vec<CampaignId> = raw
-        .unwrap_or_default()
         .split('&')
         .filter_map(|p| p.strip_prefix("id="))
         .filter_map(|v| v.parse().ok())
@@ -575,7 +589,17 @@ async fn compare(
     let list = uc::campaigns(&h, s.account, uc::CampaignTab::All, None, 0, 100)
         .await
         .map_err(|e| error_page(&s.ctx, e))?;
-    Ok(html(pages::compare(&s.ctx, &details, &list)))
+    let in_period: Vec<(u64, u64)> = details
+        .iter()
+        .map(|d| uc::in_period(&d.hours, period.0, period.1))
+        .collect();
+    Ok(html(pages::compare(
+        &s.ctx,
+        &details,
+        &list,
+        (&from_text, &to_text),
+        &in_period,
+    )))
 }
 
 async fn scheduled(State(h): State<Arc<Herald>>, s: Signed) -> PageResult {

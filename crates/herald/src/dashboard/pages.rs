@@ -588,7 +588,13 @@ pub(crate) fn campaign(
 }
 
 /// Several campaigns side by side.
-pub(crate) fn compare(ctx: &Ctx, details: &[CampaignDetail], list: &CampaignList) -> Markup {
+pub(crate) fn compare(
+    ctx: &Ctx,
+    details: &[CampaignDetail],
+    list: &CampaignList,
+    period: (&str, &str),
+    in_period: &[(u64, u64)],
+) -> Markup {
     let title = ctx.t("compare-title");
     layout(
         ctx,
@@ -605,6 +611,17 @@ pub(crate) fn compare(ctx: &Ctx, details: &[CampaignDetail], list: &CampaignList
                             input type="checkbox" id=(id) name="id" value=(row.campaign.id.0) checked[details.iter().any(|d| d.campaign.id == row.campaign.id)];
                             label for=(id) { (row.campaign.first_subject) " — " (row.campaign.name) }
                         }
+                    }
+                }
+                fieldset.filters {
+                    legend { (ctx.t("compare-period")) }
+                    div {
+                        label for="from" { (ctx.t("from")) }
+                        input type="date" id="from" name="from" value=(period.0);
+                    }
+                    div {
+                        label for="to" { (ctx.t("to")) }
+                        input type="date" id="to" name="to" value=(period.1);
                     }
                 }
                 button type="submit" { (ctx.t("compare")) }
@@ -626,6 +643,8 @@ pub(crate) fn compare(ctx: &Ctx, details: &[CampaignDetail], list: &CampaignList
                         tr { th scope="row" { (ctx.t("rate-hard-bounce")) } @for d in details { td.num { (ctx.pct(d.rates.hard_bounce.value())) } } }
                         tr { th scope="row" { (ctx.t("rate-complaint")) } @for d in details { td.num { (ctx.pct(d.rates.complaint.value())) } } }
                         tr { th scope="row" { (ctx.t("rate-unsubscribe")) } @for d in details { td.num { (ctx.pct(d.rates.unsubscribe.value())) } } }
+                        tr data-metric="opens_in_period" { th scope="row" { (ctx.t("compare-opens-in-period")) } @for (o, _) in in_period { td.num data-value=(o) { (ctx.n(*o)) } } }
+                        tr data-metric="clicks_in_period" { th scope="row" { (ctx.t("compare-clicks-in-period")) } @for (_, c) in in_period { td.num data-value=(c) { (ctx.n(*c)) } } }
                     }
                 }
             }

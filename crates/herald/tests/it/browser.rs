@@ -348,6 +348,33 @@ async fn the_dashboard_in_a_real_browser() {
     // The full link the click went to, from the send's template and the message's values.
     assert!(history.contains("https://shop.test/sale"), "{history}");
 
+    // Campaigns compared over one period: the click counts inside it, not before.
+    let day = |d: chrono::Duration| (api.rig.now + d).format("%Y-%m-%d").to_string();
+    for (from, want) in [
+        (day(chrono::Duration::zero()), 1),
+        (day(chrono::Duration::days(-9)), 1),
+    ] {
+        c.goto(&format!(
+            "{base}/dashboard/compare?id={campaign}&from={from}&to={}",
+            day(chrono::Duration::days(1))
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            data_value(&c, "[data-metric=clicks_in_period] td").await,
+            want,
+            "{from}"
+        );
+    }
+    c.goto(&format!(
+        "{base}/dashboard/compare?id={campaign}&from={}&to={}",
+        day(chrono::Duration::days(-9)),
+        day(chrono::Duration::days(-2))
+    ))
+    .await
+    .unwrap();
+    assert_eq!(data_value(&c, "[data-metric=clicks_in_period] td").await, 0);
+
     // Every page in every language: screenshots, axe, no console errors.
     let dir = screenshots_dir();
     let pages = [
