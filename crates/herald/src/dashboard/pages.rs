@@ -22,20 +22,6 @@ const NAV: [(&str, &str); 4] = [
     ("/dashboard/events", "nav-events"),
 ];
 
-/// Every event kind the event log page filters by.
-const KINDS: [EventKind; 10] = [
-    EventKind::Processed,
-    EventKind::Delivered,
-    EventKind::Open,
-    EventKind::Click,
-    EventKind::SoftBounce,
-    EventKind::HardBounce,
-    EventKind::Blocked,
-    EventKind::SpamComplaint,
-    EventKind::Unsubscribe,
-    EventKind::Failed,
-];
-
 /// The message id of an event kind's name.
 pub(crate) fn kind_id(kind: EventKind) -> String {
     format!("kind-{}", kind.as_str().replace('_', "-"))
@@ -894,7 +880,7 @@ pub(crate) fn events(
                     label for="kind" { (ctx.t("col-kind")) }
                     select id="kind" name="kind" {
                         option value="" { (ctx.t("any")) }
-                        @for k in KINDS {
+                        @for k in EventKind::ALL {
                             option value=(k.as_str()) selected[f.kind == k.as_str()] { (ctx.t(&kind_id(k))) }
                         }
                     }
