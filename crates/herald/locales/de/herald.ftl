@@ -185,6 +185,7 @@ person-id = Personen-ID
 person-email = E-Mail
 flags-title = Kennzeichen
 flag-email-bouncing = E-Mail bounct
+flag-blocklisted = Auf der Sperrliste (Hard Bounce; nur eine Entsperrung hebt sie auf)
 flag-block-mass-emails = Massen-E-Mails blockieren
 flag-unsubscribed = Abgemeldet oder beschwert (keine Massen-E-Mails)
 yes = Ja

@@ -186,6 +186,7 @@ person-id = Person id
 person-email = Email
 flags-title = Flags
 flag-email-bouncing = Email bouncing
+flag-blocklisted = Blocklisted (hard bounce; only an unblock lifts it)
 flag-block-mass-emails = Block mass emails
 flag-unsubscribed = Unsubscribed or complained (no mass email)
 yes = Yes

@@ -185,6 +185,7 @@ person-id = Id de la persona
 person-email = Correo
 flags-title = Indicadores
 flag-email-bouncing = Correo rebotado
+flag-blocklisted = En la lista de bloqueo (rebote permanente; solo un desbloqueo la levanta)
 flag-block-mass-emails = Bloquear correos masivos
 flag-unsubscribed = Dado de baja o con queja (sin correos masivos)
 yes = Sí

@@ -185,6 +185,7 @@ person-id = Identifiant de la personne
 person-email = E-mail
 flags-title = Indicateurs
 flag-email-bouncing = E-mail en rebond
+flag-blocklisted = Sur la liste de blocage (rebond définitif ; seul un déblocage la lève)
 flag-block-mass-emails = Bloquer les e-mails de masse
 flag-unsubscribed = Désabonné ou plainte (aucun e-mail de masse)
 yes = Oui

@@ -774,6 +774,10 @@ pub async fn link_urls(
 pub struct PersonDetail {
     /// The person and the flags Herald keeps.
     pub person: super::contacts::PersonView,
+    /// Their address is on the account's blocklist (a hard bounce; only an
+    /// unblock lifts it). "Email bouncing" is the CRM-facing flag a hard
+    /// bounce sets on the person.
+    pub blocklisted: bool,
     /// Their clicks, newest first (the seed's click history).
     pub clicks: Vec<Event>,
     /// Their latest events (at most 100), newest first.
@@ -794,8 +798,17 @@ pub async fn person(h: &Herald, account: u64, id: &str) -> Result<PersonDetail> 
         ..ReportQuery::default()
     };
     let events = h.events.report(account, &q).await?;
+    let blocklisted = match person.person.get("email") {
+        Some(email) => h
+            .events
+            .suppressions(account, email)
+            .await?
+            .contains(&herald_eventlog::Suppressed::Blocklist),
+        None => false,
+    };
     Ok(PersonDetail {
         person,
+        blocklisted,
         clicks,
         events,
     })

@@ -937,6 +937,7 @@ pub(crate) fn person(ctx: &Ctx, d: &PersonDetail, urls: &Urls) -> Markup {
             table.flags {
                 tbody {
                     tr data-flag="email_bouncing" { th scope="row" { (ctx.t("flag-email-bouncing")) } td { (yes_no(p.email_bouncing)) } }
+                    tr data-flag="blocklisted" { th scope="row" { (ctx.t("flag-blocklisted")) } td { (yes_no(d.blocklisted)) } }
                     tr data-flag="block_mass_emails" { th scope="row" { (ctx.t("flag-block-mass-emails")) } td { (yes_no(p.block_mass_emails)) } }
                     tr data-flag="unsubscribed" { th scope="row" { (ctx.t("flag-unsubscribed")) } td { (yes_no(p.unsubscribed)) } }
                 }

@@ -646,3 +646,56 @@ async fn the_unsubscribe_page_speaks_the_persons_language_and_stops_one_campaign
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_persons_page_shows_the_blocklist_and_email_bouncing_flags() {
+    let api = Api::start(Kind::Sqlite, "dash-flags").await;
+    let (account, key) = account_on(&api, "Shop", "plus").await;
+    api.json("PUT", "/v1/persons", Some(&key), persons("f", 1))
+        .await;
+    let cookie = sign_in(&api, &link(&api, &key, "Ulla", None).await).await;
+    let flag = |html: &str, name: &str| {
+        let row = html
+            .split(&format!("data-flag=\"{name}\""))
+            .nth(1)
+            .unwrap_or_else(|| panic!("no {name} row"));
+        row.split("</tr>").next().unwrap().contains("<td>Yes</td>")
+    };
+    let html = page(&api, "GET", "/dashboard/persons/f-0", Some(&cookie), "")
+        .await
+        .text();
+    assert!(
+        !flag(&html, "blocklisted") && !flag(&html, "email_bouncing"),
+        "{html}"
+    );
+    // A hard bounce: blocklisted and flagged as bouncing.
+    let mut bounce = herald_eventlog::NewEvent::new(
+        herald_eventlog::EventKind::HardBounce,
+        api.rig.now,
+        account,
+        "f0@example.test",
+    );
+    bounce.person = Some("f-0".into());
+    api.rig.herald.events.ingest(&[bounce]).await.unwrap();
+    let html = page(&api, "GET", "/dashboard/persons/f-0", Some(&cookie), "")
+        .await
+        .text();
+    assert!(
+        flag(&html, "blocklisted") && flag(&html, "email_bouncing"),
+        "{html}"
+    );
+    // An unblock lifts the blocklist.
+    let r = api
+        .json(
+            "POST",
+            "/v1/blocklist/unblock",
+            Some(&key),
+            json!({"email": "f0@example.test"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let html = page(&api, "GET", "/dashboard/persons/f-0", Some(&cookie), "")
+        .await
+        .text();
+    assert!(!flag(&html, "blocklisted"), "{html}");
+}
