@@ -248,7 +248,15 @@ pub async fn recover_events(herald: &Herald) -> Result<u64, Error> {
     loop {
         let before = herald.clock.now()
             - chrono::Duration::seconds(herald.config.worker.event_recovery_secs.max(1));
-        let pending = herald.outbox.pending_events(before, 1_000).await?;
+        // Taken inside the transaction that records and clears them: two
+        // workers recovering at once never record the same events twice.
+        let mut tx = herald
+            .outbox
+            .writer()
+            .begin()
+            .await
+            .map_err(herald_schedule::Error::from)?;
+        let pending = herald_schedule::Outbox::take_pending_events(&mut tx, before, 1_000).await?;
         if pending.is_empty() {
             break;
         }
@@ -292,12 +300,6 @@ pub async fn recover_events(herald: &Herald) -> Result<u64, Error> {
                 events.push(e);
             }
         }
-        let mut tx = herald
-            .outbox
-            .writer()
-            .begin()
-            .await
-            .map_err(herald_schedule::Error::from)?;
         herald.events.ingest_in(&mut tx, &events).await?;
         herald_schedule::Outbox::clear_pending_events(&mut tx, &ids).await?;
         tx.commit().await.map_err(herald_schedule::Error::from)?;

@@ -1002,3 +1002,99 @@ async fn outcomes_whose_events_were_never_written_are_recovered_once() {
         "recorded once"
     );
 }
+
+/// Issue 13: two workers recovering the same owed events at once record each
+/// once (the rows are taken inside the recording transaction; on PostgreSQL
+/// with `FOR UPDATE SKIP LOCKED`).
+async fn owed_events_recovered_by_two_workers_at_once_are_recorded_once(postgres: bool) {
+    let Rig {
+        clock,
+        herald,
+        now,
+        db: _db,
+        sink: _sink,
+        ..
+    } = Rig::start(
+        if postgres {
+            Kind::Postgres
+        } else {
+            Kind::Sqlite
+        },
+        "recover-two",
+        &[],
+        |_| {},
+    )
+    .await;
+    const N: usize = 100; // the most an unscheduled send may have
+    enqueue(&herald, SendKind::Individual, N, When::Now, now).await;
+    let claimed = herald
+        .outbox
+        .claim(
+            "dead",
+            herald::schedule::Lane::Individual,
+            N,
+            Duration::seconds(60),
+            now,
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), N);
+    let delivered = herald::schedule::Outcome::Delivered {
+        reply: "250 ok".into(),
+    };
+    for c in &claimed {
+        assert!(
+            herald
+                .outbox
+                .record("dead", c.id, &delivered, now)
+                .await
+                .unwrap()
+        );
+    }
+    clock.set(now + Duration::seconds(61));
+    // A second worker process: its own pools on the same database.
+    let other = Arc::new(
+        Herald::build(
+            herald.config.clone(),
+            Arc::clone(&clock) as Arc<dyn herald::clock::Clock>,
+        )
+        .await
+        .unwrap(),
+    );
+    let (a, b) = tokio::join!(
+        herald::worker::recover_events(&herald),
+        herald::worker::recover_events(&other)
+    );
+    let (a, b) = match postgres {
+        // PostgreSQL: both run; the second skips the rows the first holds.
+        true => (a.unwrap(), b.unwrap()),
+        // SQLite (one node; several workers need PostgreSQL): a second
+        // process's recording transaction may fail on the lock instead, and
+        // records nothing; never the same events twice.
+        false => {
+            let ok = |r: Result<u64, herald::Error>| match r {
+                Ok(n) => n,
+                Err(e) => {
+                    assert!(e.to_string().contains("locked"), "{e}");
+                    0
+                }
+            };
+            (ok(a), ok(b))
+        }
+    };
+    // processed + delivered per message, once in all.
+    assert_eq!(a + b, 2 * N as u64, "recovered {a} + {b}");
+    assert_eq!(herald::worker::recover_events(&herald).await.unwrap(), 0);
+    let t = herald.events.totals(1).await.unwrap();
+    assert_eq!((t.processed, t.delivered), (N as u64, N as u64));
+}
+
+#[tokio::test]
+async fn owed_events_recovered_by_two_workers_at_once_are_recorded_once_sqlite() {
+    owed_events_recovered_by_two_workers_at_once_are_recorded_once(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owed_events_recovered_by_two_workers_at_once_are_recorded_once_postgres() {
+    owed_events_recovered_by_two_workers_at_once_are_recorded_once(true).await;
+}

@@ -12,43 +12,73 @@ impl Outbox {
         older_than: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<PendingEvents>> {
-        let rows = sqlx::query(
-            "SELECT id, account, recipient_email, send_id, state, bounce_class, bounce_reason, reply, events_pending, updated_at, person FROM herald_outbox
-             WHERE events_pending <> 0 AND updated_at < $1 ORDER BY id LIMIT $2",
-        )
-        .bind(millis(older_than))
-        .bind(limit as i64)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let account: i64 = r.try_get("account")?;
-                let class: Option<String> = r.try_get("bounce_class")?;
-                let why: Option<String> = r.try_get("bounce_reason")?;
-                let state: String = r.try_get("state")?;
-                Ok(PendingEvents {
-                    id: r.try_get("id")?,
-                    account: account_u64(account)?,
-                    recipient: r.try_get("recipient_email")?,
-                    send_id: r.try_get("send_id")?,
-                    state: State::parse(&state)?,
-                    bounce_class: match class.as_deref() {
-                        Some("hard") => Some(BounceClass::Hard),
-                        Some("soft") => Some(BounceClass::Soft),
-                        Some("blocked") => Some(BounceClass::Blocked),
-                        _ => None,
-                    },
-                    bounce_reason: why.as_deref().and_then(crate::BounceReason::parse),
-                    reply: r.try_get("reply")?,
-                    processed: r.try_get::<i64, _>("events_pending")? & EVENTS_PROCESSED != 0,
-                    outcome: r.try_get::<i64, _>("events_pending")? & EVENTS_OUTCOME != 0,
-                    at: from_millis(r.try_get("updated_at")?),
-                    person: r.try_get("person")?,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(&format!("{PENDING_SELECT} ORDER BY id LIMIT $2"))
+            .bind(millis(older_than))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        pending_rows(&rows)
     }
 
+    /// [`Outbox::pending_events`] inside the transaction `tx` that records
+    /// them and clears them with [`Outbox::clear_pending_events`]: on
+    /// PostgreSQL the rows are locked (`FOR UPDATE SKIP LOCKED`), so workers
+    /// recovering at the same time take different messages and no event is
+    /// recorded twice; on SQLite the transaction that clears them second
+    /// fails on its stale snapshot instead of recording them again.
+    pub async fn take_pending_events(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        older_than: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<PendingEvents>> {
+        let lock = if tx.backend_name().eq_ignore_ascii_case("postgresql") {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let rows = sqlx::query(&format!("{PENDING_SELECT} ORDER BY id LIMIT $2{lock}"))
+            .bind(millis(older_than))
+            .bind(limit as i64)
+            .fetch_all(&mut **tx)
+            .await?;
+        pending_rows(&rows)
+    }
+}
+
+const PENDING_SELECT: &str = "SELECT id, account, recipient_email, send_id, state, bounce_class, bounce_reason, reply, events_pending, updated_at, person FROM herald_outbox
+             WHERE events_pending <> 0 AND updated_at < $1";
+
+fn pending_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<PendingEvents>> {
+    rows.iter()
+        .map(|r| {
+            let account: i64 = r.try_get("account")?;
+            let class: Option<String> = r.try_get("bounce_class")?;
+            let why: Option<String> = r.try_get("bounce_reason")?;
+            let state: String = r.try_get("state")?;
+            Ok(PendingEvents {
+                id: r.try_get("id")?,
+                account: account_u64(account)?,
+                recipient: r.try_get("recipient_email")?,
+                send_id: r.try_get("send_id")?,
+                state: State::parse(&state)?,
+                bounce_class: match class.as_deref() {
+                    Some("hard") => Some(BounceClass::Hard),
+                    Some("soft") => Some(BounceClass::Soft),
+                    Some("blocked") => Some(BounceClass::Blocked),
+                    _ => None,
+                },
+                bounce_reason: why.as_deref().and_then(crate::BounceReason::parse),
+                reply: r.try_get("reply")?,
+                processed: r.try_get::<i64, _>("events_pending")? & EVENTS_PROCESSED != 0,
+                outcome: r.try_get::<i64, _>("events_pending")? & EVENTS_OUTCOME != 0,
+                at: from_millis(r.try_get("updated_at")?),
+                person: r.try_get("person")?,
+            })
+        })
+        .collect()
+}
+
+impl Outbox {
     /// Marks the events of messages `ids` recorded, inside the transaction that
     /// records them (`tx`, on this outbox's database).
     pub async fn clear_pending_events(
