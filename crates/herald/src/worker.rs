@@ -141,6 +141,58 @@ async fn attempt(herald: &Herald, send: &StoredSend, m: &Claimed, stats: &Stats)
     )
 }
 
+/// How long the delivery loop and a message's recording wait after a storage
+/// error before they try again: doubling from 100 ms up to 5 s.
+struct Backoff(std::time::Duration);
+
+impl Backoff {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+    const MOST: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn new() -> Self {
+        Backoff(Self::FIRST)
+    }
+
+    /// The wait before the next try (and doubles the one after).
+    fn next(&mut self) -> std::time::Duration {
+        let wait = self.0;
+        self.0 = (self.0 * 2).min(Self::MOST);
+        wait
+    }
+
+    fn reset(&mut self) {
+        self.0 = Self::FIRST;
+    }
+}
+
+/// Records a message's outcome, riding out a storage outage: the mail has
+/// been handed to SMTP, so giving up here would send it again after the
+/// lease. Tries for about a minute, then returns the error.
+async fn record_with_retries(
+    herald: &Herald,
+    worker: &str,
+    id: i64,
+    result: &Outcome,
+) -> Result<bool, Error> {
+    let mut backoff = Backoff::new();
+    let mut tries = 0;
+    loop {
+        match herald
+            .outbox
+            .record(worker, id, result, herald.clock.now())
+            .await
+        {
+            Ok(recorded) => return Ok(recorded),
+            Err(e) if tries < 15 => {
+                tries += 1;
+                tracing::warn!(error = %e, message = id, "recording an outcome failed; trying again");
+                tokio::time::sleep(backoff.next()).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 async fn process(
     herald: Arc<Herald>,
     send: Arc<StoredSend>,
@@ -169,11 +221,7 @@ async fn process(
         Outcome::Bounced { .. } => &stats.bounced,
         Outcome::Failed { .. } => &stats.failed,
     };
-    if herald
-        .outbox
-        .record(worker, m.id, &result, herald.clock.now())
-        .await?
-    {
+    if record_with_retries(&herald, worker, m.id, &result).await? {
         counter.fetch_add(1, Ordering::Relaxed);
         let now = herald.clock.now();
         let event = |kind: EventKind, reply: Option<&str>| {
@@ -314,8 +362,24 @@ pub async fn recover_events(herald: &Herald) -> Result<u64, Error> {
     Ok(recovered)
 }
 
+/// A finished message task: a panic is a bug and ends the loop; an error (its
+/// outcome could not be recorded even after retries) is logged, and the
+/// message is claimed again once its lease runs out.
+fn task_done(done: Result<Result<(), Error>, tokio::task::JoinError>) -> Result<(), Error> {
+    match done {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "a message's outcome could not be recorded; it is sent again after its lease");
+            Ok(())
+        }
+        Err(e) => Err(Error::Task(e.to_string())),
+    }
+}
+
 /// Runs the delivery loop until `shutdown` completes; then finishes what is in
-/// flight and returns. Database errors end the loop with the error.
+/// flight and returns. A storage error (the database restarting, a connection
+/// reset) pauses the loop with back-off (100 ms doubling to 5 s) and never ends
+/// it; only a panicking message task does.
 pub async fn run(
     herald: Arc<Herald>,
     shutdown: impl Future<Output = ()>,
@@ -334,8 +398,11 @@ pub async fn run(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Outcomes become events in batches: one transaction per batch, not per message.
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Vec<NewEvent>>();
-    // First the events a crashed worker owed (recorded outcomes not yet in the log).
-    recover_events(&herald).await?;
+    // First the events a crashed worker owed (recorded outcomes not yet in the log);
+    // the loop below tries again if the database does not answer now.
+    if let Err(e) = recover_events(&herald).await {
+        tracing::warn!(error = %e, "recovering owed events failed; the loop tries again");
+    }
     let flusher_herald = Arc::clone(&herald);
     let flusher = tokio::spawn(async move {
         while let Some(first) = events_rx.recv().await {
@@ -357,35 +424,79 @@ pub async fn run(
     });
     tokio::pin!(shutdown);
     tracing::info!(worker = %options.id, concurrency = slots, "delivery loop started");
+    // A storage error (the database restarting, a connection reset) pauses the
+    // loop with back-off; it never ends it.
+    let mut backoff = Backoff::new();
     let recovery_every = std::time::Duration::from_secs(
         u64::try_from(options.event_recovery_secs.max(1)).unwrap_or(60),
     );
     let mut last_recovery = std::time::Instant::now();
+    let mut failed: Option<Error> = None;
+    // Claimed messages not started because their send could not be read: they
+    // start once the database answers again (not after their lease).
+    let mut unstarted: Vec<Claimed> = Vec::new();
     loop {
-        if last_recovery.elapsed() >= recovery_every {
-            recover_events(&herald).await?;
-            last_recovery = std::time::Instant::now();
-        }
-        for (lane, set) in [(Lane::Individual, &mut individual), (Lane::Mass, &mut mass)] {
-            while let Some(done) = set.try_join_next() {
-                done.map_err(|e| Error::Task(e.to_string()))??;
+        if let Some(e) = failed.take() {
+            let wait = backoff.next();
+            tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "storage error; the delivery loop waits and tries again");
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(wait) => {}
             }
-            let free = slots.saturating_sub(set.len());
-            if free < refill && !set.is_empty() {
+        }
+        if last_recovery.elapsed() >= recovery_every {
+            if let Err(e) = recover_events(&herald).await {
+                failed = Some(e);
                 continue;
             }
-            let claimed = herald
-                .outbox
-                .claim(&options.id, lane, free, lease, herald.clock.now())
-                .await?;
-            for m in claimed {
+            last_recovery = std::time::Instant::now();
+        }
+        'lanes: for (lane, set) in [(Lane::Individual, &mut individual), (Lane::Mass, &mut mass)] {
+            while let Some(done) = set.try_join_next() {
+                task_done(done)?;
+            }
+            let (mut claimed, waiting): (Vec<Claimed>, Vec<Claimed>) =
+                std::mem::take(&mut unstarted)
+                    .into_iter()
+                    .partition(|m| m.lane == lane);
+            unstarted = waiting;
+            let free = slots.saturating_sub(set.len() + claimed.len());
+            if claimed.is_empty() && free < refill && !set.is_empty() {
+                continue;
+            }
+            if free > 0 {
+                match herald
+                    .outbox
+                    .claim(&options.id, lane, free, lease, herald.clock.now())
+                    .await
+                {
+                    Ok(c) => claimed.extend(c),
+                    Err(e) => {
+                        unstarted.extend(claimed);
+                        failed = Some(e.into());
+                        break 'lanes;
+                    }
+                }
+            }
+            let mut claimed = claimed.into_iter();
+            while let Some(m) = claimed.next() {
                 let send = match sends.get(&m.send_id) {
                     Some(s) => Arc::clone(s),
-                    None => {
-                        let s = Arc::new(herald.outbox.send(m.send_id).await?);
-                        sends.insert(m.send_id, Arc::clone(&s));
-                        s
-                    }
+                    None => match herald.outbox.send(m.send_id).await {
+                        Ok(s) => {
+                            let s = Arc::new(s);
+                            sends.insert(m.send_id, Arc::clone(&s));
+                            s
+                        }
+                        // Claimed but not started: kept, and started once the
+                        // database answers again.
+                        Err(e) => {
+                            unstarted.push(m);
+                            unstarted.extend(claimed);
+                            failed = Some(e.into());
+                            break 'lanes;
+                        }
+                    },
                 };
                 set.spawn(process(
                     Arc::clone(&herald),
@@ -397,6 +508,10 @@ pub async fn run(
                 ));
             }
         }
+        if failed.is_some() {
+            continue;
+        }
+        backoff.reset();
         if sends.len() > 10_000 {
             sends.clear();
         }
@@ -404,8 +519,8 @@ pub async fn run(
         let idle = individual.is_empty() && mass.is_empty();
         tokio::select! {
             () = &mut shutdown => break,
-            Some(done) = individual.join_next(), if !idle => done.map_err(|e| Error::Task(e.to_string()))??,
-            Some(done) = mass.join_next(), if !idle => done.map_err(|e| Error::Task(e.to_string()))??,
+            Some(done) = individual.join_next(), if !idle => task_done(done)?,
+            Some(done) = mass.join_next(), if !idle => task_done(done)?,
             () = tokio::time::sleep(poll) => {}
         }
     }
@@ -413,9 +528,19 @@ pub async fn run(
         "shutting down: finishing messages in flight, releasing those waiting for the throttle"
     );
     let _ = stop_tx.send(true);
+    if !unstarted.is_empty() {
+        let ids: Vec<i64> = unstarted.iter().map(|m| m.id).collect();
+        if let Err(e) = herald
+            .outbox
+            .release(&options.id, &ids, herald.clock.now())
+            .await
+        {
+            tracing::warn!(error = %e, messages = ids.len(), "releasing unstarted messages failed; their lease frees them");
+        }
+    }
     for set in [&mut individual, &mut mass] {
         while let Some(done) = set.join_next().await {
-            done.map_err(|e| Error::Task(e.to_string()))??;
+            task_done(done)?;
         }
     }
     drop(events_tx);

@@ -1098,3 +1098,67 @@ async fn owed_events_recovered_by_two_workers_at_once_are_recorded_once_sqlite()
 async fn owed_events_recovered_by_two_workers_at_once_are_recorded_once_postgres() {
     owed_events_recovered_by_two_workers_at_once_are_recorded_once(true).await;
 }
+
+/// Issue 13: the delivery loop rides out a database that drops its
+/// connections mid-send (as a PostgreSQL restart does): every connection of
+/// the test database is terminated again and again while 100 messages go
+/// out; the worker stays alive, and every message is delivered and recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_rides_out_dropped_database_connections() {
+    use sqlx::Connection as _;
+    let rig = Rig::start(Kind::Postgres, "outage", &[], |c| {
+        // Slow enough that the connection drops land mid-send.
+        c.throttle.global = Some("50/1s".parse().unwrap());
+        // A claim whose answer a dropped connection lost comes back after its
+        // lease (until issue 13's claims change): short here.
+        c.worker.lease_secs = 5;
+    })
+    .await;
+    let herald = &rig.herald;
+    const N: usize = 100; // the most an unscheduled send may have
+    enqueue(herald, SendKind::Individual, N, When::Now, rig.now).await;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(worker::run(
+        Arc::clone(herald),
+        async move {
+            let _ = stopped.await;
+        },
+        Arc::clone(&rig.stats),
+    ));
+    let database = rig.db.url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = sqlx::PgConnection::connect(&crate::db::postgres_admin_url())
+        .await
+        .unwrap();
+    let mut terminated = 0;
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    while rig.stats.done() < N as u64 && Instant::now() < deadline {
+        assert!(
+            !task.is_finished(),
+            "the worker stopped after a dropped connection"
+        );
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(&database)
+        .fetch_one(&mut admin)
+        .await
+        .unwrap();
+        terminated += n;
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(terminated > 0, "no connection was dropped");
+    assert_eq!(
+        rig.stats.done(),
+        N as u64,
+        "delivered {} of {N}",
+        rig.stats.done()
+    );
+    let _ = stop.send(());
+    task.await.unwrap().unwrap();
+    let counts = herald.outbox.counts(1).await.unwrap();
+    assert_eq!(
+        counts.get(&herald::schedule::State::Delivered).copied(),
+        Some(N),
+        "{counts:?} ({terminated} connections dropped)"
+    );
+}
