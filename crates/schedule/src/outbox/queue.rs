@@ -49,7 +49,9 @@ impl Outbox {
             "UPDATE herald_outbox SET state = 'claimed', worker = $1, lease_until = $2, updated_at = $3
              WHERE id IN (
                 SELECT id FROM herald_outbox
-                WHERE lane = $4 AND ((state IN ('queued', 'deferred') AND due_at <= $3) OR (state = 'claimed' AND lease_until <= $3))
+                WHERE lane = $4 AND ((state IN ('queued', 'deferred') AND due_at <= $3)
+                    OR (state = 'claimed' AND lease_until <= $3
+                        AND NOT EXISTS (SELECT 1 FROM herald_sends s WHERE s.id = herald_outbox.send_id AND s.cancelled_at IS NOT NULL)))
                 ORDER BY due_at, id LIMIT $5{lock})
              RETURNING id, send_id, account, lane, recipient_email, recipient_name, merge_values, attempts, first_attempt_at, person"
         );
@@ -134,12 +136,15 @@ impl Outbox {
     }
 
     /// Gives back the claims `worker` holds on `ids` without an attempt (on
-    /// shutdown), so other workers can take them at once.
+    /// shutdown), so other workers can take them at once; a message of a
+    /// send deleted meanwhile is cancelled instead, never queued again.
     pub async fn release(&self, worker: &str, ids: &[i64], now: DateTime<Utc>) -> Result<u64> {
         let mut released = 0;
         for id in ids {
             let r = sqlx::query(
-                "UPDATE herald_outbox SET state = CASE WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END,
+                "UPDATE herald_outbox SET state = CASE
+                        WHEN EXISTS (SELECT 1 FROM herald_sends s WHERE s.id = herald_outbox.send_id AND s.cancelled_at IS NOT NULL) THEN 'cancelled'
+                        WHEN attempts > 0 THEN 'deferred' ELSE 'queued' END,
                     lease_until = NULL, worker = NULL, updated_at = $1
                  WHERE id = $2 AND state = 'claimed' AND worker = $3",
             )

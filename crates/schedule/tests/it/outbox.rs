@@ -608,3 +608,44 @@ both!(
         assert!(outbox.messages_values(1, &[]).await.unwrap().is_empty());
     }
 );
+
+both!(
+    a_deleted_send_is_not_sent_from_claims_released_or_expired,
+    |db: TestDb| async move {
+        let outbox = db.outbox(SendingRules::default()).await;
+        let a = enqueue(&outbox, SendKind::Individual, When::At(now()), 3, 1).await;
+        let lease = Duration::seconds(60);
+        let claimed = outbox
+            .claim("w1", herald_schedule::Lane::Individual, 3, lease, now())
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 3);
+        // Deleted while all three are held by a live worker.
+        let later = now() + Duration::seconds(1);
+        let _ = outbox.delete(1, a.send_id, later).await;
+        // The worker gives one back at shutdown: cancelled, not queued.
+        assert_eq!(
+            outbox.release("w1", &[claimed[0].id], later).await.unwrap(),
+            1
+        );
+        // The worker dies holding the others: after the lease nobody claims them.
+        let after_lease = now() + Duration::seconds(120);
+        let again = outbox
+            .claim(
+                "w2",
+                herald_schedule::Lane::Individual,
+                10,
+                lease,
+                after_lease,
+            )
+            .await
+            .unwrap();
+        assert!(again.is_empty(), "{again:?}");
+        let state: String = sqlx::query_scalar("SELECT state FROM herald_outbox WHERE id = $1")
+            .bind(claimed[0].id)
+            .fetch_one(outbox.pool())
+            .await
+            .unwrap();
+        assert_eq!(state, "cancelled");
+    }
+);
