@@ -49,9 +49,7 @@ impl Outbox {
             "UPDATE herald_outbox SET state = 'claimed', worker = $1, lease_until = $2, updated_at = $3
              WHERE id IN (
                 SELECT id FROM herald_outbox
-                WHERE lane = $4 AND ((state IN ('queued', 'deferred') AND due_at <= $3)
-                    OR (state = 'claimed' AND lease_until <= $3
-                        AND NOT EXISTS (SELECT 1 FROM herald_sends s WHERE s.id = herald_outbox.send_id AND s.cancelled_at IS NOT NULL)))
+                WHERE lane = $4 AND ((state IN ('queued', 'deferred') AND due_at <= $3) OR (state = 'claimed' AND lease_until <= $3))
                 ORDER BY due_at, id LIMIT $5{lock})
              RETURNING id, send_id, account, lane, recipient_email, recipient_name, merge_values, attempts, first_attempt_at, person"
         );
