@@ -8,9 +8,9 @@
 //! ends when it is idle longer than the caller's limit, when it is signed out,
 //! or when its account is deleted.
 
-use crate::outbox::millis;
-use crate::{Error, Result};
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use crate::Result;
+use crate::outbox::{account_i64, from_millis, millis};
+use chrono::{DateTime, Duration, Utc};
 use sqlx::{AnyPool, Row};
 
 /// Who a sign-in link or a session is for.
@@ -42,17 +42,6 @@ pub struct Session {
 pub struct Sessions {
     pool: AnyPool,
     writer: AnyPool,
-}
-
-fn from_millis(ms: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
-}
-
-fn account_i64(account: u64) -> Result<i64> {
-    i64::try_from(account).map_err(|_| Error::Invalid {
-        field: "account",
-        rule: "at most 2^63-1".to_owned(),
-    })
 }
 
 /// A session is touched at most once a minute: reads stay reads.

@@ -161,18 +161,20 @@ pub async fn sign_in(h: &Herald, token: &str) -> Result<SignedIn> {
     })
 }
 
-/// The live session with secret `token`, if any: not idle longer than
-/// `dashboard.idle_minutes`, and its account's plan still includes the
-/// dashboard (a downgrade ends every session of the account).
-pub async fn session(h: &Herald, token: &str) -> Result<Option<Session>> {
+/// The live session with secret `token`, if any, with its account: not idle
+/// longer than `dashboard.idle_minutes`, and its account's plan still
+/// includes the dashboard (a downgrade, or the account's deletion, ends every
+/// session of the account). A storage error is an error, never a sign-out.
+pub async fn session(h: &Herald, token: &str) -> Result<Option<(Session, Account)>> {
     let store = h.outbox.sessions();
     let idle = Duration::minutes(h.config.dashboard.idle_minutes);
     let Some(s) = store.session(&key_hash(token), h.clock.now(), idle).await? else {
         return Ok(None);
     };
     match dashboard_account(h, s.user.account).await {
-        Ok(_) => Ok(Some(s)),
-        Err(Error::NotInPlan { .. }) | Err(Error::Herald(_)) => {
+        Ok(a) => Ok(Some((s, a))),
+        Err(Error::NotInPlan { .. })
+        | Err(Error::Herald(crate::Error::Schedule(herald_schedule::Error::NotFound { .. }))) => {
             store.end_all(s.user.account).await?;
             Ok(None)
         }

@@ -217,20 +217,12 @@ impl FromRequestParts<Arc<Herald>> for Signed {
         let Some(token) = cookie(&parts.headers) else {
             return Err(signed_out());
         };
-        let session = match uc::session(h, &token).await {
+        let (session, account) = match uc::session(h, &token).await {
             Ok(Some(s)) => s,
             Ok(None) => return Err(signed_out()),
             Err(e) => return Err(error_page(&signed_out_ctx(h, &parts.headers), e)),
         };
-        let tz = match h.accounts.get(session.user.account).await {
-            Ok(a) => a.timezone.parse().unwrap_or(chrono_tz::UTC),
-            Err(e) => {
-                return Err(error_page(
-                    &signed_out_ctx(h, &parts.headers),
-                    crate::app::Error::from(e),
-                ));
-            }
-        };
+        let tz = account.timezone.parse().unwrap_or(chrono_tz::UTC);
         Ok(Signed {
             account: session.user.account,
             csrf: session.csrf.clone(),

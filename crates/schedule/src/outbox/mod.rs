@@ -58,7 +58,7 @@ pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn from_millis(ms: i64) -> DateTime<Utc> {
+pub(crate) fn from_millis(ms: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH)
 }
 
@@ -88,7 +88,7 @@ fn kind_of(kind: &str) -> Result<SendKind> {
     }
 }
 
-fn account_i64(account: u64) -> Result<i64> {
+pub(crate) fn account_i64(account: u64) -> Result<i64> {
     i64::try_from(account).map_err(|_| Error::Invalid {
         field: "account",
         rule: "must be below 2^63".into(),
