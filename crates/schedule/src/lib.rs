@@ -24,6 +24,7 @@ mod delivery;
 mod outbox;
 mod rules;
 mod sessions;
+mod sites;
 pub mod sql;
 mod throttle;
 
@@ -36,13 +37,14 @@ pub use bounce::{
 };
 pub use delivery::{Attempt, RetryPolicy, Stage, outcome};
 pub use outbox::{
-    Accepted, Backend, BounceClass, Claimed, MessageValues, NewRecipient, NewSend, NoSuppression,
-    Outbox, Outcome, PendingEvents, ScheduledSend, SkipReason, State, StateCounts,
-    StaticSuppression, StoredMessage, StoredSend, Suppression,
+    Accepted, Backend, BounceClass, Claimed, Claims, MessageValues, NewRecipient, NewSend,
+    NoSuppression, Outbox, Outcome, PendingEvents, ScheduledSend, SkipReason, State, StateCounts,
+    StaticSuppression, StoredMessage, StoredSend, Suppression, recipient_domain,
 };
 pub use rules::{RuleViolation, SendingRules, When};
 pub use sessions::{DashboardUser, Session, Sessions};
-pub use throttle::{Lane, Rate, RateError, Throttle, ThrottleConfig};
+pub use sites::{RECENT_REPLIES, SiteAction, SiteLimits, SiteReply, SiteState, Sites};
+pub use throttle::{Gcra, Lane, Rate, RateError, Throttle, ThrottleConfig};
 
 /// Errors of this crate.
 #[non_exhaustive]

@@ -143,6 +143,63 @@ impl Rate {
     }
 }
 
+/// A rate as the generic cell rate algorithm (GCRA) applies it, in
+/// microseconds: the shared throttle's arithmetic. A key's state is one number,
+/// its theoretical arrival time (TAT); a message conforms at `now` when
+/// `max(TAT, now) - now <= tolerance`, and then moves the TAT on by `interval`.
+/// Over any window of length `W`, at most `W / interval + burst` messages
+/// conform: the rate plus the burst, whatever the number of workers asking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gcra {
+    /// Microseconds between messages at the sustained rate (at least 1).
+    pub interval: i64,
+    /// How far ahead of now the TAT may run: `(burst - 1) × interval`.
+    pub tolerance: i64,
+}
+
+impl Gcra {
+    /// The GCRA of `interval` microseconds between messages and `burst`.
+    pub fn new(interval: i64, burst: i64) -> Self {
+        let interval = interval.max(1);
+        Gcra {
+            interval,
+            tolerance: interval.saturating_mul(burst.max(1) - 1),
+        }
+    }
+
+    /// One message at `now` on a key whose TAT is `tat`: the new TAT when it
+    /// may go, `None` when it may not yet.
+    pub fn conform(&self, tat: i64, now: i64) -> Option<i64> {
+        let start = tat.max(now);
+        (start - now <= self.tolerance).then(|| start.saturating_add(self.interval))
+    }
+
+    /// The earliest time a key whose TAT is `tat` lets a message go.
+    pub fn ready_at(&self, tat: i64) -> i64 {
+        tat - self.tolerance
+    }
+
+    /// The same rate divided by `factor` (a site told to slow down).
+    pub fn slowed(&self, factor: i64) -> Gcra {
+        let factor = factor.max(1);
+        Gcra {
+            interval: self.interval.saturating_mul(factor),
+            tolerance: self.tolerance.saturating_mul(factor),
+        }
+    }
+}
+
+impl Rate {
+    /// This rate as a [`Gcra`] (microseconds).
+    pub fn gcra(&self) -> Gcra {
+        let interval = self.period.as_micros() / u128::from(self.count.get());
+        Gcra::new(
+            i64::try_from(interval).unwrap_or(i64::MAX),
+            i64::from(self.burst.get()),
+        )
+    }
+}
+
 /// Throttle settings: per account (mass mail), global (all mail).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThrottleConfig {
@@ -294,6 +351,58 @@ mod tests {
         }
         clock.advance(Duration::from_millis(500));
         assert!(t.check(1, Lane::Mass).is_ok());
+    }
+
+    /// The shared throttle's GCRA and governor's in-process limiter agree on
+    /// every decision for the same rate and the same arrival times.
+    #[test]
+    fn gcra_decides_as_governor_does() {
+        use proptest::prelude::*;
+        proptest!(|(count in 1u32..50, period_ms in 1u64..5_000, burst_pick in 0u32..50,
+                    gaps in proptest::collection::vec(0u64..400, 1..200))| {
+            let burst = 1 + burst_pick % count;
+            let rate = Rate {
+                count: NonZeroU32::new(count).unwrap_or(NonZeroU32::MIN),
+                period: Duration::from_millis(period_ms),
+                burst: NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN),
+            };
+            let clock = FakeRelativeClock::default();
+            let governor = Throttle::with_clock(&ThrottleConfig { per_account: None, global: Some(rate) }, &clock);
+            let gcra = rate.gcra();
+            let (mut tat, mut now) = (0i64, 1_000_000i64);
+            for gap in gaps {
+                clock.advance(Duration::from_millis(gap));
+                now += i64::try_from(gap).unwrap_or(0) * 1000;
+                let ours = gcra.conform(tat, now);
+                if let Some(t) = ours { tat = t; }
+                prop_assert_eq!(ours.is_some(), governor.check(1, Lane::Individual).is_ok());
+            }
+        });
+    }
+
+    /// Over any window, at most rate × window + burst conform.
+    #[test]
+    fn gcra_never_lets_more_than_the_rate_and_the_burst_through() {
+        let gcra = Gcra::new(100_000, 5); // 10 a second, burst 5
+        let mut tat = 0;
+        let mut passed = Vec::new();
+        for now in (0..10_000_000).step_by(7_000) {
+            while let Some(t) = gcra.conform(tat, now) {
+                tat = t;
+                passed.push(now);
+            }
+        }
+        for (i, start) in passed.iter().enumerate() {
+            for window in [1_000_000, 3_000_000] {
+                let n = passed[i..]
+                    .iter()
+                    .take_while(|t| **t < start + window)
+                    .count();
+                assert!(n as i64 <= window / 100_000 + 5, "{n} in {window} µs");
+            }
+        }
+        assert!((100..=106).contains(&passed.len()), "{}", passed.len());
+        assert_eq!(gcra.slowed(4).interval, 400_000);
     }
 
     #[test]

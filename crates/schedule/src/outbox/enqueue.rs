@@ -94,7 +94,7 @@ impl Outbox {
         for (chunk_no, chunk) in rows.chunks(ROWS_PER_STATEMENT).enumerate() {
             let mut sql = Sql::new(self.backend);
             sql.push(
-                "INSERT INTO herald_outbox (send_id, account, lane, batch, recipient_email, recipient_name, merge_values, due_at, updated_at, state, reply, person) VALUES ",
+                "INSERT INTO herald_outbox (send_id, account, lane, batch, recipient_email, recipient_name, merge_values, due_at, updated_at, state, reply, person, recipient_domain) VALUES ",
             );
             for (i, (r, skip)) in chunk.iter().enumerate() {
                 let index = chunk_no * ROWS_PER_STATEMENT + i;
@@ -126,6 +126,7 @@ impl Outbox {
                     state.as_str().into(),
                     skip.map(SkipReason::as_str).into(),
                     r.person.clone().into(),
+                    recipient_domain(r.to.address.as_str()).into(),
                 ]);
             }
             let q = sql.query();

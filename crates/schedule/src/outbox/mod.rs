@@ -52,6 +52,8 @@ pub struct Outbox {
     writer: AnyPool,
     backend: Backend,
     rules: SendingRules,
+    /// The shared throttle's rates, applied in every claim.
+    throttle: crate::ThrottleConfig,
 }
 
 pub(crate) fn millis(t: DateTime<Utc>) -> i64 {
@@ -67,6 +69,14 @@ fn kind_str(kind: SendKind) -> &'static str {
         SendKind::Individual => "individual",
         SendKind::Mass => "mass",
     }
+}
+
+/// The domain of `address`, lower case: what a claim matches against sites.
+pub fn recipient_domain(address: &str) -> String {
+    address
+        .rsplit_once('@')
+        .map_or("", |(_, d)| d)
+        .to_ascii_lowercase()
 }
 
 /// A stored account number; a negative one is a corrupt row, never account 0.
@@ -134,12 +144,21 @@ impl Outbox {
             writer,
             backend,
             rules,
+            throttle: crate::ThrottleConfig {
+                per_account: None,
+                global: None,
+            },
         })
     }
 
     /// The account store on this outbox's database.
     pub fn accounts(&self) -> crate::Accounts {
         crate::Accounts::new(self.pool.clone(), self.writer.clone())
+    }
+
+    /// The receiving sites and their back-off state on this outbox's database.
+    pub fn sites(&self) -> crate::Sites {
+        crate::Sites::new(self.pool.clone(), self.writer.clone())
     }
 
     /// The dashboard's sign-in links and sessions on this outbox's database.
@@ -156,6 +175,20 @@ impl Outbox {
     /// The database behind this outbox.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// This outbox with the shared throttle's rates: every claim, by any
+    /// worker on the database, takes only what the per-account mass rate and
+    /// the global rate let go now (see [`Outbox::claim_batch`]). Without it
+    /// claims are unthrottled.
+    pub fn with_throttle(mut self, throttle: crate::ThrottleConfig) -> Self {
+        self.throttle = throttle;
+        self
+    }
+
+    /// The throttle's rates this outbox applies.
+    pub fn throttle(&self) -> &crate::ThrottleConfig {
+        &self.throttle
     }
 
     /// The sending rules this outbox enforces.

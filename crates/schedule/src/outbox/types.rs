@@ -199,6 +199,20 @@ pub struct Claimed {
     pub first_attempt_at: Option<DateTime<Utc>>,
     /// The CRM's person id.
     pub person: Option<String>,
+    /// The receiving site the recipient's domain belonged to when claimed
+    /// (`None` until a worker has resolved the domain).
+    pub site: Option<String>,
+}
+
+/// What one claim took, and when to ask again.
+#[derive(Debug, Clone, Default)]
+pub struct Claims {
+    /// The claimed messages, by id.
+    pub messages: Vec<Claimed>,
+    /// When fewer were taken than asked because a rate (global, an account's,
+    /// a site's) did not let more go: the earliest time one of those rates
+    /// lets another message go. A worker sleeps until then, not holding claims.
+    pub throttled_until: Option<DateTime<Utc>>,
 }
 
 /// What a send is, as stored.

@@ -247,8 +247,17 @@ impl Outbox {
                 .execute(&mut *tx)
                 .await?;
         } else {
-            // Messages in flight finish (or their lease runs out); the send stays,
-            // marked cancelled, so their outcome can still be recorded.
+            // Messages in flight finish; the send stays, marked cancelled, so
+            // their outcome can still be recorded. They are never claimed again:
+            // should their worker stop first, the lease runs out into
+            // `sweep_cancelled`, not into another worker's claim.
+            sqlx::query(
+                "UPDATE herald_outbox SET due_at = $1 WHERE send_id = $2 AND state = 'claimed'",
+            )
+            .bind(super::queue::CANCELLED_IN_FLIGHT)
+            .bind(send.id)
+            .execute(&mut *tx)
+            .await?;
             sqlx::query("UPDATE herald_sends SET cancelled_at = $1 WHERE id = $2")
                 .bind(millis(now))
                 .bind(send.id)

@@ -9,3 +9,4 @@ mod db;
 mod outbox;
 mod sessions;
 mod sql;
+mod throttle;
