@@ -10,6 +10,7 @@ use mail_auth::hickory_resolver::proto::rr::{Name, RData};
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::time::Duration;
+use std::time::Instant;
 
 /// Where DNS questions go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +87,15 @@ impl Dns {
     /// The MX records of `domain` as (preference, exchange without the final
     /// dot), most preferred first. A null MX (RFC 7505) is `(0, "")`.
     pub async fn mx(&self, domain: &str) -> Lookup<Vec<(u16, String)>> {
+        match self.mx_until(domain).await {
+            Lookup::Found((mx, _)) => Lookup::Found(mx),
+            Lookup::NotFound => Lookup::NotFound,
+            Lookup::TempError(e) => Lookup::TempError(e),
+        }
+    }
+
+    /// As [`Dns::mx`], with the time the answer stops being valid (its TTL).
+    pub async fn mx_until(&self, domain: &str) -> Lookup<(Vec<(u16, String)>, Instant)> {
         let name = match Name::from_str(&fqdn(domain)) {
             Ok(n) => n,
             Err(e) => return Lookup::TempError(format!("`{domain}` is not a DNS name: {e}")),
@@ -107,7 +117,7 @@ impl Dns {
                 if out.is_empty() {
                     Lookup::NotFound
                 } else {
-                    Lookup::Found(out)
+                    Lookup::Found((out, lookup.valid_until()))
                 }
             }
             Err(e) if e.is_no_records_found() || e.is_nx_domain() => Lookup::NotFound,
@@ -117,13 +127,22 @@ impl Dns {
 
     /// The IPv4 and IPv6 addresses of `host` (A, then AAAA).
     pub async fn addresses(&self, host: &str) -> Lookup<Vec<std::net::IpAddr>> {
+        match self.addresses_until(host).await {
+            Lookup::Found((ips, _)) => Lookup::Found(ips),
+            Lookup::NotFound => Lookup::NotFound,
+            Lookup::TempError(e) => Lookup::TempError(e),
+        }
+    }
+
+    /// As [`Dns::addresses`], with the time the answer stops being valid.
+    pub async fn addresses_until(&self, host: &str) -> Lookup<(Vec<std::net::IpAddr>, Instant)> {
         match self.auth.resolver().lookup_ip(fqdn(host)).await {
             Ok(lookup) => {
                 let ips: Vec<std::net::IpAddr> = lookup.iter().collect();
                 if ips.is_empty() {
                     Lookup::NotFound
                 } else {
-                    Lookup::Found(ips)
+                    Lookup::Found((ips, lookup.valid_until()))
                 }
             }
             Err(e) if e.is_no_records_found() || e.is_nx_domain() => Lookup::NotFound,

@@ -54,6 +54,9 @@ pub struct Config {
     /// The dashboard (R-UI-1).
     #[serde(default)]
     pub dashboard: DashboardConfig,
+    /// Direct-to-MX delivery per destination: the provider table, site overrides.
+    #[serde(default)]
+    pub delivery: crate::destinations::DeliveryConfig,
 }
 
 /// The dashboard's settings.

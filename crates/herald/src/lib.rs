@@ -48,6 +48,7 @@ mod cache;
 pub mod clock;
 pub mod config;
 pub mod dashboard;
+pub mod destinations;
 pub mod domains;
 pub mod http;
 pub mod i18n;

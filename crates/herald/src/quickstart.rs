@@ -116,6 +116,7 @@ pub fn config(dir: &Path, listen: SocketAddr) -> Result<(Config, String), Error>
         fallback_transport: None,
         attachments: Default::default(),
         throttle: Default::default(),
+        delivery: Default::default(),
         rules: Default::default(),
         retry: Default::default(),
         worker: WorkerOptions {

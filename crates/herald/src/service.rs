@@ -8,7 +8,7 @@ use crate::transport::{Transport, TransportError};
 use herald_auth::{DkimKey, DkimSigner};
 use herald_eventlog::EventLog;
 use herald_message::{Platform, Tracker};
-use herald_schedule::{Outbox, RetryPolicy, Throttle};
+use herald_schedule::{Outbox, RetryPolicy};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -123,8 +123,8 @@ pub struct Herald {
     pub transport: Transport,
     /// Where mail over the attachment limit goes, if anywhere.
     pub fallback: Option<Transport>,
-    /// Rates.
-    pub throttle: Throttle,
+    /// Applies the back-off rules to the sites' shared state.
+    pub observer: crate::destinations::Observer,
     /// Retries.
     pub retry: RetryPolicy,
     /// The time.
@@ -250,7 +250,15 @@ impl Herald {
                 .map(|k| Ok((k.domain.to_ascii_lowercase(), Arc::new(load_signer(k)?))))
                 .collect::<Result<_, Error>>()?,
         };
-        let transport = Transport::new(&config.transport)?;
+        let table = config
+            .delivery
+            .table()
+            .map_err(|e| crate::transport::TransportError(e.to_string()))?;
+        let transport = Transport::with_table(
+            &config.transport,
+            table.clone(),
+            config.delivery.sites.clone(),
+        )?;
         let fallback = config
             .fallback_transport
             .as_ref()
@@ -268,7 +276,11 @@ impl Herald {
                 error: e.to_string(),
             })?;
         }
-        let outbox = Outbox::connect(&config.database_url, max_connections, config.rules).await?;
+        // The shared throttle: every claim, by any worker on the database,
+        // draws on the same GCRA rows.
+        let outbox = Outbox::connect(&config.database_url, max_connections, config.rules)
+            .await?
+            .with_throttle(config.throttle);
         outbox.migrate().await?;
         let mut events = EventLog::new(
             outbox.pool().clone(),
@@ -314,7 +326,7 @@ impl Herald {
             signers,
             transport,
             fallback,
-            throttle: Throttle::new(&config.throttle),
+            observer: crate::destinations::Observer::new(table),
             retry: config.retry,
             clock,
             config,

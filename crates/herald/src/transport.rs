@@ -1,7 +1,10 @@
 //! Transports (R-SND-6): an SMTP relay (lettre: STARTTLS or implicit TLS, AUTH,
 //! a pool of reused connections) and a file transport (one `.eml` per message).
 
-use herald_auth::{Dns, DnsConfig, Lookup};
+use crate::destinations::{
+    Destination, Destinations, LimitsConfig, ProviderTable, Site, Unroutable,
+};
+use herald_auth::{Dns, DnsConfig};
 use herald_message::Envelope;
 use herald_schedule::{Attempt, Stage};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -113,9 +116,14 @@ pub enum TransportConfig {
 pub struct SmtpPool {
     config: SmtpConfig,
     tls_name: String,
-    idle: tokio::sync::Mutex<Vec<AsyncSmtpConnection>>,
+    /// Idle connections with the number of messages each has carried.
+    idle: tokio::sync::Mutex<Vec<(AsyncSmtpConnection, u32)>>,
     permits: tokio::sync::Semaphore,
     hello: ClientId,
+    /// Messages one connection carries before it is closed (none: no limit).
+    messages_per_connection: Option<u32>,
+    /// New connections wait on this limiter (a site's connection rate).
+    connection_rate: Option<Arc<governor::DefaultDirectRateLimiter>>,
 }
 
 impl SmtpPool {
@@ -129,7 +137,24 @@ impl SmtpPool {
             idle: tokio::sync::Mutex::new(Vec::new()),
             permits: tokio::sync::Semaphore::new(size),
             hello,
+            messages_per_connection: None,
+            connection_rate: None,
         }
+    }
+
+    /// Closes each connection after `n` messages.
+    pub fn with_messages_per_connection(mut self, n: u32) -> Self {
+        self.messages_per_connection = Some(n.max(1));
+        self
+    }
+
+    /// Opens new connections no faster than `limiter` lets them.
+    pub fn with_connection_rate(
+        mut self,
+        limiter: Arc<governor::DefaultDirectRateLimiter>,
+    ) -> Self {
+        self.connection_rate = Some(limiter);
+        self
     }
 
     /// The name TLS expects in the server's certificate, when `host` is an IP.
@@ -139,6 +164,9 @@ impl SmtpPool {
     }
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, SendError> {
+        if let Some(gate) = &self.connection_rate {
+            gate.until_ready().await;
+        }
         let c = &self.config;
         let timeout = Duration::from_secs(c.timeout_secs);
         let mut conn = if c.tls == Tls::Tls {
@@ -192,22 +220,27 @@ impl SmtpPool {
         };
         let limit = Duration::from_secs(self.config.timeout_secs.saturating_mul(4).max(1));
         let work = async {
-            let mut conn = loop {
+            let (mut conn, carried) = loop {
                 let reused = self.idle.lock().await.pop();
                 match reused {
-                    Some(mut conn) => {
+                    Some((mut conn, carried)) => {
                         if conn.test_connected().await {
-                            break conn;
+                            break (conn, carried);
                         }
                     }
                     None => {
-                        break self.connect().await.map_err(|e| (Stage::Session, e))?;
+                        break (self.connect().await.map_err(|e| (Stage::Session, e))?, 0);
                     }
                 }
             };
             let result = transaction(&mut conn, envelope, message).await;
+            let carried = carried + 1;
             if result.is_ok() && !conn.has_broken() {
-                self.idle.lock().await.push(conn);
+                if self.messages_per_connection.is_some_and(|n| carried >= n) {
+                    conn.quit().await.ok();
+                } else {
+                    self.idle.lock().await.push((conn, carried));
+                }
             }
             result
         };
@@ -304,85 +337,131 @@ impl From<lettre::transport::smtp::Error> for SendError {
     }
 }
 
-/// Direct-to-MX delivery: one connection pool per destination host.
+/// Per worker, per site: connections open at once, and new connections' rate.
+struct SiteGate {
+    connections: tokio::sync::Semaphore,
+    connection_rate: Option<Arc<governor::DefaultDirectRateLimiter>>,
+}
+
+/// Direct-to-MX delivery: each recipient domain is resolved to a destination
+/// (its site and MX hosts, cached for the TTL); every address of every MX host
+/// is tried in order; connections are pooled per host address and limited per
+/// site (connections at once, messages per connection, connection rate).
 pub struct MxTransport {
     config: MxConfig,
-    dns: Dns,
-    pools: tokio::sync::Mutex<HashMap<String, Arc<SmtpPool>>>,
+    destinations: Arc<Destinations>,
+    pools: tokio::sync::Mutex<HashMap<(String, IpAddr), Arc<SmtpPool>>>,
+    gates: tokio::sync::Mutex<HashMap<String, Arc<SiteGate>>>,
 }
 
 impl MxTransport {
-    async fn pool(&self, host: &str, ip: IpAddr) -> Arc<SmtpPool> {
-        let mut pools = self.pools.lock().await;
-        let pool = pools.entry(host.to_ascii_lowercase()).or_insert_with(|| {
-            let config = SmtpConfig {
-                host: ip.to_string(),
-                port: self.config.port,
-                tls: Tls::Opportunistic,
-                username: None,
-                password: None,
-                pool_size: self.config.per_destination,
-                timeout_secs: self.config.timeout_secs,
-            };
-            Arc::new(SmtpPool::new(config, ClientId::default()).with_tls_name(host))
+    async fn gate(&self, site: &Site) -> Arc<SiteGate> {
+        let mut gates = self.gates.lock().await;
+        let gate = gates.entry(site.name.clone()).or_insert_with(|| {
+            let permits = usize::try_from(site.limits.max_connections)
+                .unwrap_or(1)
+                .max(1);
+            Arc::new(SiteGate {
+                connections: tokio::sync::Semaphore::new(permits),
+                connection_rate: site
+                    .limits
+                    .connection_rate
+                    .map(|r| Arc::new(governor::RateLimiter::direct(r.quota()))),
+            })
         });
+        Arc::clone(gate)
+    }
+
+    async fn pool(&self, site: &Site, gate: &SiteGate, host: &str, ip: IpAddr) -> Arc<SmtpPool> {
+        let mut pools = self.pools.lock().await;
+        let pool = pools
+            .entry((host.to_ascii_lowercase(), ip))
+            .or_insert_with(|| {
+                let config = SmtpConfig {
+                    host: ip.to_string(),
+                    port: self.config.port,
+                    tls: Tls::Opportunistic,
+                    username: None,
+                    password: None,
+                    pool_size: self.config.per_destination.min(site.limits.max_connections),
+                    timeout_secs: self.config.timeout_secs,
+                };
+                let mut pool = SmtpPool::new(config, ClientId::default())
+                    .with_tls_name(host)
+                    .with_messages_per_connection(site.limits.messages_per_connection);
+                if let Some(rate) = &gate.connection_rate {
+                    pool = pool.with_connection_rate(Arc::clone(rate));
+                }
+                Arc::new(pool)
+            });
         Arc::clone(pool)
     }
 
-    /// Delivers to the MX hosts of the recipient's domain, most preferred first;
-    /// with no MX record, to the domain's own address (RFC 5321 §5.1); a null
-    /// MX (RFC 7505) is a permanent failure.
-    async fn send(
+    /// The destination of `domain`, or the attempt that says why there is none:
+    /// a null MX (RFC 7505) is a permanent failure; no host, or DNS not
+    /// answering, a temporary one.
+    pub async fn destination(&self, domain: &str) -> Result<(Arc<Destination>, bool), Attempt> {
+        self.destinations
+            .resolve(domain)
+            .await
+            .map_err(|e| match e {
+                Unroutable::NullMx => Attempt::Reply {
+                    code: 556,
+                    text: format!("5.1.10 {domain} accepts no mail (null MX)"),
+                    stage: Stage::Recipient,
+                },
+                Unroutable::NoHost(reason) | Unroutable::Dns(reason) => {
+                    Attempt::Unreachable { reason }
+                }
+            })
+    }
+
+    /// Delivers to `destination`'s MX hosts, most preferred first, each of a
+    /// host's addresses in turn, within the site's connection limit.
+    async fn send_to(
         &self,
+        destination: &Destination,
         envelope: &lettre::address::Envelope,
-        rcpt_domain: &str,
         message: &[u8],
     ) -> Attempt {
-        let hosts: Vec<String> = match self.dns.mx(rcpt_domain).await {
-            Lookup::Found(mx) if mx.len() == 1 && mx[0].1.is_empty() => {
-                return Attempt::Reply {
-                    code: 556,
-                    text: format!("5.1.10 {rcpt_domain} accepts no mail (null MX)"),
-                    stage: Stage::Recipient,
-                };
-            }
-            Lookup::Found(mx) => mx
-                .into_iter()
-                .filter(|(_, h)| !h.is_empty())
-                .map(|(_, h)| h)
-                .collect(),
-            Lookup::NotFound => vec![rcpt_domain.to_owned()],
-            Lookup::TempError(e) => {
-                return Attempt::Unreachable {
-                    reason: format!("MX lookup of {rcpt_domain}: {e}"),
-                };
-            }
+        let site = &destination.site;
+        let gate = self.gate(site).await;
+        let Ok(_permit) = gate.connections.acquire().await else {
+            return Attempt::Unreachable {
+                reason: "the site's connections are closed".into(),
+            };
         };
         let mut last = Attempt::Unreachable {
-            reason: format!("{rcpt_domain}: no MX host has an address"),
+            reason: format!("{}: no MX host has an address", destination.domain),
         };
-        for host in hosts {
-            let ip = match self.dns.addresses(&host).await {
-                Lookup::Found(ips) => ips[0],
-                Lookup::NotFound => continue,
-                Lookup::TempError(e) => {
-                    last = Attempt::Unreachable {
-                        reason: format!("address lookup of {host}: {e}"),
-                    };
-                    continue;
-                }
-            };
-            match self.pool(&host, ip).await.send(envelope, message).await {
-                Attempt::Unreachable { reason } => {
-                    last = Attempt::Unreachable {
-                        reason: format!("{host} ({ip}): {reason}"),
+        for host in &destination.hosts {
+            for ip in &host.addresses {
+                match self
+                    .pool(site, &gate, &host.name, *ip)
+                    .await
+                    .send(envelope, message)
+                    .await
+                {
+                    Attempt::Unreachable { reason } => {
+                        last = Attempt::Unreachable {
+                            reason: format!("{} ({ip}): {reason}", host.name),
+                        }
                     }
+                    reply => return reply,
                 }
-                reply => return reply,
             }
         }
         last
     }
+}
+
+/// One message's delivery: the attempt, and for direct-to-MX delivery the
+/// destination it went to (and whether it was resolved just now).
+pub struct Delivery {
+    /// What happened.
+    pub attempt: Attempt,
+    /// The destination, for MX delivery.
+    pub destination: Option<(Arc<Destination>, bool)>,
 }
 
 /// A live transport.
@@ -411,8 +490,20 @@ impl std::fmt::Debug for Transport {
 pub struct TransportError(pub String);
 
 impl Transport {
-    /// Builds a transport (no connection is made until the first message).
+    /// Builds a transport (no connection is made until the first message),
+    /// with the built-in provider table for MX delivery.
     pub fn new(config: &TransportConfig) -> Result<Self, TransportError> {
+        let table = ProviderTable::built_in().map_err(|e| TransportError(e.to_string()))?;
+        Self::with_table(config, table, HashMap::new())
+    }
+
+    /// Builds a transport; MX delivery shapes each site by `table` and the
+    /// per-site `overrides`.
+    pub fn with_table(
+        config: &TransportConfig,
+        table: ProviderTable,
+        overrides: HashMap<String, LimitsConfig>,
+    ) -> Result<Self, TransportError> {
         match config {
             TransportConfig::File { dir } => {
                 std::fs::create_dir_all(dir)
@@ -437,8 +528,9 @@ impl Transport {
                 .map_err(|e| TransportError(e.to_string()))?;
                 Ok(Transport::Mx(Box::new(MxTransport {
                     config: c.clone(),
-                    dns,
+                    destinations: Arc::new(Destinations::new(dns, table, overrides)),
                     pools: tokio::sync::Mutex::new(HashMap::new()),
+                    gates: tokio::sync::Mutex::new(HashMap::new()),
                 })))
             }
         }
@@ -446,7 +538,34 @@ impl Transport {
 
     /// Sends one message; every result is an [`Attempt`], never an error.
     pub async fn send(&self, envelope: &Envelope, message_id: &str, message: &[u8]) -> Attempt {
-        match self {
+        self.deliver(envelope, message_id, message).await.attempt
+    }
+
+    /// Sends one message and says, for MX delivery, to which destination.
+    pub async fn deliver(&self, envelope: &Envelope, message_id: &str, message: &[u8]) -> Delivery {
+        if let Transport::Mx(mx) = self {
+            let env = match smtp_envelope(envelope) {
+                Ok(env) => env,
+                Err(refused) => {
+                    return Delivery {
+                        attempt: refused,
+                        destination: None,
+                    };
+                }
+            };
+            let domain = envelope.rcpt_to.rsplit_once('@').map_or("", |(_, d)| d);
+            return match mx.destination(domain).await {
+                Ok((d, fresh)) => Delivery {
+                    attempt: mx.send_to(&d, &env, message).await,
+                    destination: Some((d, fresh)),
+                },
+                Err(attempt) => Delivery {
+                    attempt,
+                    destination: None,
+                },
+            };
+        }
+        let attempt = match self {
             Transport::File(dir) => {
                 let name: String = message_id
                     .chars()
@@ -479,13 +598,13 @@ impl Transport {
                 Ok(env) => pool.send(&env, message).await,
                 Err(refused) => refused,
             },
-            Transport::Mx(mx) => match smtp_envelope(envelope) {
-                Ok(env) => {
-                    let domain = envelope.rcpt_to.rsplit_once('@').map_or("", |(_, d)| d);
-                    mx.send(&env, domain, message).await
-                }
-                Err(refused) => refused,
+            Transport::Mx(_) => Attempt::Unreachable {
+                reason: "unreachable: MX delivery is handled above".into(),
             },
+        };
+        Delivery {
+            attempt,
+            destination: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! never waits behind a newsletter's throttle.
 
 use crate::service::{Error, Herald};
+use crate::transport::Delivery;
 use herald_eventlog::{EventKind, NewEvent};
 use herald_message::{BuildParams, MessageRef, Route};
 use herald_schedule::{Claimed, Lane, Outcome, StoredSend, outcome};
@@ -27,7 +28,7 @@ pub struct Stats {
     pub failed: AtomicU64,
     /// Outcomes not recorded because the claim was lost.
     pub lost_claims: AtomicU64,
-    /// Claims given back unattempted at shutdown (they were waiting for the throttle).
+    /// Claims given back unattempted at shutdown (claimed, not yet started).
     pub released: AtomicU64,
     /// Attempts the receiving side refused before RCPT TO (the greeting, EHLO,
     /// STARTTLS, AUTH or MAIL FROM): a problem on the sending side, logged as
@@ -45,13 +46,24 @@ impl Stats {
     }
 }
 
-/// Renders, signs and sends one claimed message; returns its outcome.
-async fn attempt(herald: &Herald, send: &StoredSend, m: &Claimed, stats: &Stats) -> Outcome {
+/// Renders, signs and sends one claimed message; returns its outcome and, for
+/// direct-to-MX delivery, the attempt and where it went.
+async fn attempt(
+    herald: &Herald,
+    send: &StoredSend,
+    m: &Claimed,
+    stats: &Stats,
+) -> (Outcome, Option<Delivery>) {
+    macro_rules! give {
+        ($e:expr) => {
+            return ($e, None)
+        };
+    }
     let now = herald.clock.now();
     let Ok(id) = u64::try_from(m.id) else {
-        return Outcome::Failed {
+        give!(Outcome::Failed {
             reason: format!("corrupt outbox row: message id {}", m.id),
-        };
+        });
     };
     let message = MessageRef {
         account: m.account,
@@ -79,17 +91,17 @@ async fn attempt(herald: &Herald, send: &StoredSend, m: &Claimed, stats: &Stats)
         (Ok(Route::Fallback), Some(fallback)) => fallback,
         (Ok(_), _) => &herald.transport,
         (Err(e), _) => {
-            return Outcome::Failed {
+            give!(Outcome::Failed {
                 reason: e.to_string(),
-            };
+            });
         }
     };
     let email = match send.template.build(&m.values, &params, &herald.tracker) {
         Ok(e) => e,
         Err(e) => {
-            return Outcome::Failed {
+            give!(Outcome::Failed {
                 reason: format!("building the message: {e}"),
-            };
+            });
         }
     };
     let signer = match herald
@@ -102,24 +114,25 @@ async fn attempt(herald: &Herald, send: &StoredSend, m: &Claimed, stats: &Stats)
     {
         Ok(s) => s,
         Err(e) => {
-            return Outcome::Deferred {
+            give!(Outcome::Deferred {
                 retry_at: now + chrono::Duration::seconds(60),
                 reply: format!("loading the domain's DKIM key: {e}"),
-            };
+            });
         }
     };
     let signed = match signer.sign_message(&email.message) {
         Ok(s) => s,
         Err(e) => {
-            return Outcome::Failed {
+            give!(Outcome::Failed {
                 reason: format!("signing: {e}"),
-            };
+            });
         }
     };
-    let result = transport
-        .send(&email.envelope, &email.message_id, &signed)
+    let delivery = transport
+        .deliver(&email.envelope, &email.message_id, &signed)
         .await;
-    if let herald_schedule::Attempt::Reply { code, text, stage } = &result
+    let result = &delivery.attempt;
+    if let herald_schedule::Attempt::Reply { code, text, stage } = result
         && *code >= 400
         && !stage.speaks_of_recipient()
     {
@@ -132,13 +145,55 @@ async fn attempt(herald: &Herald, send: &StoredSend, m: &Claimed, stats: &Stats)
             "the receiving server refused the session or the sender: check the relay, its credentials and the sender's domain; the message is retried, nobody is bounced"
         );
     }
-    outcome(
-        &result,
+    let outcome = outcome(
+        result,
         m.attempts,
         m.first_attempt_at,
         herald.clock.now(),
         &herald.retry,
-    )
+    );
+    (outcome, Some(delivery))
+}
+
+/// What one MX attempt teaches the other workers: a domain resolved just now
+/// is recorded with its site (so claims can pass over the site when it is
+/// suspended, and draw on its rate), and the reply goes through the back-off
+/// rules. A storage error here is logged; the message's outcome does not
+/// depend on it.
+async fn learn(herald: &Herald, delivery: &Delivery) {
+    let Some((destination, fresh)) = &delivery.destination else {
+        return;
+    };
+    let sites = herald.outbox.sites();
+    let now = herald.clock.now();
+    let site = &destination.site;
+    if *fresh {
+        let ttl = destination
+            .expires
+            .saturating_duration_since(std::time::Instant::now());
+        let expires = now + chrono::Duration::from_std(ttl).unwrap_or_default();
+        if let Err(e) = sites
+            .record(
+                &destination.domain,
+                &site.name,
+                site.provider.as_deref(),
+                &site.hosts,
+                &site.stored_limits(),
+                expires,
+                now,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, site = %site.name, "recording the site failed");
+        }
+    }
+    if let Err(e) = herald
+        .observer
+        .observe(&sites, site, &delivery.attempt, now)
+        .await
+    {
+        tracing::warn!(error = %e, site = %site.name, "recording the site's back-off failed");
+    }
 }
 
 /// How long the delivery loop and a message's recording wait after a storage
@@ -198,23 +253,15 @@ async fn process(
     send: Arc<StoredSend>,
     m: Claimed,
     stats: Arc<Stats>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
     events: mpsc::UnboundedSender<Vec<NewEvent>>,
 ) -> Result<(), Error> {
     let worker = &herald.config.worker.id;
-    // Wait for the throttle first; a shutdown meanwhile gives the message back
-    // unattempted instead of holding the worker until the rate allows it.
-    if m.lane == Lane::Mass || herald.config.throttle.global.is_some() {
-        tokio::select! {
-            () = herald.throttle.until_ready(m.account, m.lane) => {}
-            _ = async { stop.wait_for(|stopping| *stopping).await.is_ok() } => {
-                herald.outbox.release(worker, &[m.id], herald.clock.now()).await?;
-                stats.released.fetch_add(1, Ordering::Relaxed);
-                return Ok(());
-            }
-        }
+    // The claim took only what the shared throttle lets go now: no waiting
+    // here while the lease runs.
+    let (result, delivery) = attempt(&herald, &send, &m, &stats).await;
+    if let Some(d) = &delivery {
+        learn(&herald, d).await;
     }
-    let result = attempt(&herald, &send, &m, &stats).await;
     let counter = match &result {
         Outcome::Delivered { .. } => &stats.delivered,
         Outcome::Deferred { .. } => &stats.deferred,
@@ -395,7 +442,6 @@ pub async fn run(
     let mut individual: JoinSet<Result<(), Error>> = JoinSet::new();
     let mut mass: JoinSet<Result<(), Error>> = JoinSet::new();
     let mut sends: HashMap<i64, Arc<StoredSend>> = HashMap::new();
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     // Outcomes become events in batches: one transaction per batch, not per message.
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Vec<NewEvent>>();
     // First the events a crashed worker owed (recorded outcomes not yet in the log);
@@ -435,6 +481,9 @@ pub async fn run(
     // Claimed messages not started because their send could not be read: they
     // start once the database answers again (not after their lease).
     let mut unstarted: Vec<Claimed> = Vec::new();
+    // Per lane: the time the shared throttle said it lets the next message go.
+    let mut held_until: [Option<chrono::DateTime<chrono::Utc>>; 2] = [None, None];
+    let lane_index = |lane: Lane| usize::from(lane == Lane::Mass);
     loop {
         if let Some(e) = failed.take() {
             let wait = backoff.next();
@@ -449,8 +498,21 @@ pub async fn run(
                 failed = Some(e);
                 continue;
             }
+            // Claims of sends deleted in flight whose worker stopped: cancelled.
+            match herald.outbox.sweep_cancelled(herald.clock.now()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(
+                    messages = n,
+                    "cancelled the expired claims of deleted sends"
+                ),
+                Err(e) => {
+                    failed = Some(e.into());
+                    continue;
+                }
+            }
             last_recovery = std::time::Instant::now();
         }
+        let mut wake: Option<chrono::DateTime<chrono::Utc>> = None;
         'lanes: for (lane, set) in [(Lane::Individual, &mut individual), (Lane::Mass, &mut mass)] {
             while let Some(done) = set.try_join_next() {
                 task_done(done)?;
@@ -464,13 +526,29 @@ pub async fn run(
             if claimed.is_empty() && free < refill && !set.is_empty() {
                 continue;
             }
-            if free > 0 {
+            // A lane a rate holds back is not asked again before the rate lets
+            // one go: a claim then would take nothing and cost a transaction.
+            let held = held_until[lane_index(lane)];
+            if let Some(at) = held
+                && at > herald.clock.now()
+            {
+                wake = Some(wake.map_or(at, |w: chrono::DateTime<chrono::Utc>| w.min(at)));
+            } else if free > 0 {
+                held_until[lane_index(lane)] = None;
                 match herald
                     .outbox
-                    .claim(&options.id, lane, free, lease, herald.clock.now())
+                    .claim_batch(&options.id, lane, free, lease, herald.clock.now())
                     .await
                 {
-                    Ok(c) => claimed.extend(c),
+                    Ok(c) => {
+                        claimed.extend(c.messages);
+                        // A rate held some back: claim again when it lets one go.
+                        if let Some(at) = c.throttled_until {
+                            held_until[lane_index(lane)] = Some(at);
+                            wake =
+                                Some(wake.map_or(at, |w: chrono::DateTime<chrono::Utc>| w.min(at)));
+                        }
+                    }
                     Err(e) => {
                         unstarted.extend(claimed);
                         failed = Some(e.into());
@@ -503,7 +581,6 @@ pub async fn run(
                     send,
                     m,
                     Arc::clone(&stats),
-                    stop_rx.clone(),
                     events_tx.clone(),
                 ));
             }
@@ -515,27 +592,33 @@ pub async fn run(
         if sends.len() > 10_000 {
             sends.clear();
         }
-        // Wait for shutdown, a finished message (a slot to refill), or the poll.
+        // Wait for shutdown, a finished message (a slot to refill), the time
+        // a rate lets the next message go, or the poll.
         let idle = individual.is_empty() && mass.is_empty();
+        let nap = wake
+            .and_then(|at| (at - herald.clock.now()).to_std().ok())
+            .map_or(poll, |w| w.min(poll));
         tokio::select! {
             () = &mut shutdown => break,
             Some(done) = individual.join_next(), if !idle => task_done(done)?,
             Some(done) = mass.join_next(), if !idle => task_done(done)?,
-            () = tokio::time::sleep(poll) => {}
+            () = tokio::time::sleep(nap) => {}
         }
     }
-    tracing::info!(
-        "shutting down: finishing messages in flight, releasing those waiting for the throttle"
-    );
-    let _ = stop_tx.send(true);
+    tracing::info!("shutting down: finishing messages in flight, releasing unstarted claims");
     if !unstarted.is_empty() {
         let ids: Vec<i64> = unstarted.iter().map(|m| m.id).collect();
-        if let Err(e) = herald
+        match herald
             .outbox
             .release(&options.id, &ids, herald.clock.now())
             .await
         {
-            tracing::warn!(error = %e, messages = ids.len(), "releasing unstarted messages failed; their lease frees them");
+            Ok(n) => {
+                stats.released.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, messages = ids.len(), "releasing unstarted messages failed; their lease frees them");
+            }
         }
     }
     for set in [&mut individual, &mut mass] {

@@ -147,6 +147,7 @@ fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
 #[allow(dead_code)] // shared with herald-schedule's tests; not every helper is used here
 #[path = "../../../../crates/schedule/tests/it/db.rs"]
 mod db;
+mod many;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_mid_send_sqlite() {

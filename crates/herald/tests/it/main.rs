@@ -18,5 +18,6 @@ mod dns;
 mod inbound_mail;
 mod mx;
 mod sink;
+mod sites;
 mod throttle;
 mod tracking;

@@ -35,6 +35,12 @@ pub struct Sink {
 impl Sink {
     /// Starts smtp-sink on `port` with extra switches (`-r rcpt`, `-f rcpt`, `-q data` …).
     pub fn start(port: u16, dir: &Path, switches: &[&str]) -> Sink {
+        Self::start_at("127.0.0.1", port, dir, switches)
+    }
+
+    /// Starts smtp-sink on `ip:port` (another loopback address stands for
+    /// another provider).
+    pub fn start_at(ip: &str, port: u16, dir: &Path, switches: &[&str]) -> Sink {
         std::fs::create_dir_all(dir).unwrap();
         // smtp-sink runs as `nobody` when started as root; let it write the dumps.
         let _ = Command::new("chmod").arg("0777").arg(dir).status();
@@ -45,13 +51,13 @@ impl Sink {
         cmd.args(switches)
             .arg("-d")
             .arg(format!("{}/%M.", dir.display()))
-            .arg(format!("127.0.0.1:{port}"))
+            .arg(format!("{ip}:{port}"))
             .arg("100")
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = cmd.spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while TcpStream::connect((ip, port)).is_err() {
             assert!(
                 Instant::now() < deadline,
                 "smtp-sink did not listen on {port}"

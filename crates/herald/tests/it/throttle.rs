@@ -5,7 +5,7 @@ use crate::delivery::{config, enqueue, run_until, scratch};
 use crate::sink::{Sink, free_port};
 use chrono::Utc;
 use herald::Herald;
-use herald::clock::ManualClock;
+
 use herald::message::SendKind;
 use herald::schedule::{RetryPolicy, SendingRules, When};
 use herald::worker::Stats;
@@ -27,7 +27,7 @@ async fn mass_mail_leaves_at_the_configured_rate() {
     };
     let now = Utc::now();
     let herald = Arc::new(
-        Herald::build(c, Arc::new(ManualClock::new(now)))
+        Herald::build(c, Arc::new(herald::clock::SystemClock))
             .await
             .unwrap(),
     );
@@ -89,7 +89,7 @@ async fn individual_mail_does_not_wait_behind_a_throttled_newsletter() {
     };
     let now = Utc::now();
     let herald = Arc::new(
-        Herald::build(c, Arc::new(ManualClock::new(now)))
+        Herald::build(c, Arc::new(herald::clock::SystemClock))
             .await
             .unwrap(),
     );
