@@ -32,12 +32,16 @@ pub fn router(herald: Arc<Herald>) -> Router {
 
 async fn metrics(State(herald): State<Arc<Herald>>) -> impl IntoResponse {
     let pending = herald.outbox.pending().await.ok();
+    let mut text = herald.metrics.render(pending);
+    if let Ok(sites) = crate::app::sites::list(&herald).await {
+        text.push_str(&crate::metrics::render_sites(&sites));
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        herald.metrics.render(pending),
+        text,
     )
 }
 

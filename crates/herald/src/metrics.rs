@@ -122,3 +122,55 @@ impl Metrics {
         out
     }
 }
+
+/// Per-site gauges (issue 13): whether each site is suspended or slowed, and
+/// its connection failures in a row. Site names are label values, escaped.
+pub fn render_sites(sites: &[crate::app::sites::SiteView]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    if sites.is_empty() {
+        return out;
+    }
+    let label = |s: &str| {
+        s.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let _ = writeln!(
+        out,
+        "# HELP herald_site_suspended Whether a receiving site is suspended (1) by back-off.\n# TYPE herald_site_suspended gauge"
+    );
+    for s in sites {
+        let _ = writeln!(
+            out,
+            "herald_site_suspended{{site=\"{}\"}} {}",
+            label(&s.name),
+            u8::from(s.state == "suspended")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP herald_site_slowed Whether a receiving site's rate is lowered (1) by back-off.\n# TYPE herald_site_slowed gauge"
+    );
+    for s in sites {
+        let _ = writeln!(
+            out,
+            "herald_site_slowed{{site=\"{}\"}} {}",
+            label(&s.name),
+            u8::from(s.state == "slowed")
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP herald_site_connection_failures Connection failures in a row to a receiving site.\n# TYPE herald_site_connection_failures gauge"
+    );
+    for s in sites {
+        let _ = writeln!(
+            out,
+            "herald_site_connection_failures{{site=\"{}\"}} {}",
+            label(&s.name),
+            s.failures
+        );
+    }
+    out
+}

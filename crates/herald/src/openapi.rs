@@ -15,6 +15,7 @@ use utoipa::{Modify, OpenApi};
     paths(
         crate::api::create_account,
         crate::api::list_accounts,
+        crate::api::list_sites,
         crate::api::delete_account_admin,
         crate::api::update_account,
         crate::api::create_dashboard_link,

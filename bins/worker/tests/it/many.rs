@@ -66,7 +66,7 @@ async fn run_throttled(workers: usize, seconds: f64) -> Vec<f64> {
     let db = db::TestDb::new(db::Kind::Postgres).await;
     let port = free_port();
     let sink = Sink::start(port, &dir.join("sink"), &[]);
-    let config = config_for(&dir, &db.url, port, Some("600/1m"));
+    let config = config_for(&dir, &db.url, port, Some("600/1m,burst=5"));
     let _ = enqueue(&db.url, 1_000).await;
     let mut children: Vec<Child> = (0..workers)
         .map(|i| worker(&config, &format!("w{i}")))
@@ -80,23 +80,23 @@ async fn run_throttled(workers: usize, seconds: f64) -> Vec<f64> {
         .collect()
 }
 
-/// Three workers on PostgreSQL with a mass rate of 600 a minute send 600 a
-/// minute (within 2%), never more than the rate plus the burst in any 10
-/// seconds; one worker alone sends the same.
+/// Three workers on PostgreSQL with a mass rate of 600 a minute (burst 5)
+/// send 600 a minute (within 2%), never more than the rate plus the burst in
+/// any 10 seconds; one worker alone sends the same.
 #[tokio::test(flavor = "multi_thread")]
 async fn three_workers_send_at_the_rate_one_worker_does() {
     let (three, one) = tokio::join!(run_throttled(3, 60.0), run_throttled(1, 30.0));
     let three_window = most_in_window(&three, 10.0);
     let one_window = most_in_window(&one, 10.0);
     println!(
-        "shared throttle, 600/1m: 3 workers delivered {} in 60 s (most in any 10 s: {three_window}); 1 worker {} in 30 s (most in any 10 s: {one_window})",
+        "shared throttle, 600/1m,burst=5: 3 workers delivered {} in 60 s (most in any 10 s: {three_window}); 1 worker {} in 30 s (most in any 10 s: {one_window})",
         three.len(),
         one.len()
     );
-    // 600 a minute is 100 in 10 s, plus the burst of 1; the sink's clock
+    // 600 a minute is 100 in 10 s, plus the burst of 5; the sink's clock
     // reads arrival, not claim, so one more may fall in a window's edge.
-    assert!(three_window <= 102, "{three_window} in 10 s with 3 workers");
-    assert!(one_window <= 102, "{one_window} in 10 s with 1 worker");
+    assert!(three_window <= 106, "{three_window} in 10 s with 3 workers");
+    assert!(one_window <= 106, "{one_window} in 10 s with 1 worker");
     assert!(
         (588..=613).contains(&three.len()),
         "3 workers: {} in a minute, not within 2% of 600",

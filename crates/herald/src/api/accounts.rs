@@ -65,6 +65,14 @@ pub(crate) async fn list_accounts(
     Ok(Json(crate::app::accounts::list(&h).await?))
 }
 
+#[utoipa::path(get, path = "/v1/sites", tag = "admin", summary = "List receiving sites: limits, back-off state, recent replies",   responses((status = 200, description = "Every site a worker has delivered to, by name", body = [crate::app::sites::SiteView]), Errors), security(("admin_token" = [])))]
+pub(crate) async fn list_sites(
+    State(h): State<Arc<Herald>>,
+    _: Admin,
+) -> ApiResult<Json<Vec<crate::app::sites::SiteView>>> {
+    Ok(Json(crate::app::sites::list(&h).await?))
+}
+
 #[utoipa::path(delete, path = "/v1/accounts/{id}", tag = "admin", summary = "Delete an account and all its data", params(("id" = u64, Path, description = "Account number")),  responses((status = 204, description = "The account and all its data are deleted"), Errors), security(("admin_token" = [])))]
 pub(crate) async fn delete_account_admin(
     State(h): State<Arc<Herald>>,

@@ -371,6 +371,7 @@ pub fn routes(herald: Arc<Herald>) -> Router {
             "/v1/accounts/{id}",
             axum::routing::delete(delete_account_admin).patch(update_account),
         )
+        .route("/v1/sites", get(list_sites))
         .route("/v1/dashboard/links", post(create_dashboard_link))
         .route(
             "/v1/account",

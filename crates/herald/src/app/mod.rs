@@ -23,6 +23,7 @@ pub mod contacts;
 pub mod dashboard;
 pub mod domains;
 pub mod sends;
+pub mod sites;
 pub mod sms;
 pub mod unsubscribe;
 
