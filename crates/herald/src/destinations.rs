@@ -8,7 +8,7 @@
 //! what one of them learnt; connections and their limits are per worker.
 
 use herald_auth::{Dns, Lookup};
-use herald_schedule::{Attempt, Gcra, Rate, SiteAction, SiteLimits, SiteReply, Sites};
+use herald_schedule::{Attempt, Rate, SiteAction, SiteLimits, SiteReply, Sites};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -627,11 +627,6 @@ impl Observer {
             }
         }
     }
-}
-
-/// GCRA of a site's limits, as stored (re-exported for the admin view).
-pub fn stored_rate(limits: &Limits) -> Option<Gcra> {
-    limits.rate.map(|r| r.gcra())
 }
 
 #[cfg(test)]

@@ -175,10 +175,12 @@ async fn learn(herald: &Herald, delivery: &Delivery) {
         if let Err(e) = sites
             .record(
                 &destination.domain,
-                &site.name,
-                site.provider.as_deref(),
-                &site.hosts,
-                &site.stored_limits(),
+                &herald_schedule::NewSite {
+                    name: &site.name,
+                    provider: site.provider.as_deref(),
+                    hosts: &site.hosts,
+                    limits: &site.stored_limits(),
+                },
                 expires,
                 now,
             )

@@ -43,7 +43,7 @@ pub use outbox::{
 };
 pub use rules::{RuleViolation, SendingRules, When};
 pub use sessions::{DashboardUser, Session, Sessions};
-pub use sites::{RECENT_REPLIES, SiteAction, SiteLimits, SiteReply, SiteState, Sites};
+pub use sites::{NewSite, RECENT_REPLIES, SiteAction, SiteLimits, SiteReply, SiteState, Sites};
 pub use throttle::{Gcra, Lane, Rate, RateError, Throttle, ThrottleConfig};
 
 /// Errors of this crate.

@@ -90,6 +90,19 @@ pub enum SiteAction {
     },
 }
 
+/// A site as a worker resolved it: what [`Sites::record`] stores.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSite<'a> {
+    /// The site's name.
+    pub name: &'a str,
+    /// The provider it matched.
+    pub provider: Option<&'a str>,
+    /// Its MX host names.
+    pub hosts: &'a [String],
+    /// Its limits.
+    pub limits: &'a SiteLimits,
+}
+
 /// The sites on the outbox's database.
 #[derive(Debug, Clone)]
 pub struct Sites {
@@ -142,13 +155,16 @@ impl Sites {
     pub async fn record(
         &self,
         domain: &str,
-        name: &str,
-        provider: Option<&str>,
-        hosts: &[String],
-        limits: &SiteLimits,
+        site: &NewSite<'_>,
         expires_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let NewSite {
+            name,
+            provider,
+            hosts,
+            limits,
+        } = *site;
         let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO herald_sites (name, provider, hosts, rate_interval, rate_burst, max_connections, updated_at)

@@ -276,10 +276,12 @@ both!(
             sites
                 .record(
                     domain,
-                    site,
-                    None,
-                    &[format!("mx.{domain}")],
-                    &limits,
+                    &NewSite {
+                        name: site,
+                        provider: None,
+                        hosts: &[format!("mx.{domain}")],
+                        limits: &limits,
+                    },
                     now + Duration::hours(1),
                     now,
                 )
