@@ -92,6 +92,17 @@ async fn main() -> anyhow::Result<ExitCode> {
         });
     }
     let stats = Arc::new(Stats::default());
+    if let Some(addr) = herald.config.worker.health_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("worker.health_addr: binding {addr}"))?;
+        let routes = worker::health_routes(Arc::clone(&stats));
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, routes).await {
+                tracing::error!(error = %e, "the health endpoint stopped");
+            }
+        });
+    }
     let progress = tokio::spawn(progress::report(Arc::clone(&herald), Arc::clone(&stats)));
     let result = worker::run(herald, herald::signals::shutdown(), Arc::clone(&stats)).await;
     progress.abort();

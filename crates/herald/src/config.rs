@@ -261,6 +261,9 @@ pub struct WorkerOptions {
     /// Seconds after which an outcome whose events are still unrecorded (its
     /// worker died) is recorded by another worker; checked as often. Default 60.
     pub event_recovery_secs: i64,
+    /// Where `herald-worker` answers `GET /ready` (200 while the database
+    /// answers, 503 during an outage) and `GET /metrics`; none: no endpoint.
+    pub health_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for WorkerOptions {
@@ -271,6 +274,7 @@ impl Default for WorkerOptions {
             lease_secs: 300,
             poll_ms: 500,
             event_recovery_secs: 60,
+            health_addr: None,
         }
     }
 }
@@ -316,7 +320,7 @@ impl Config {
     /// Applies environment overrides, given as `(name, value)` pairs:
     /// `HERALD_DATABASE_URL`, `HERALD_TRACKING_SECRET`, `HERALD_TRACKING_BASE_URL`,
     /// `HERALD_SMTP_HOST`, `HERALD_SMTP_PORT`, `HERALD_SMTP_USERNAME`,
-    /// `HERALD_SMTP_PASSWORD`, `HERALD_WORKER_ID`, `HERALD_ADMIN_TOKEN`, `HERALD_DKIM_ENCRYPTION_KEY`, `HERALD_SMS_GATEWAY_URL`, `HERALD_SMS_AUTHORIZATION`, `HERALD_WORKER_CONCURRENCY`,
+    /// `HERALD_SMTP_PASSWORD`, `HERALD_WORKER_ID`, `HERALD_ADMIN_TOKEN`, `HERALD_DKIM_ENCRYPTION_KEY`, `HERALD_SMS_GATEWAY_URL`, `HERALD_SMS_AUTHORIZATION`, `HERALD_WORKER_CONCURRENCY`, `HERALD_WORKER_HEALTH_ADDR`,
     /// `HERALD_THROTTLE_PER_ACCOUNT`, `HERALD_THROTTLE_GLOBAL`,
     /// `HERALD_DOMAINS_NAMESERVER` (`IP` or `IP:PORT`: the name server of
     /// domain checks, also for the quick start).
@@ -350,6 +354,13 @@ impl Config {
                             .map_err(|_| {
                                 bad("must be IP or IP:PORT (e.g. 127.0.0.1:5353)".into())
                             })?,
+                    )
+                }
+                "HERALD_WORKER_HEALTH_ADDR" => {
+                    self.worker.health_addr = Some(
+                        value
+                            .parse()
+                            .map_err(|_| bad("must be IP:PORT, such as 127.0.0.1:9101".into()))?,
                     )
                 }
                 "HERALD_WORKER_CONCURRENCY" => {

@@ -34,9 +34,43 @@ pub struct Stats {
     /// STARTTLS, AUTH or MAIL FROM): a problem on the sending side, logged as
     /// a warning each time, never a bounce.
     pub refused_sessions: AtomicU64,
+    /// Whether the loop's last round reached the database (false from a
+    /// storage error until a round succeeds again): the worker's readiness.
+    pub ready: std::sync::atomic::AtomicBool,
 }
 
 impl Stats {
+    /// Whether the worker is ready (its last round reached the database).
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// The counters and readiness in Prometheus' text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP herald_worker_ready Whether the worker's last round reached the database.\n# TYPE herald_worker_ready gauge\n");
+        out.push_str(&format!(
+            "herald_worker_ready {}\n",
+            u8::from(self.is_ready())
+        ));
+        out.push_str("# HELP herald_worker_messages_total Messages by what happened to them.\n# TYPE herald_worker_messages_total counter\n");
+        for (what, v) in [
+            ("delivered", &self.delivered),
+            ("deferred", &self.deferred),
+            ("bounced", &self.bounced),
+            ("failed", &self.failed),
+            ("lost_claim", &self.lost_claims),
+            ("released", &self.released),
+            ("refused_session", &self.refused_sessions),
+        ] {
+            out.push_str(&format!(
+                "herald_worker_messages_total{{outcome=\"{what}\"}} {}\n",
+                v.load(Ordering::Relaxed)
+            ));
+        }
+        out
+    }
+
     /// Messages with a recorded outcome.
     pub fn done(&self) -> u64 {
         self.delivered.load(Ordering::Relaxed)
@@ -588,8 +622,10 @@ pub async fn run(
             }
         }
         if failed.is_some() {
+            stats.ready.store(false, Ordering::Relaxed);
             continue;
         }
+        stats.ready.store(true, Ordering::Relaxed);
         backoff.reset();
         if sends.len() > 10_000 {
             sends.clear();
@@ -632,4 +668,44 @@ pub async fn run(
     flusher.await.map_err(|e| Error::Task(e.to_string()))?;
     tracing::info!(done = stats.done(), "delivery loop stopped");
     Ok(())
+}
+
+/// The worker's health endpoint: `GET /ready` (200 `ready`, or 503 while the
+/// database does not answer) and `GET /metrics` (the worker's counters).
+pub fn health_routes(stats: Arc<Stats>) -> axum::Router {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let ready = Arc::clone(&stats);
+    axum::Router::new()
+        .route(
+            "/ready",
+            get(move || {
+                let stats = Arc::clone(&ready);
+                async move {
+                    if stats.is_ready() {
+                        (StatusCode::OK, "ready\n")
+                    } else {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "not ready: the database does not answer; the worker retries\n",
+                        )
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let stats = Arc::clone(&stats);
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        stats.render(),
+                    )
+                }
+            }),
+        )
 }

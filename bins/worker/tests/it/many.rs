@@ -47,6 +47,25 @@ fn most_in_window(times: &[f64], window: f64) -> usize {
         .unwrap_or(0)
 }
 
+/// A plain HTTP/1.0 GET on loopback: (status, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_owned();
+    (status, body)
+}
+
 fn stop(children: &mut [Child]) {
     for c in children.iter() {
         let _ = Command::new("kill")
@@ -166,8 +185,33 @@ async fn a_send_deleted_mid_send_sends_nothing_more() {
     // Throttled, so the send is still going when it is deleted.
     let config = config_for(&dir, &db.url, port, Some("1200/1m"));
     let (outbox, send_id) = enqueue(&db.url, 1_000).await;
-    let mut children: Vec<Child> = (0..3).map(|i| worker(&config, &format!("w{i}"))).collect();
+    let health = free_port();
+    let mut children: Vec<Child> = (0..3)
+        .map(|i| {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_herald-worker"));
+            c.arg("--config")
+                .arg(&config)
+                .env("HERALD_WORKER_ID", format!("w{i}"))
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::inherit());
+            if i == 0 {
+                c.env("HERALD_WORKER_HEALTH_ADDR", format!("127.0.0.1:{health}"));
+            }
+            c.spawn().unwrap()
+        })
+        .collect();
     wait_for("50 deliveries", 60, || sink.count() >= 50);
+    // The first worker's health endpoint: ready, with its counters.
+    let (status, body) = http_get(health, "/ready");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http_get(health, "/metrics");
+    assert_eq!(status, 200);
+    assert!(body.contains("herald_worker_ready 1"), "{body}");
+    assert!(
+        body.contains("herald_worker_messages_total{outcome=\"delivered\"}"),
+        "{body}"
+    );
     let before = sink.count();
     let in_flight: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM herald_outbox WHERE send_id = $1 AND state = 'claimed'",

@@ -1102,7 +1102,8 @@ async fn owed_events_recovered_by_two_workers_at_once_are_recorded_once_postgres
 /// Issue 13: the delivery loop rides out a database that drops its
 /// connections mid-send (as a PostgreSQL restart does): every connection of
 /// the test database is terminated again and again while 100 messages go
-/// out; the worker stays alive, and every message is delivered and recorded.
+/// out; the worker stays alive, reports not ready during the outages and
+/// ready after, and every message is delivered and recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_rides_out_dropped_database_connections() {
     use sqlx::Connection as _;
@@ -1129,6 +1130,18 @@ async fn the_worker_rides_out_dropped_database_connections() {
     let mut admin = sqlx::PgConnection::connect(&crate::db::postgres_admin_url())
         .await
         .unwrap();
+    // Readiness, sampled every millisecond: it must drop during the outages.
+    let sampled = Arc::clone(&rig.stats);
+    let saw_unready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let saw = Arc::clone(&saw_unready);
+    let sampler = tokio::spawn(async move {
+        loop {
+            if !sampled.is_ready() && sampled.done() > 0 {
+                saw.store(true, Ordering::Relaxed);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    });
     let mut terminated = 0;
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
     while rig.stats.done() < N as u64 && Instant::now() < deadline {
@@ -1145,6 +1158,10 @@ async fn the_worker_rides_out_dropped_database_connections() {
         .unwrap();
         terminated += n;
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        // The shared throttle reads the Herald clock: move it as real time moves.
+        use herald::clock::Clock as _;
+        rig.clock
+            .set(rig.clock.now() + chrono::Duration::milliseconds(100));
     }
     assert!(terminated > 0, "no connection was dropped");
     assert_eq!(
@@ -1152,6 +1169,20 @@ async fn the_worker_rides_out_dropped_database_connections() {
         N as u64,
         "delivered {} of {N}",
         rig.stats.done()
+    );
+    // Ready again once the database answers.
+    let ready_by = Instant::now() + std::time::Duration::from_secs(10);
+    while !rig.stats.is_ready() {
+        assert!(
+            Instant::now() < ready_by,
+            "the worker did not report ready again"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    sampler.abort();
+    assert!(
+        saw_unready.load(Ordering::Relaxed),
+        "the worker never reported not ready while its connections were dropped"
     );
     let _ = stop.send(());
     task.await.unwrap().unwrap();
