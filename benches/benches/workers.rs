@@ -6,6 +6,9 @@
 //! no throttle); and the throttle's accuracy over 10 minutes of simulated time
 //! with three outboxes claiming at once.
 //!
+//! Each worker has 12 slots a lane (so up to 24 connections: three workers stay
+//! under PostgreSQL's default of 100).
+//!
 //! Run: `cargo bench -p herald-benches --bench workers` (needs smtp-sink and
 //! PostgreSQL at $HERALD_TEST_POSTGRES or postgres://postgres@127.0.0.1:5432/test).
 
@@ -85,7 +88,7 @@ pool_size = 32
 {throttle}
 [worker]
 id = "{worker}"
-concurrency = 64
+concurrency = 12
 lease_secs = 300
 poll_ms = 5
 "#
@@ -107,6 +110,10 @@ struct Db {
 async fn fresh_db(tag: &str) -> Db {
     let admin = std::env::var("HERALD_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let tag: String = tag
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
     let name = format!("herald_workers_{tag}_{}", std::process::id());
     let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

@@ -246,6 +246,25 @@ impl Outbox {
                     .await?;
             }
         }
+        // Rows the filter passed over because a key holds them: say when the
+        // first such key lets one go, so a worker asks again then, not at its
+        // next poll.
+        if rows.len() < limit {
+            let held: Option<i64> = sqlx::query_scalar(&format!(
+                "SELECT MIN(ready_at) FROM herald_throttle WHERE ready_at > $1 AND (site IS NOT NULL{})",
+                if per_account.is_some() {
+                    " OR account IS NOT NULL"
+                } else {
+                    ""
+                }
+            ))
+            .bind(now_us)
+            .fetch_one(&mut *tx)
+            .await?;
+            if let Some(at) = held {
+                throttled_until = Some(throttled_until.map_or(at, |t| t.min(at)));
+            }
+        }
         let mut messages = Vec::with_capacity(taken.len());
         if !taken.is_empty() {
             let mut update = Sql::new(self.backend);
