@@ -307,6 +307,73 @@ pub struct DeliveryConfig {
     /// `mx1.shop.test,mx2.shop.test`), over the provider's and the defaults.
     #[serde(default)]
     pub sites: HashMap<String, LimitsConfig>,
+    /// Egress pools: named sets of local source addresses.
+    #[serde(default)]
+    pub egress: EgressConfig,
+}
+
+/// Egress pools (`[delivery.egress]`): named sets of local source addresses,
+/// and which account sends from which pool. A site's connection limits apply
+/// per source → site pair.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EgressConfig {
+    /// Pool name → its local addresses.
+    #[serde(default)]
+    pub pools: HashMap<String, Vec<IpAddr>>,
+    /// Account number (as a string key) → pool name.
+    #[serde(default)]
+    pub accounts: HashMap<String, String>,
+    /// The pool of accounts not listed; none: the system's choice of address.
+    pub default_pool: Option<String>,
+}
+
+/// A named pool in the egress configuration that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("delivery.egress: {0}")]
+pub struct EgressError(pub String);
+
+impl EgressConfig {
+    /// Checks that every named pool exists and has an address.
+    pub fn validate(&self) -> Result<(), EgressError> {
+        for (name, addresses) in &self.pools {
+            if addresses.is_empty() {
+                return Err(EgressError(format!("pool `{name}` has no address")));
+            }
+        }
+        let known = |p: &str| self.pools.contains_key(p);
+        for (account, pool) in &self.accounts {
+            if account.parse::<u64>().is_err() {
+                return Err(EgressError(format!(
+                    "accounts: `{account}` is not an account number"
+                )));
+            }
+            if !known(pool) {
+                return Err(EgressError(format!(
+                    "accounts.{account}: no pool named `{pool}`"
+                )));
+            }
+        }
+        if let Some(p) = &self.default_pool
+            && !known(p)
+        {
+            return Err(EgressError(format!("default_pool: no pool named `{p}`")));
+        }
+        Ok(())
+    }
+
+    /// The source address message `message` of `account` goes from: one of
+    /// the account's pool, spread by message number; none without a pool.
+    pub fn source_for(&self, account: u64, message: i64) -> Option<IpAddr> {
+        let pool = self
+            .accounts
+            .get(&account.to_string())
+            .or(self.default_pool.as_ref())?;
+        let addresses = self.pools.get(pool)?;
+        let n = i64::try_from(addresses.len()).ok().filter(|n| *n > 0)?;
+        let i = usize::try_from(message.rem_euclid(n)).ok()?;
+        addresses.get(i).copied()
+    }
 }
 
 impl DeliveryConfig {
@@ -694,6 +761,64 @@ mod tests {
             n += 1;
         }
         assert!(n >= 20, "{n} replies");
+    }
+
+    #[test]
+    fn an_account_sends_from_its_pool_spread_by_message() {
+        let egress = EgressConfig {
+            pools: HashMap::from([
+                (
+                    "a".into(),
+                    vec![
+                        "127.0.0.7".parse().expect("ip"),
+                        "127.0.0.8".parse().expect("ip"),
+                    ],
+                ),
+                ("b".into(), vec!["::1".parse().expect("ip")]),
+            ]),
+            accounts: HashMap::from([("1".into(), "a".into())]),
+            default_pool: Some("b".into()),
+        };
+        assert!(egress.validate().is_ok());
+        assert_eq!(egress.source_for(1, 4), "127.0.0.7".parse().ok());
+        assert_eq!(egress.source_for(1, 5), "127.0.0.8".parse().ok());
+        assert_eq!(egress.source_for(2, 5), "::1".parse().ok());
+        let none = EgressConfig::default();
+        assert_eq!(none.source_for(1, 1), None);
+        for (bad, needle) in [
+            (
+                EgressConfig {
+                    accounts: HashMap::from([("1".into(), "x".into())]),
+                    ..egress.clone()
+                },
+                "no pool named `x`",
+            ),
+            (
+                EgressConfig {
+                    accounts: HashMap::from([("one".into(), "a".into())]),
+                    ..egress.clone()
+                },
+                "not an account number",
+            ),
+            (
+                EgressConfig {
+                    default_pool: Some("y".into()),
+                    ..egress.clone()
+                },
+                "default_pool",
+            ),
+            (
+                EgressConfig {
+                    pools: HashMap::from([("a".into(), vec![])]),
+                    accounts: HashMap::new(),
+                    default_pool: None,
+                },
+                "no address",
+            ),
+        ] {
+            let e = bad.validate().expect_err(needle).to_string();
+            assert!(e.contains(needle), "{e}");
+        }
     }
 
     #[test]

@@ -254,6 +254,11 @@ impl Herald {
             .delivery
             .table()
             .map_err(|e| crate::transport::TransportError(e.to_string()))?;
+        config
+            .delivery
+            .egress
+            .validate()
+            .map_err(|e| crate::transport::TransportError(e.to_string()))?;
         let transport = Transport::with_table(
             &config.transport,
             table.clone(),

@@ -124,6 +124,8 @@ pub struct SmtpPool {
     messages_per_connection: Option<u32>,
     /// New connections wait on this limiter (a site's connection rate).
     connection_rate: Option<Arc<governor::DefaultDirectRateLimiter>>,
+    /// The local address connections are made from (an egress source).
+    source: Option<IpAddr>,
 }
 
 impl SmtpPool {
@@ -139,7 +141,14 @@ impl SmtpPool {
             hello,
             messages_per_connection: None,
             connection_rate: None,
+            source: None,
         }
+    }
+
+    /// Connects from the local address `source` (an egress pool's).
+    pub fn with_source(mut self, source: Option<IpAddr>) -> Self {
+        self.source = source;
+        self
     }
 
     /// Closes each connection after `n` messages.
@@ -176,17 +185,16 @@ impl SmtpPool {
                 Some(timeout),
                 &self.hello,
                 Some(tls),
-                None,
+                self.source,
             )
             .await?
         } else {
-            let tcp = tokio::time::timeout(
-                timeout,
-                tokio::net::TcpStream::connect((c.host.as_str(), c.port)),
-            )
-            .await
-            .map_err(|_| SendError::Io(format!("connecting to {}:{} timed out", c.host, c.port)))?
-            .map_err(|e| SendError::Io(format!("connecting to {}:{}: {e}", c.host, c.port)))?;
+            let tcp = tokio::time::timeout(timeout, self.tcp(&c.host, c.port))
+                .await
+                .map_err(|_| {
+                    SendError::Io(format!("connecting to {}:{} timed out", c.host, c.port))
+                })?
+                .map_err(|e| SendError::Io(format!("connecting to {}:{}: {e}", c.host, c.port)))?;
             let _ = tcp.set_nodelay(true);
             let mut conn =
                 AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await?;
@@ -209,6 +217,31 @@ impl SmtpPool {
             .await?;
         }
         Ok(conn)
+    }
+
+    /// A TCP connection to `host:port`, from the pool's source address if it
+    /// has one.
+    async fn tcp(&self, host: &str, port: u16) -> std::io::Result<tokio::net::TcpStream> {
+        let Some(source) = self.source else {
+            return tokio::net::TcpStream::connect((host, port)).await;
+        };
+        let mut last = std::io::Error::other(format!("{host} has no address"));
+        for addr in tokio::net::lookup_host((host, port)).await? {
+            if addr.is_ipv4() != source.is_ipv4() {
+                continue;
+            }
+            let socket = if source.is_ipv4() {
+                tokio::net::TcpSocket::new_v4()?
+            } else {
+                tokio::net::TcpSocket::new_v6()?
+            };
+            socket.bind(std::net::SocketAddr::new(source, 0))?;
+            match socket.connect(addr).await {
+                Ok(s) => return Ok(s),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
     }
 
     /// One SMTP transaction on a pooled connection.
@@ -350,14 +383,15 @@ struct SiteGate {
 pub struct MxTransport {
     config: MxConfig,
     destinations: Arc<Destinations>,
-    pools: tokio::sync::Mutex<HashMap<(String, IpAddr), Arc<SmtpPool>>>,
-    gates: tokio::sync::Mutex<HashMap<String, Arc<SiteGate>>>,
+    pools: tokio::sync::Mutex<HashMap<(Option<IpAddr>, String, IpAddr), Arc<SmtpPool>>>,
+    gates: tokio::sync::Mutex<HashMap<(Option<IpAddr>, String), Arc<SiteGate>>>,
 }
 
 impl MxTransport {
-    async fn gate(&self, site: &Site) -> Arc<SiteGate> {
+    /// The connection limits of one source → site pair.
+    async fn gate(&self, source: Option<IpAddr>, site: &Site) -> Arc<SiteGate> {
         let mut gates = self.gates.lock().await;
-        let gate = gates.entry(site.name.clone()).or_insert_with(|| {
+        let gate = gates.entry((source, site.name.clone())).or_insert_with(|| {
             let permits = usize::try_from(site.limits.max_connections)
                 .unwrap_or(1)
                 .max(1);
@@ -372,10 +406,17 @@ impl MxTransport {
         Arc::clone(gate)
     }
 
-    async fn pool(&self, site: &Site, gate: &SiteGate, host: &str, ip: IpAddr) -> Arc<SmtpPool> {
+    async fn pool(
+        &self,
+        source: Option<IpAddr>,
+        site: &Site,
+        gate: &SiteGate,
+        host: &str,
+        ip: IpAddr,
+    ) -> Arc<SmtpPool> {
         let mut pools = self.pools.lock().await;
         let pool = pools
-            .entry((host.to_ascii_lowercase(), ip))
+            .entry((source, host.to_ascii_lowercase(), ip))
             .or_insert_with(|| {
                 let config = SmtpConfig {
                     host: ip.to_string(),
@@ -388,7 +429,8 @@ impl MxTransport {
                 };
                 let mut pool = SmtpPool::new(config, ClientId::default())
                     .with_tls_name(host)
-                    .with_messages_per_connection(site.limits.messages_per_connection);
+                    .with_messages_per_connection(site.limits.messages_per_connection)
+                    .with_source(source);
                 if let Some(rate) = &gate.connection_rate {
                     pool = pool.with_connection_rate(Arc::clone(rate));
                 }
@@ -421,11 +463,12 @@ impl MxTransport {
     async fn send_to(
         &self,
         destination: &Destination,
+        source: Option<IpAddr>,
         envelope: &lettre::address::Envelope,
         message: &[u8],
     ) -> Attempt {
         let site = &destination.site;
-        let gate = self.gate(site).await;
+        let gate = self.gate(source, site).await;
         let Ok(_permit) = gate.connections.acquire().await else {
             return Attempt::Unreachable {
                 reason: "the site's connections are closed".into(),
@@ -437,7 +480,7 @@ impl MxTransport {
         for host in &destination.hosts {
             for ip in &host.addresses {
                 match self
-                    .pool(site, &gate, &host.name, *ip)
+                    .pool(source, site, &gate, &host.name, *ip)
                     .await
                     .send(envelope, message)
                     .await
@@ -543,6 +586,18 @@ impl Transport {
 
     /// Sends one message and says, for MX delivery, to which destination.
     pub async fn deliver(&self, envelope: &Envelope, message_id: &str, message: &[u8]) -> Delivery {
+        self.deliver_from(None, envelope, message_id, message).await
+    }
+
+    /// As [`Transport::deliver`], connecting from the local address `source`
+    /// (an egress pool's) for direct-to-MX delivery.
+    pub async fn deliver_from(
+        &self,
+        source: Option<IpAddr>,
+        envelope: &Envelope,
+        message_id: &str,
+        message: &[u8],
+    ) -> Delivery {
         if let Transport::Mx(mx) = self {
             let env = match smtp_envelope(envelope) {
                 Ok(env) => env,
@@ -556,7 +611,7 @@ impl Transport {
             let domain = envelope.rcpt_to.rsplit_once('@').map_or("", |(_, d)| d);
             return match mx.destination(domain).await {
                 Ok((d, fresh)) => Delivery {
-                    attempt: mx.send_to(&d, &env, message).await,
+                    attempt: mx.send_to(&d, source, &env, message).await,
                     destination: Some((d, fresh)),
                 },
                 Err(attempt) => Delivery {

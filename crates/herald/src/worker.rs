@@ -162,8 +162,9 @@ async fn attempt(
             });
         }
     };
+    let source = herald.config.delivery.egress.source_for(m.account, m.id);
     let delivery = transport
-        .deliver(&email.envelope, &email.message_id, &signed)
+        .deliver_from(source, &email.envelope, &email.message_id, &signed)
         .await;
     let result = &delivery.attempt;
     if let herald_schedule::Attempt::Reply { code, text, stage } = result

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """A small SMTP server for Herald's back-off test (issue 13): it answers the
 first REFUSE transactions' MAIL FROM with `421 4.7.0 Rate limit exceeded, try
-again later` and closes, then accepts mail. It logs each connection and each
-accepted message, with the time, to LOG.
+again later` and closes, then accepts mail. It logs each connection (with the
+client's address) and each accepted message (recipient, client's address), with
+the time, to LOG.
 
 usage: smtp_ratelimit.py HOST PORT REFUSE LOG
 """
@@ -28,7 +29,8 @@ class Handler(socketserver.StreamRequestHandler):
 
     def handle(self):
         global refused
-        log("connection")
+        peer = self.client_address[0]
+        log(f"connection {peer}")
         self.reply("220 ratelimit.test ESMTP")
         rcpt = ""
         while True:
@@ -58,7 +60,7 @@ class Handler(socketserver.StreamRequestHandler):
                     body = self.rfile.readline()
                     if not body or body in (b".\r\n", b".\n"):
                         break
-                log(f"message {rcpt}")
+                log(f"message {rcpt} {peer}")
                 self.reply("250 2.0.0 Ok: queued")
             elif verb == "QUIT":
                 self.reply("221 2.0.0 Bye")

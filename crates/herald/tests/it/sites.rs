@@ -185,7 +185,7 @@ async fn a_site_that_says_slow_down_is_suspended_and_the_others_go_on() {
     let last_refusal = refused.iter().cloned().fold(f64::MIN, f64::max);
     let first_after = entries
         .iter()
-        .filter(|(t, w)| w == "connection" && *t > last_refusal + 0.5)
+        .filter(|(t, w)| w.starts_with("connection") && *t > last_refusal + 0.5)
         .map(|(t, _)| *t)
         .fold(f64::MAX, f64::min);
     println!(
@@ -215,5 +215,118 @@ async fn a_site_that_says_slow_down_is_suspended_and_the_others_go_on() {
         counts.get(&State::Delivered),
         Some(&(3 * EACH - 3)),
         "{counts:?}"
+    );
+}
+
+/// Starts the scripted SMTP server on `ip:port` refusing the first `refuse`
+/// transactions; it logs to `log`.
+fn scripted_server(ip: &str, port: u16, refuse: u32, log: &std::path::Path) -> Killed {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/smtp_ratelimit.py");
+    let child = Command::new("python3")
+        .args([script, ip, &port.to_string(), &refuse.to_string()])
+        .arg(log)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect((ip, port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the scripted SMTP server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Killed(child)
+}
+
+/// An account in an egress pool connects from the pool's address; an account
+/// in none from the system's choice.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_account_sends_from_its_egress_pool() {
+    let port = free_port();
+    let dir = scratch("egress");
+    let log = dir.join("server.log");
+    let _server = scripted_server("127.0.0.5", port, 0, &log);
+    let dns = DnsServer::start_with(&[
+        "--mx-host=d.test,mx.d.test,10",
+        "--host-record=mx.d.test,127.0.0.5",
+    ]);
+    let db = TestDb::new(Kind::Sqlite).await;
+    let mut c = config(&db, port, RetryPolicy::default());
+    c.transport = TransportConfig::Mx(MxConfig {
+        port,
+        per_destination: 2,
+        timeout_secs: 5,
+        nameserver: Some(dns.addr),
+        dns_timeout_secs: 1,
+    });
+    c.delivery.egress.pools.insert(
+        "pool".into(),
+        vec!["127.0.0.9".parse().unwrap(), "127.0.0.10".parse().unwrap()],
+    );
+    c.delivery.egress.accounts.insert("1".into(), "pool".into());
+    let herald = Arc::new(Herald::build(c, Arc::new(SystemClock)).await.unwrap());
+    let template = Template {
+        subject: "Hi".into(),
+        html: String::new(),
+        text: "Hello".into(),
+    }
+    .compile(&FieldSchema::standard(), &TrackingOptions::default())
+    .unwrap();
+    for account in [1u64, 2] {
+        let recipients = (0..4)
+            .map(|i| NewRecipient {
+                to: Mailbox::new(None, &format!("a{account}-{i}@d.test")).unwrap(),
+                values: Default::default(),
+                person: None,
+            })
+            .collect();
+        let send = NewSend {
+            account,
+            kind: SendKind::Individual,
+            template: template.clone(),
+            sender: SenderIdentity {
+                user: Mailbox::new(None, "u@shop.test").unwrap(),
+                domain_verified: false,
+            },
+            campaign: None,
+            when: When::Now,
+            subject: "Hi".into(),
+            attachments: vec![],
+        };
+        herald
+            .outbox
+            .enqueue(send, recipients, &NoSuppression, chrono::Utc::now())
+            .await
+            .unwrap();
+    }
+    let stats = Arc::new(Stats::default());
+    crate::delivery::run_until(&herald, &stats, |s| s.done() >= 8).await;
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let messages: Vec<(String, String)> = text
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.split(' ').skip(1);
+            (parts.next()? == "message").then_some(())?;
+            Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
+        })
+        .collect();
+    assert_eq!(messages.len(), 8, "{text}");
+    let mut pool_sources = std::collections::HashSet::new();
+    for (rcpt, peer) in &messages {
+        if rcpt.contains("a1-") {
+            assert!(
+                peer == "127.0.0.9" || peer == "127.0.0.10",
+                "{rcpt} from {peer}"
+            );
+            pool_sources.insert(peer.clone());
+        } else {
+            assert_eq!(peer, "127.0.0.1", "{rcpt} from {peer}");
+        }
+    }
+    assert_eq!(
+        pool_sources.len(),
+        2,
+        "both of the pool's addresses are used: {messages:?}"
     );
 }
