@@ -383,9 +383,14 @@ struct SiteGate {
 pub struct MxTransport {
     config: MxConfig,
     destinations: Arc<Destinations>,
-    pools: tokio::sync::Mutex<HashMap<(Option<IpAddr>, String, IpAddr), Arc<SmtpPool>>>,
-    gates: tokio::sync::Mutex<HashMap<(Option<IpAddr>, String), Arc<SiteGate>>>,
+    pools: tokio::sync::Mutex<HashMap<PoolKey, Arc<SmtpPool>>>,
+    gates: tokio::sync::Mutex<HashMap<GateKey, Arc<SiteGate>>>,
 }
+
+/// A connection pool's key: source address, MX host name, host address.
+type PoolKey = (Option<IpAddr>, String, IpAddr);
+/// A site gate's key: source address, site name.
+type GateKey = (Option<IpAddr>, String);
 
 impl MxTransport {
     /// The connection limits of one source → site pair.
