@@ -261,7 +261,7 @@ pub struct WorkerOptions {
     /// Seconds after which an outcome whose events are still unrecorded (its
     /// worker died) is recorded by another worker; checked as often. Default 60.
     pub event_recovery_secs: i64,
-    /// Where `herald-worker` answers `GET /ready` (200 while the database
+    /// Where `herald-worker` answers `GET /readyz` (200 while the database
     /// answers, 503 during an outage) and `GET /metrics`; none: no endpoint.
     pub health_addr: Option<std::net::SocketAddr>,
 }

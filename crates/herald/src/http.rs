@@ -53,7 +53,10 @@ async fn openapi() -> impl IntoResponse {
 }
 
 async fn ready(State(herald): State<Arc<Herald>>) -> (StatusCode, &'static str) {
-    if herald.outbox.ping().await {
+    // A probe answers within seconds: during an outage the pool would wait
+    // its whole acquire timeout (30 s) for a connection.
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(2), herald.outbox.ping());
+    if answered.await.unwrap_or(false) {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unavailable")

@@ -671,15 +671,17 @@ pub async fn run(
     Ok(())
 }
 
-/// The worker's health endpoint: `GET /ready` (200 `ready`, or 503 while the
+/// The worker's health endpoint, on the paths the server uses: `GET /healthz`
+/// (the process answers), `GET /readyz` (200 `ready`, or 503 while the
 /// database does not answer) and `GET /metrics` (the worker's counters).
 pub fn health_routes(stats: Arc<Stats>) -> axum::Router {
     use axum::http::StatusCode;
     use axum::routing::get;
     let ready = Arc::clone(&stats);
     axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
         .route(
-            "/ready",
+            "/readyz",
             get(move || {
                 let stats = Arc::clone(&ready);
                 async move {

@@ -3,6 +3,7 @@
 //! a send deleted mid-send sends nothing more.
 
 use super::*;
+use std::sync::Arc;
 
 /// A configuration for workers sharing `db_url`, with `per_account` as the
 /// mass rate (none: unthrottled).
@@ -202,8 +203,9 @@ async fn a_send_deleted_mid_send_sends_nothing_more() {
         })
         .collect();
     wait_for("50 deliveries", 60, || sink.count() >= 50);
-    // The first worker's health endpoint: ready, with its counters.
-    let (status, body) = http_get(health, "/ready");
+    // The first worker's health endpoint: alive, ready, with its counters.
+    assert_eq!(http_get(health, "/healthz").0, 200);
+    let (status, body) = http_get(health, "/readyz");
     assert_eq!(status, 200, "{body}");
     let (status, body) = http_get(health, "/metrics");
     assert_eq!(status, 200);
@@ -341,7 +343,8 @@ fn is_root() -> bool {
 
 /// PostgreSQL stopped for two seconds and started again mid-send with three
 /// workers running: the workers stay alive and finish the send by
-/// themselves; nothing is lost or left claimed.
+/// themselves; nothing is lost or left claimed; the server's routes on the
+/// same database say not ready during the outage and ready after.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_postgresql_restart_mid_send_loses_nothing() {
     let pg = PrivatePostgres::start();
@@ -351,11 +354,47 @@ async fn a_postgresql_restart_mid_send_loses_nothing() {
     let config = config_for(&dir, &pg.url(), port, None);
     let (outbox, send_id) = enqueue(&pg.url(), 3_000).await;
     let mut children: Vec<Child> = (0..3).map(|i| worker(&config, &format!("w{i}"))).collect();
+    // The server's routes on the same database, in this process.
+    let server = Arc::new(
+        herald::Herald::build(
+            herald::config::Config::load(&config).unwrap(),
+            Arc::new(herald::clock::SystemClock),
+        )
+        .await
+        .unwrap(),
+    );
+    let readyz = |h: Arc<herald::Herald>| async move {
+        use tower::ServiceExt as _;
+        herald::http::router(h)
+            .oneshot(
+                axum::http::Request::get("/readyz")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(readyz(Arc::clone(&server)).await, 200);
     wait_for("500 deliveries", 120, || sink.count() >= 500);
     pg.pg_ctl("stop");
     let at_stop = sink.count();
+    assert_eq!(
+        readyz(Arc::clone(&server)).await,
+        503,
+        "the server says not ready while PostgreSQL is down"
+    );
     std::thread::sleep(Duration::from_secs(2));
     pg.pg_ctl("start");
+    let back = Instant::now() + Duration::from_secs(30);
+    while readyz(Arc::clone(&server)).await != 200 {
+        assert!(
+            Instant::now() < back,
+            "the server did not become ready again"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         for c in children.iter_mut() {
