@@ -1886,3 +1886,76 @@ async fn failed_api_keys_are_throttled_per_client_address() {
     let r = from([192, 0, 2, 8], "hk_wrong").await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// `GET /v1/sites` is the operator's: the admin token opens it, an account's
+/// key does not; it lists each recorded site with its state and replies.
+#[tokio::test]
+async fn the_sites_list_is_for_the_operator() {
+    let api = Api::start(Kind::Sqlite, "sites").await;
+    let (_, key) = api.account("Shop").await;
+    assert_eq!(
+        api.json("GET", "/v1/sites", Some(&key), Value::Null)
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        api.json("GET", "/v1/sites", None, Value::Null).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = api.json("GET", "/v1/sites", Some(ADMIN), Value::Null).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json(), json!([]));
+    let now = chrono::Utc::now();
+    let sites = api.rig.herald.outbox.sites();
+    let limits = herald::schedule::SiteLimits {
+        rate: Some(herald::schedule::Gcra::new(10_000, 1)),
+        max_connections: 5,
+    };
+    sites
+        .record(
+            "gmail.com",
+            &herald::schedule::NewSite {
+                name: "google",
+                provider: Some("google"),
+                hosts: &["gmail-smtp-in.l.google.com".to_owned()],
+                limits: &limits,
+            },
+            now + chrono::Duration::hours(1),
+            now,
+        )
+        .await
+        .unwrap();
+    sites
+        .act(
+            "google",
+            herald::schedule::SiteAction::Slow {
+                factor: 60,
+                until: now + chrono::Duration::minutes(90),
+            },
+            herald::schedule::SiteReply {
+                at: now,
+                code: Some(421),
+                text: "4.7.28 unusual rate of unsolicited mail".into(),
+                action: "ip_reputation: rate divided by 60 for 5400 s".into(),
+            },
+            now,
+        )
+        .await
+        .unwrap();
+    let r = api.json("GET", "/v1/sites", Some(ADMIN), Value::Null).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v[0]["name"], "google");
+    assert_eq!(v[0]["state"], "slowed");
+    assert_eq!(v[0]["slow_factor"], 60);
+    assert_eq!(v[0]["domains"], json!(["gmail.com"]));
+    assert_eq!(v[0]["rate_per_second"], 100.0);
+    assert_eq!(v[0]["recent"][0]["code"], 421);
+    let metrics = api.call("GET", "/metrics", None, Body::empty()).await;
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(
+        text.contains("herald_site_slowed{site=\"google\"} 1"),
+        "{text}"
+    );
+}

@@ -330,3 +330,82 @@ async fn an_account_sends_from_its_egress_pool() {
         "both of the pool's addresses are used: {messages:?}"
     );
 }
+
+/// A site whose host refuses connections is suspended after
+/// `failures_before_suspend` failures in a row, for every worker; its mail
+/// is deferred, never bounced.
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_connection_failures_suspend_the_site() {
+    let port = free_port(); // nothing listens on 127.0.0.6 at this port
+    let dir = scratch("failing");
+    let dns = DnsServer::start_with(&[
+        "--mx-host=e.test,mx.e.test,10",
+        "--host-record=mx.e.test,127.0.0.6",
+    ]);
+    let providers = dir.join("providers.toml");
+    std::fs::write(
+        &providers,
+        "[defaults]\nfailures_before_suspend = 2\nfailure_suspend = \"10m\"\n",
+    )
+    .unwrap();
+    let db = TestDb::new(Kind::Sqlite).await;
+    let mut c = config(&db, port, RetryPolicy::default());
+    c.transport = TransportConfig::Mx(MxConfig {
+        port,
+        per_destination: 2,
+        timeout_secs: 2,
+        nameserver: Some(dns.addr),
+        dns_timeout_secs: 1,
+    });
+    c.delivery.providers_file = Some(providers);
+    let herald = Arc::new(Herald::build(c, Arc::new(SystemClock)).await.unwrap());
+    let template = Template {
+        subject: "Hi".into(),
+        html: String::new(),
+        text: "Hello".into(),
+    }
+    .compile(&FieldSchema::standard(), &TrackingOptions::default())
+    .unwrap();
+    let recipients = (0..4)
+        .map(|i| NewRecipient {
+            to: Mailbox::new(None, &format!("r{i}@e.test")).unwrap(),
+            values: Default::default(),
+            person: None,
+        })
+        .collect();
+    let send = NewSend {
+        account: 1,
+        kind: SendKind::Individual,
+        template,
+        sender: SenderIdentity {
+            user: Mailbox::new(None, "u@shop.test").unwrap(),
+            domain_verified: false,
+        },
+        campaign: None,
+        when: When::Now,
+        subject: "Hi".into(),
+        attachments: vec![],
+    };
+    let send_id = herald
+        .outbox
+        .enqueue(send, recipients, &NoSuppression, chrono::Utc::now())
+        .await
+        .unwrap()
+        .send_id;
+    let stats = Arc::new(Stats::default());
+    crate::delivery::run_until(&herald, &stats, |s| s.done() >= 4).await;
+    let site = herald
+        .outbox
+        .sites()
+        .get("mx.e.test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(site.suspended(chrono::Utc::now()), "{site:?}");
+    assert!(site.failures >= 2, "{site:?}");
+    let last = site.recent.last().unwrap();
+    assert!(last.action.starts_with("connection_failures"), "{last:?}");
+    assert_eq!(last.code, None);
+    let counts = herald.outbox.counts(send_id).await.unwrap();
+    assert_eq!(counts.get(&State::Deferred), Some(&4), "{counts:?}");
+}
