@@ -15,7 +15,7 @@ use herald::Herald;
 use herald::clock::SystemClock;
 use herald::config::Config;
 use herald::message::{Mailbox, SendKind, SenderIdentity};
-use herald::schedule::{NewRecipient, NewSend, NoSuppression, SendingRules, When};
+use herald::schedule::{NewRecipient, NewSend, NoSuppression, When};
 use herald::worker::{self, Stats};
 use herald_benches::{compiled, person};
 use std::process::{Child, Command, Stdio};
@@ -80,44 +80,7 @@ fn openssl_rsa2048_signs_per_second() -> f64 {
 }
 
 fn config(db_url: &str, port: u16) -> Config {
-    let key = format!(
-        "{}/../crates/auth/tests/data/rsa-pkcs1.pem",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let mut c = Config::from_toml(&format!(
-        r#"
-database_url = "{db_url}"
-[platform]
-name = "Herald"
-sender = "mailer@herald.example"
-message_id_domain = "herald.example"
-bounce_domain = "bounces.herald.example"
-[tracking]
-base_url = "https://t.herald.example"
-secret = "0123456789abcdef0123456789abcdef"
-[dkim.platform]
-domain = "herald.example"
-selector = "s1"
-key_file = "{key}"
-[transport]
-kind = "smtp"
-host = "127.0.0.1"
-port = {port}
-tls = "none"
-pool_size = 32
-[throttle]
-[worker]
-id = "bench"
-concurrency = 64
-lease_secs = 300
-poll_ms = 5
-"#
-    ))
-    .unwrap();
-    c.rules = SendingRules {
-        mass_min_lead_minutes: 0,
-        ..SendingRules::default()
-    };
+    let mut c = herald_benches::smtp_config(db_url, port, "bench", 64, "");
     // E2E_FILE_DIR=/dev/shm/x: write .eml files instead (isolates the SMTP leg).
     if let Ok(dir) = std::env::var("E2E_FILE_DIR") {
         c.transport = herald::transport::TransportConfig::File { dir: dir.into() };

@@ -59,46 +59,7 @@ fn sink(port: u16) -> Child {
 }
 
 fn config(db_url: &str, port: u16, worker: &str, throttle: &str) -> Config {
-    let key = format!(
-        "{}/../crates/auth/tests/data/rsa-pkcs1.pem",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let mut c = Config::from_toml(&format!(
-        r#"
-database_url = "{db_url}"
-[platform]
-name = "Herald"
-sender = "mailer@herald.example"
-message_id_domain = "herald.example"
-bounce_domain = "bounces.herald.example"
-[tracking]
-base_url = "https://t.herald.example"
-secret = "0123456789abcdef0123456789abcdef"
-[dkim.platform]
-domain = "herald.example"
-selector = "s1"
-key_file = "{key}"
-[transport]
-kind = "smtp"
-host = "127.0.0.1"
-port = {port}
-tls = "none"
-pool_size = 32
-[throttle]
-{throttle}
-[worker]
-id = "{worker}"
-concurrency = 12
-lease_secs = 300
-poll_ms = 5
-"#
-    ))
-    .unwrap();
-    c.rules = SendingRules {
-        mass_min_lead_minutes: 0,
-        ..SendingRules::default()
-    };
-    c
+    herald_benches::smtp_config(db_url, port, worker, 12, throttle)
 }
 
 struct Db {

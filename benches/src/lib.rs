@@ -156,3 +156,57 @@ where
         }
     });
 }
+
+/// The configuration every delivery benchmark starts from: `db_url`, the
+/// platform, tracking and the RSA-2048 DKIM key, an SMTP relay on loopback
+/// `port` (32 pooled connections), no throttle unless `throttle` holds
+/// `[throttle]` lines, `concurrency` slots a lane, mass sends without a lead
+/// time.
+pub fn smtp_config(
+    db_url: &str,
+    port: u16,
+    worker: &str,
+    concurrency: usize,
+    throttle: &str,
+) -> herald::config::Config {
+    let key = format!(
+        "{}/../crates/auth/tests/data/rsa-pkcs1.pem",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut c = herald::config::Config::from_toml(&format!(
+        r#"
+database_url = "{db_url}"
+[platform]
+name = "Herald"
+sender = "mailer@herald.example"
+message_id_domain = "herald.example"
+bounce_domain = "bounces.herald.example"
+[tracking]
+base_url = "https://t.herald.example"
+secret = "0123456789abcdef0123456789abcdef"
+[dkim.platform]
+domain = "herald.example"
+selector = "s1"
+key_file = "{key}"
+[transport]
+kind = "smtp"
+host = "127.0.0.1"
+port = {port}
+tls = "none"
+pool_size = 32
+[throttle]
+{throttle}
+[worker]
+id = "{worker}"
+concurrency = {concurrency}
+lease_secs = 300
+poll_ms = 5
+"#
+    ))
+    .unwrap_or_else(|e| panic!("the benchmark configuration: {e}"));
+    c.rules = herald::schedule::SendingRules {
+        mass_min_lead_minutes: 0,
+        ..herald::schedule::SendingRules::default()
+    };
+    c
+}

@@ -611,7 +611,7 @@ impl Observer {
         attempt: &Attempt,
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<Option<SiteAction>, herald_schedule::Error> {
-        match attempt {
+        let (action, code, text, what) = match attempt {
             Attempt::Reply { code, text, .. } => {
                 let was_failing = self
                     .failing
@@ -628,38 +628,26 @@ impl Observer {
                     return Ok(None);
                 };
                 let until = now + chrono::Duration::from_std(rule.duration).unwrap_or_default();
-                let action = match rule.action {
-                    BackoffAction::Suspend => SiteAction::Suspend { until },
-                    BackoffAction::Slow => SiteAction::Slow {
-                        factor: rule.factor,
-                        until,
-                    },
-                };
-                let what = match action {
-                    SiteAction::Suspend { .. } => {
-                        format!("{}: suspended for {} s", rule.name, rule.duration.as_secs())
-                    }
-                    SiteAction::Slow { factor, .. } => format!(
-                        "{}: rate divided by {factor} for {} s",
-                        rule.name,
-                        rule.duration.as_secs()
+                let (action, what) = match rule.action {
+                    BackoffAction::Suspend => (
+                        SiteAction::Suspend { until },
+                        format!("{}: suspended for {} s", rule.name, rule.duration.as_secs()),
+                    ),
+                    BackoffAction::Slow => (
+                        SiteAction::Slow {
+                            factor: rule.factor,
+                            until,
+                        },
+                        format!(
+                            "{}: rate divided by {} for {} s",
+                            rule.name,
+                            rule.factor,
+                            rule.duration.as_secs()
+                        ),
                     ),
                 };
                 tracing::warn!(site = %site.name, code, reply = %text, action = %what, "the site asked us to slow down");
-                sites
-                    .act(
-                        &site.name,
-                        action,
-                        SiteReply {
-                            at: now,
-                            code: Some(*code),
-                            text: text.chars().take(300).collect(),
-                            action: what,
-                        },
-                        now,
-                    )
-                    .await?;
-                Ok(Some(action))
+                (action, Some(*code), text, what)
             }
             Attempt::Unreachable { reason } => {
                 if let Ok(mut f) = self.failing.lock() {
@@ -671,28 +659,22 @@ impl Observer {
                 }
                 let until = now
                     + chrono::Duration::from_std(site.limits.failure_suspend).unwrap_or_default();
-                let action = SiteAction::Suspend { until };
                 let what = format!(
                     "connection_failures: {failures} in a row, suspended for {} s",
                     site.limits.failure_suspend.as_secs()
                 );
                 tracing::warn!(site = %site.name, failures, reason = %reason, "connections to the site keep failing; suspended");
-                sites
-                    .act(
-                        &site.name,
-                        action,
-                        SiteReply {
-                            at: now,
-                            code: None,
-                            text: reason.chars().take(300).collect(),
-                            action: what,
-                        },
-                        now,
-                    )
-                    .await?;
-                Ok(Some(action))
+                (SiteAction::Suspend { until }, None, reason, what)
             }
-        }
+        };
+        let reply = SiteReply {
+            at: now,
+            code,
+            text: text.chars().take(300).collect(),
+            action: what,
+        };
+        sites.act(&site.name, action, reply, now).await?;
+        Ok(Some(action))
     }
 }
 

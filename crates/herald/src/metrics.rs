@@ -126,6 +126,7 @@ impl Metrics {
 /// Per-site gauges (issue 13): whether each site is suspended or slowed, and
 /// its connection failures in a row. Site names are label values, escaped.
 pub fn render_sites(sites: &[crate::app::sites::SiteView]) -> String {
+    use crate::app::sites::SiteView;
     use std::fmt::Write as _;
     let mut out = String::new();
     if sites.is_empty() {
@@ -136,41 +137,30 @@ pub fn render_sites(sites: &[crate::app::sites::SiteView]) -> String {
             .replace('"', "\\\"")
             .replace('\n', "\\n")
     };
-    let _ = writeln!(
-        out,
-        "# HELP herald_site_suspended Whether a receiving site is suspended (1) by back-off.\n# TYPE herald_site_suspended gauge"
-    );
-    for s in sites {
-        let _ = writeln!(
-            out,
-            "herald_site_suspended{{site=\"{}\"}} {}",
-            label(&s.name),
-            u8::from(s.state == "suspended")
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP herald_site_slowed Whether a receiving site's rate is lowered (1) by back-off.\n# TYPE herald_site_slowed gauge"
-    );
-    for s in sites {
-        let _ = writeln!(
-            out,
-            "herald_site_slowed{{site=\"{}\"}} {}",
-            label(&s.name),
-            u8::from(s.state == "slowed")
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP herald_site_connection_failures Connection failures in a row to a receiving site.\n# TYPE herald_site_connection_failures gauge"
-    );
-    for s in sites {
-        let _ = writeln!(
-            out,
-            "herald_site_connection_failures{{site=\"{}\"}} {}",
-            label(&s.name),
-            s.failures
-        );
+    /// A gauge: its name, its help, its value for one site.
+    type Gauge = (&'static str, &'static str, fn(&SiteView) -> u32);
+    let gauges: [Gauge; 3] = [
+        (
+            "herald_site_suspended",
+            "Whether a receiving site is suspended (1) by back-off.",
+            |s| u32::from(s.state == "suspended"),
+        ),
+        (
+            "herald_site_slowed",
+            "Whether a receiving site's rate is lowered (1) by back-off.",
+            |s| u32::from(s.state == "slowed"),
+        ),
+        (
+            "herald_site_connection_failures",
+            "Connection failures in a row to a receiving site.",
+            |s| s.failures,
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for s in sites {
+            let _ = writeln!(out, "{name}{{site=\"{}\"}} {}", label(&s.name), value(s));
+        }
     }
     out
 }

@@ -136,6 +136,18 @@ async fn enqueue(db_url: &str, n: usize) -> (Outbox, i64) {
     (outbox, id)
 }
 
+/// What the sink received: messages per recipient, and in all.
+fn received(sink: &Sink) -> (HashMap<String, usize>, usize) {
+    let mut per_recipient: HashMap<String, usize> = HashMap::new();
+    for (rcpts, _) in sink.messages() {
+        for r in rcpts {
+            *per_recipient.entry(r).or_default() += 1;
+        }
+    }
+    let total = per_recipient.values().sum();
+    (per_recipient, total)
+}
+
 fn wait_for(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !cond() {
@@ -212,13 +224,7 @@ async fn crash_test(dir: &Path, db_url: &str) {
         "herald-worker exits 0 on SIGTERM: {status}"
     );
 
-    let mut per_recipient: HashMap<String, usize> = HashMap::new();
-    for (rcpts, _) in sink.messages() {
-        for r in rcpts {
-            *per_recipient.entry(r).or_default() += 1;
-        }
-    }
-    let total: usize = per_recipient.values().sum();
+    let (per_recipient, total) = received(&sink);
     let duplicates = total - per_recipient.len();
     println!(
         "crash test: {at_kill} messages received when the worker was killed; {total} received in all; {duplicates} duplicates (in flight at the kill: at most {CONCURRENCY})"

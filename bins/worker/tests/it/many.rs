@@ -3,6 +3,7 @@
 //! a send deleted mid-send sends nothing more.
 
 use super::*;
+use sink::is_root;
 use std::sync::Arc;
 
 /// A configuration for workers sharing `db_url`, with `per_account` as the
@@ -155,13 +156,7 @@ async fn one_of_three_workers_killed_mid_send_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     stop(&mut children[1..]);
-    let mut per_recipient: HashMap<String, usize> = HashMap::new();
-    for (rcpts, _) in sink.messages() {
-        for r in rcpts {
-            *per_recipient.entry(r).or_default() += 1;
-        }
-    }
-    let total: usize = per_recipient.values().sum();
+    let (per_recipient, total) = received(&sink);
     let duplicates = total - per_recipient.len();
     println!(
         "kill -9 of 1 of 3 workers: {at_kill} received at the kill, {total} in all, {duplicates} duplicates (the killed worker's in flight: at most {CONCURRENCY})"
@@ -333,14 +328,6 @@ impl Drop for PrivatePostgres {
     }
 }
 
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
 /// PostgreSQL stopped for two seconds and started again mid-send with three
 /// workers running: the workers stay alive and finish the send by
 /// themselves; nothing is lost or left claimed; the server's routes on the
@@ -411,13 +398,7 @@ async fn a_postgresql_restart_mid_send_loses_nothing() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     stop(&mut children);
-    let mut per_recipient: HashMap<String, usize> = HashMap::new();
-    for (rcpts, _) in sink.messages() {
-        for r in rcpts {
-            *per_recipient.entry(r).or_default() += 1;
-        }
-    }
-    let total: usize = per_recipient.values().sum();
+    let (per_recipient, total) = received(&sink);
     println!(
         "PostgreSQL restart mid-send with 3 workers: {at_stop} received at the stop, {total} in all, {} duplicates",
         total - per_recipient.len()

@@ -24,6 +24,44 @@ impl Drop for Killed {
     }
 }
 
+/// Enqueues an individual send of `account` to `addresses`, due now.
+async fn enqueue_to(herald: &Herald, account: u64, addresses: &[String]) -> i64 {
+    let template = Template {
+        subject: "Hi".into(),
+        html: String::new(),
+        text: "Hello".into(),
+    }
+    .compile(&FieldSchema::standard(), &TrackingOptions::default())
+    .unwrap();
+    let recipients = addresses
+        .iter()
+        .map(|a| NewRecipient {
+            to: Mailbox::new(None, a).unwrap(),
+            values: Default::default(),
+            person: None,
+        })
+        .collect();
+    let send = NewSend {
+        account,
+        kind: SendKind::Individual,
+        template,
+        sender: SenderIdentity {
+            user: Mailbox::new(None, "u@shop.test").unwrap(),
+            domain_verified: false,
+        },
+        campaign: None,
+        when: When::Now,
+        subject: "Hi".into(),
+        attachments: vec![],
+    };
+    herald
+        .outbox
+        .enqueue(send, recipients, &NoSuppression, chrono::Utc::now())
+        .await
+        .unwrap()
+        .send_id
+}
+
 const SUSPEND_SECS: f64 = 4.0;
 
 /// The site that answers "rate limit exceeded" is suspended (for every
@@ -86,41 +124,10 @@ async fn a_site_that_says_slow_down_is_suspended_and_the_others_go_on() {
     c.delivery.providers_file = Some(providers);
     let herald = Arc::new(Herald::build(c, Arc::new(SystemClock)).await.unwrap());
     const EACH: usize = 30;
-    let template = Template {
-        subject: "Hi".into(),
-        html: String::new(),
-        text: "Hello".into(),
-    }
-    .compile(&FieldSchema::standard(), &TrackingOptions::default())
-    .unwrap();
-    let recipients: Vec<NewRecipient> = (0..EACH)
+    let addresses: Vec<String> = (0..EACH)
         .flat_map(|i| ["a.test", "b.test", "c.test"].map(|d| format!("r{i}@{d}")))
-        .map(|a| NewRecipient {
-            to: Mailbox::new(None, &a).unwrap(),
-            values: Default::default(),
-            person: None,
-        })
         .collect();
-    let send = NewSend {
-        account: 1,
-        kind: SendKind::Individual,
-        template,
-        sender: SenderIdentity {
-            user: Mailbox::new(None, "u@shop.test").unwrap(),
-            domain_verified: false,
-        },
-        campaign: None,
-        when: When::Now,
-        subject: "Hi".into(),
-        attachments: vec![],
-    };
-    let now = chrono::Utc::now();
-    let send_id = herald
-        .outbox
-        .enqueue(send, recipients, &NoSuppression, now)
-        .await
-        .unwrap()
-        .send_id;
+    let send_id = enqueue_to(&herald, 1, &addresses).await;
     let stats = Arc::new(Stats::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let started = Instant::now();
@@ -266,39 +273,9 @@ async fn an_account_sends_from_its_egress_pool() {
     );
     c.delivery.egress.accounts.insert("1".into(), "pool".into());
     let herald = Arc::new(Herald::build(c, Arc::new(SystemClock)).await.unwrap());
-    let template = Template {
-        subject: "Hi".into(),
-        html: String::new(),
-        text: "Hello".into(),
-    }
-    .compile(&FieldSchema::standard(), &TrackingOptions::default())
-    .unwrap();
     for account in [1u64, 2] {
-        let recipients = (0..4)
-            .map(|i| NewRecipient {
-                to: Mailbox::new(None, &format!("a{account}-{i}@d.test")).unwrap(),
-                values: Default::default(),
-                person: None,
-            })
-            .collect();
-        let send = NewSend {
-            account,
-            kind: SendKind::Individual,
-            template: template.clone(),
-            sender: SenderIdentity {
-                user: Mailbox::new(None, "u@shop.test").unwrap(),
-                domain_verified: false,
-            },
-            campaign: None,
-            when: When::Now,
-            subject: "Hi".into(),
-            attachments: vec![],
-        };
-        herald
-            .outbox
-            .enqueue(send, recipients, &NoSuppression, chrono::Utc::now())
-            .await
-            .unwrap();
+        let addresses: Vec<String> = (0..4).map(|i| format!("a{account}-{i}@d.test")).collect();
+        enqueue_to(&herald, account, &addresses).await;
     }
     let stats = Arc::new(Stats::default());
     crate::delivery::run_until(&herald, &stats, |s| s.done() >= 8).await;
@@ -359,39 +336,8 @@ async fn repeated_connection_failures_suspend_the_site() {
     });
     c.delivery.providers_file = Some(providers);
     let herald = Arc::new(Herald::build(c, Arc::new(SystemClock)).await.unwrap());
-    let template = Template {
-        subject: "Hi".into(),
-        html: String::new(),
-        text: "Hello".into(),
-    }
-    .compile(&FieldSchema::standard(), &TrackingOptions::default())
-    .unwrap();
-    let recipients = (0..4)
-        .map(|i| NewRecipient {
-            to: Mailbox::new(None, &format!("r{i}@e.test")).unwrap(),
-            values: Default::default(),
-            person: None,
-        })
-        .collect();
-    let send = NewSend {
-        account: 1,
-        kind: SendKind::Individual,
-        template,
-        sender: SenderIdentity {
-            user: Mailbox::new(None, "u@shop.test").unwrap(),
-            domain_verified: false,
-        },
-        campaign: None,
-        when: When::Now,
-        subject: "Hi".into(),
-        attachments: vec![],
-    };
-    let send_id = herald
-        .outbox
-        .enqueue(send, recipients, &NoSuppression, chrono::Utc::now())
-        .await
-        .unwrap()
-        .send_id;
+    let addresses: Vec<String> = (0..4).map(|i| format!("r{i}@e.test")).collect();
+    let send_id = enqueue_to(&herald, 1, &addresses).await;
     let stats = Arc::new(Stats::default());
     crate::delivery::run_until(&herald, &stats, |s| s.done() >= 4).await;
     let site = herald
