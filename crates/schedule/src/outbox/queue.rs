@@ -114,9 +114,8 @@ impl Outbox {
              FROM herald_outbox o
              LEFT JOIN herald_site_domains d ON d.domain = o.recipient_domain
              LEFT JOIN herald_sites s ON s.name = d.site
-             WHERE o.lane = $1
-               AND ((o.state IN ('queued', 'deferred') AND o.due_at <= $2)
-                    OR (o.state = 'claimed' AND o.lease_until <= $2 AND o.due_at <= $2))
+             WHERE o.lane = $1 AND o.state IN ('queued', 'deferred', 'claimed') AND o.due_at <= $2
+               AND (o.state <> 'claimed' OR o.lease_until <= $2)
                AND (s.suspended_until IS NULL OR s.suspended_until <= $2)
                AND NOT EXISTS (SELECT 1 FROM herald_throttle t WHERE t.ready_at > $3 AND (t.site = d.site{account_filter}))
              ORDER BY o.due_at, o.id LIMIT $4{lock}"
