@@ -27,7 +27,10 @@ pub use report::{
     EventField, Filter, Namespace, ORGANISATION_ID, OrganisationRecord, PersonRecord, ReportLimits,
     ReportQuery, Value,
 };
-pub use store::{EventLog, StagedEvent, Suppressed, Totals};
+pub use store::{
+    EventLog, OwedDelivery, StagedEvent, Suppressed, Totals, WebhookAttempt, WebhookEndpoint,
+    webhook_payload,
+};
 
 /// The label of an unsubscribe from one campaign only ("stop this kind of
 /// newsletter"): the address gets no more mass mail of that campaign.

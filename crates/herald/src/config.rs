@@ -57,6 +57,9 @@ pub struct Config {
     /// Direct-to-MX delivery per destination: the provider table, site overrides.
     #[serde(default)]
     pub delivery: crate::destinations::DeliveryConfig,
+    /// Event webhooks to the CRM.
+    #[serde(default)]
+    pub webhooks: crate::webhooks::WebhooksConfig,
 }
 
 /// The dashboard's settings.

@@ -64,6 +64,7 @@ pub mod sms;
 pub mod tracking;
 pub mod transport;
 pub mod vault;
+pub mod webhooks;
 pub mod worker;
 
 pub use service::{Error, Herald, MessageValues, Signers};

@@ -46,7 +46,14 @@ use utoipa::{Modify, OpenApi};
         crate::api::list_campaigns,
         crate::api::get_campaign,
         crate::api::mark_campaign,
-        crate::api::inbound
+        crate::api::inbound,
+        crate::api::create_webhook,
+        crate::api::list_webhooks,
+        crate::api::get_webhook,
+        crate::api::update_webhook,
+        crate::api::delete_webhook,
+        crate::api::rotate_webhook,
+        crate::api::webhook_attempts
     ),
     modifiers(&Security),
     tags(

@@ -117,6 +117,7 @@ pub fn config(dir: &Path, listen: SocketAddr) -> Result<(Config, String), Error>
         attachments: Default::default(),
         throttle: Default::default(),
         delivery: Default::default(),
+        webhooks: Default::default(),
         rules: Default::default(),
         retry: Default::default(),
         worker: WorkerOptions {

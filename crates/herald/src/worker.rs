@@ -486,6 +486,10 @@ pub async fn run(
     if let Err(e) = recover_events(&herald).await {
         tracing::warn!(error = %e, "recovering owed events failed; the loop tries again");
     }
+    // Webhooks: the deliveries recorded events owe, sent by every worker
+    // (claims skip each other's rows).
+    let (hooks_stop, hooks_stopped) = tokio::sync::watch::channel(false);
+    let hooks = tokio::spawn(crate::webhooks::run(Arc::clone(&herald), hooks_stopped));
     let flusher_herald = Arc::clone(&herald);
     let flusher = tokio::spawn(async move {
         while let Some(first) = events_rx.recv().await {
@@ -667,6 +671,8 @@ pub async fn run(
     }
     drop(events_tx);
     flusher.await.map_err(|e| Error::Task(e.to_string()))?;
+    let _ = hooks_stop.send(true);
+    hooks.await.map_err(|e| Error::Task(e.to_string()))?;
     tracing::info!(done = stats.done(), "delivery loop stopped");
     Ok(())
 }

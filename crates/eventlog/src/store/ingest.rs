@@ -103,6 +103,18 @@ impl EventLog {
             return Ok(());
         }
         let (mut next_seq, last_seq) = self.reserve_sequences(tx, events).await?;
+        // Each event's number in its account, as insert_events gives them.
+        let seqs = {
+            let mut n = next_seq.clone();
+            events
+                .iter()
+                .map(|e| {
+                    let s = n.entry(account_i64(e.account)?).or_default();
+                    *s += 1;
+                    Ok(*s - 1)
+                })
+                .collect::<Result<Vec<i64>>>()?
+        };
         let origin = bots::origins(events, &self.prefetch);
         self.insert_events(tx, events, &origin, &mut next_seq)
             .await?;
@@ -116,6 +128,7 @@ impl EventLog {
         self.add_campaign_deltas(tx, &campaigns).await?;
         self.add_campaign_hours(tx, &campaign_hours(events, &origin)?)
             .await?;
+        self.owe_webhooks(tx, events, &seqs).await?;
         self.prune(tx, &last_seq).await
     }
 

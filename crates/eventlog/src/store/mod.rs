@@ -21,7 +21,9 @@ mod contacts;
 mod ingest;
 mod staging;
 mod suppression;
+mod webhooks;
 pub use staging::*;
+pub use webhooks::*;
 
 /// Status totals of an account (R-EVT-3); they never shrink when events are pruned.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

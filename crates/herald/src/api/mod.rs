@@ -32,12 +32,14 @@ mod contacts;
 mod reports;
 mod sends;
 mod sms;
+mod webhooks;
 
 pub use accounts::*;
 pub use contacts::*;
 pub use reports::*;
 pub use sends::*;
 pub use sms::*;
+pub use webhooks::*;
 
 // ---------------------------------------------------------------- errors
 
@@ -372,6 +374,15 @@ pub fn routes(herald: Arc<Herald>) -> Router {
             axum::routing::delete(delete_account_admin).patch(update_account),
         )
         .route("/v1/sites", get(list_sites))
+        .route("/v1/webhooks", post(create_webhook).get(list_webhooks))
+        .route(
+            "/v1/webhooks/{id}",
+            get(get_webhook)
+                .patch(update_webhook)
+                .delete(delete_webhook),
+        )
+        .route("/v1/webhooks/{id}/rotate", post(rotate_webhook))
+        .route("/v1/webhooks/{id}/attempts", get(webhook_attempts))
         .route("/v1/dashboard/links", post(create_dashboard_link))
         .route(
             "/v1/account",

@@ -26,6 +26,7 @@ pub mod sends;
 pub mod sites;
 pub mod sms;
 pub mod unsubscribe;
+pub mod webhooks;
 
 /// A use case's error: what the caller did wrong (naming the field and the
 /// rule), what is not there or not allowed, or a failure below.

@@ -21,3 +21,4 @@ mod sink;
 mod sites;
 mod throttle;
 mod tracking;
+mod webhooks;
