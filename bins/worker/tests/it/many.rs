@@ -410,3 +410,111 @@ async fn a_postgresql_restart_mid_send_loses_nothing() {
     );
     assert!(total - per_recipient.len() <= 3 * CONCURRENCY);
 }
+
+/// Webhooks from worker processes (issue 14): the receiver fails at first,
+/// the worker is killed with SIGKILL mid-way and started again; every
+/// delivered event reaches the receiver at least once, validly signed, and a
+/// duplicate carries the same event id.
+#[tokio::test(flavor = "multi_thread")]
+async fn webhook_events_survive_a_receiver_outage_and_a_killed_worker() {
+    let dir = scratch("hooks");
+    let db = db::TestDb::new(db::Kind::Postgres).await;
+    let port = free_port();
+    let _sink = Sink::start(port, &dir.join("sink"), &[]);
+    let config = config_for(&dir, &db.url, port, Some("600/1m,burst=20"));
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}\n[webhooks]\nallow_http = true\nallow_private = true\nbatch_ms = 100\ntimeout_secs = 2\n"),
+    )
+    .unwrap();
+    let hook_port = free_port();
+    let secrets = dir.join("secrets");
+    let control = dir.join("control");
+    let log = dir.join("hooks.log");
+    let mut receiver = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../crates/herald/tests/data/webhook_receiver.py"
+        ))
+        .arg(hook_port.to_string())
+        .arg(&secrets)
+        .arg(&control)
+        .arg(&log)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the receiver", 10, || {
+        std::net::TcpStream::connect(("127.0.0.1", hook_port)).is_ok()
+    });
+    let (outbox, _) = enqueue(&db.url, 300).await;
+    let herald = Arc::new(
+        herald::Herald::build(
+            herald::config::Config::load(&config).unwrap(),
+            Arc::new(herald::clock::SystemClock),
+        )
+        .await
+        .unwrap(),
+    );
+    let hook = herald::app::webhooks::create(
+        &herald,
+        1,
+        &format!("http://127.0.0.1:{hook_port}/hooks"),
+        &["delivered".into()],
+    )
+    .await
+    .unwrap();
+    std::fs::write(&secrets, &hook.secret).unwrap();
+    std::fs::write(&control, "500").unwrap();
+    let read = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    let mut first = worker(&config, "w1");
+    wait_for("a refused delivery", 60, || !read().is_empty());
+    std::fs::write(&control, "200").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let mut second = vec![worker(&config, "w2")];
+    let received = || -> HashMap<String, usize> {
+        let mut ids: HashMap<String, usize> = HashMap::new();
+        for r in read() {
+            if r["status"] == 200 {
+                for id in r["events"].as_array().into_iter().flatten() {
+                    *ids.entry(id.as_str().unwrap_or_default().to_owned())
+                        .or_default() += 1;
+                }
+            }
+        }
+        ids
+    };
+    wait_for("300 delivered events at the receiver", 120, || {
+        received().len() >= 300
+    });
+    stop(&mut second);
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+    let requests = read();
+    assert!(
+        requests.iter().all(|r| r["valid"] == true),
+        "every delivery is validly signed"
+    );
+    let ids = received();
+    let duplicates: usize = ids.values().map(|n| n - 1).sum();
+    println!(
+        "webhooks: {} requests, {} distinct delivered events, {duplicates} duplicates after a receiver outage and a SIGKILL",
+        requests.len(),
+        ids.len()
+    );
+    assert_eq!(ids.len(), 300);
+    let delivered: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM herald_events WHERE kind = 'delivered'")
+            .fetch_one(outbox.pool())
+            .await
+            .unwrap();
+    assert_eq!(delivered, 300);
+}

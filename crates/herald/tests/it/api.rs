@@ -1959,3 +1959,95 @@ async fn the_sites_list_is_for_the_operator() {
         "{text}"
     );
 }
+
+/// `/v1/webhooks`: an account registers, lists, changes, rotates and deletes
+/// its endpoints; the secret is shown only at creation and rotation; another
+/// account sees none of them; bad input names the field.
+#[tokio::test]
+async fn webhook_endpoints_through_the_api() {
+    let api = Api::start_with(Kind::Sqlite, "webhooks-api", |c| {
+        c.webhooks.allow_http = true;
+        c.webhooks.allow_private = true;
+    })
+    .await;
+    let (_, key) = api.account("Shop").await;
+    let (_, other) = api.account("Other").await;
+    let r = api
+        .json(
+            "POST",
+            "/v1/webhooks",
+            Some(&key),
+            json!({"url": "http://127.0.0.1:9/hooks", "kinds": ["hard_bounce", "click"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let created = r.json();
+    let id = created["id"].as_i64().unwrap();
+    assert!(created["secret"].as_str().unwrap().starts_with("whsec_"));
+    assert_eq!(created["kinds"], json!(["hard_bounce", "click"]));
+    let list = api
+        .json("GET", "/v1/webhooks", Some(&key), Value::Null)
+        .await
+        .json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(
+        list[0].get("secret").is_none(),
+        "the secret is never listed"
+    );
+    let uri = format!("/v1/webhooks/{id}");
+    assert_eq!(
+        api.json("GET", &uri, Some(&other), Value::Null)
+            .await
+            .status,
+        StatusCode::NOT_FOUND,
+        "another account's endpoint does not exist for it"
+    );
+    let r = api
+        .json(
+            "PATCH",
+            &uri,
+            Some(&key),
+            json!({"enabled": false, "kinds": []}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["enabled"], false);
+    assert_eq!(r.json()["kinds"], json!([]));
+    let r = api
+        .json("POST", &format!("{uri}/rotate"), Some(&key), Value::Null)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_ne!(r.json()["secret"], created["secret"]);
+    assert!(r.json()["previous_secret_until"].is_string());
+    let r = api
+        .json("GET", &format!("{uri}/attempts"), Some(&key), Value::Null)
+        .await;
+    assert_eq!((r.status, r.json()), (StatusCode::OK, json!([])));
+    for (body, field) in [
+        (json!({"url": "ftp://x/y"}), "url"),
+        (
+            json!({"url": "http://127.0.0.1:9/h", "kinds": ["open", "nope"]}),
+            "kinds[1]",
+        ),
+    ] {
+        let r = api.json("POST", "/v1/webhooks", Some(&key), body).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
+        assert!(r.text().contains(field), "{}", r.text());
+    }
+    assert_eq!(
+        api.json("DELETE", &uri, Some(&other), Value::Null)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        api.json("DELETE", &uri, Some(&key), Value::Null)
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        api.json("GET", &uri, Some(&key), Value::Null).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
