@@ -53,7 +53,9 @@ use utoipa::{Modify, OpenApi};
         crate::api::update_webhook,
         crate::api::delete_webhook,
         crate::api::rotate_webhook,
-        crate::api::webhook_attempts
+        crate::api::webhook_attempts,
+        crate::api::test_webhook,
+        crate::api::replay_webhook
     ),
     modifiers(&Security),
     tags(

@@ -7,6 +7,9 @@ use super::*;
 
 type Tx<'t> = sqlx::Transaction<'t, sqlx::Any>;
 
+/// Days an endpoint's delivery log is kept.
+pub const LOG_DAYS: i64 = 30;
+
 /// An endpoint as stored (its secrets included: the facade signs with them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookEndpoint {
@@ -458,6 +461,12 @@ impl EventLog {
         .bind(attempt.sequence)
         .execute(&mut *tx)
         .await?;
+        // The log keeps 30 days.
+        sqlx::query("DELETE FROM herald_webhook_log WHERE endpoint = $1 AND at < $2")
+            .bind(endpoint)
+            .bind(millis(attempt.at - chrono::Duration::days(LOG_DAYS)))
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -509,6 +518,88 @@ impl EventLog {
             })
         })
         .collect()
+    }
+
+    /// Owes endpoint `endpoint` one event of its own (a test event, `payload`
+    /// with id `event_id`), due at `now`.
+    pub async fn owe_webhook_event(
+        &self,
+        endpoint: i64,
+        event_id: &str,
+        payload: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO herald_webhook_queue (endpoint, event_id, payload, due_at, created_at) VALUES ($1, $2, $3, $4, $4)",
+        )
+        .bind(endpoint)
+        .bind(event_id)
+        .bind(payload)
+        .bind(millis(now))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// Owes endpoint `endpoint` of `account` again every event of the log
+    /// (still kept: retention prunes the oldest) that happened in
+    /// `[from, to)` and that it wants, with their own ids, due at `now`.
+    /// Returns how many were queued.
+    pub async fn replay_webhook(
+        &self,
+        account: u64,
+        endpoint: &WebhookEndpoint,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let rows = sqlx::query(
+            "SELECT kind, at, message, campaign, recipient, person, link, label, reply, reason, seq
+             FROM herald_events WHERE account = $1 AND at >= $2 AND at < $3 ORDER BY seq",
+        )
+        .bind(account_i64(account)?)
+        .bind(millis(from))
+        .bind(millis(to))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut queued = 0;
+        let mut tx = self.writer.begin().await?;
+        for r in &rows {
+            let kind: String = r.try_get("kind")?;
+            let kind = EventKind::parse(&kind)
+                .ok_or_else(|| Error::Corrupt(format!("event kind `{kind}`")))?;
+            if !endpoint.kinds.is_empty() && !endpoint.kinds.contains(&kind) {
+                continue;
+            }
+            let recipient: String = r.try_get("recipient")?;
+            let mut e = NewEvent::new(kind, from_millis(r.try_get("at")?)?, account, &recipient);
+            e.message = r.try_get("message")?;
+            e.campaign = r.try_get::<Option<i64>, _>("campaign")?.map(CampaignId);
+            e.person = r.try_get("person")?;
+            e.link = r
+                .try_get::<Option<i64>, _>("link")?
+                .and_then(|l| u16::try_from(l).ok());
+            e.label = r.try_get("label")?;
+            e.reply = r.try_get("reply")?;
+            e.reason = r
+                .try_get::<Option<String>, _>("reason")?
+                .as_deref()
+                .and_then(herald_schedule::BounceReason::parse);
+            let seq: i64 = r.try_get("seq")?;
+            let event_id = format!("evt_{account}_{seq}");
+            sqlx::query(
+                "INSERT INTO herald_webhook_queue (endpoint, event_id, payload, due_at, created_at) VALUES ($1, $2, $3, $4, $4)",
+            )
+            .bind(endpoint.id)
+            .bind(event_id.as_str())
+            .bind(webhook_payload(&event_id, &e))
+            .bind(millis(now))
+            .execute(&mut *tx)
+            .await?;
+            queued += 1;
+        }
+        tx.commit().await?;
+        Ok(queued)
     }
 
     /// Deliveries still owed to endpoint `id`.

@@ -106,3 +106,48 @@ pub(crate) async fn webhook_attempts(
 ) -> ApiResult<Json<Vec<WebhookAttempt>>> {
     Ok(Json(crate::app::webhooks::log(&h, a, id).await?))
 }
+
+/// What `POST /v1/webhooks/{id}/test` queued.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TestQueued {
+    /// The test event's id.
+    pub event_id: String,
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/test", tag = "api", summary = "Send a test event to a webhook endpoint", params(("id" = i64, Path, description = "The endpoint's number")), responses((status = 202, description = "A `webhook.test` event is queued for it", body = TestQueued), Errors), security(("api_key" = [])))]
+pub(crate) async fn test_webhook(
+    State(h): State<Arc<Herald>>,
+    Tenant(a): Tenant,
+    P(id): P<i64>,
+) -> ApiResult<(StatusCode, Json<TestQueued>)> {
+    let event_id = crate::app::webhooks::send_test(&h, a, id).await?;
+    Ok((StatusCode::ACCEPTED, Json(TestQueued { event_id })))
+}
+
+/// `POST /v1/webhooks/{id}/replay`: a time range of the event log.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplayRange {
+    /// From (included), RFC 3339.
+    pub from: chrono::DateTime<chrono::Utc>,
+    /// To (excluded), RFC 3339.
+    pub to: chrono::DateTime<chrono::Utc>,
+}
+
+/// What a replay queued.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Replayed {
+    /// Events queued again for the endpoint.
+    pub queued: u64,
+}
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/replay", tag = "api", summary = "Deliver again every event of a time range", params(("id" = i64, Path, description = "The endpoint's number")), request_body = ReplayRange, responses((status = 202, description = "The range's events (those the log still keeps, of the kinds the endpoint wants) are queued again, with their own ids", body = Replayed), Errors), security(("api_key" = [])))]
+pub(crate) async fn replay_webhook(
+    State(h): State<Arc<Herald>>,
+    Tenant(a): Tenant,
+    P(id): P<i64>,
+    Json(body): Json<ReplayRange>,
+) -> ApiResult<(StatusCode, Json<Replayed>)> {
+    let queued = crate::app::webhooks::replay(&h, a, id, body.from, body.to).await?;
+    Ok((StatusCode::ACCEPTED, Json(Replayed { queued })))
+}

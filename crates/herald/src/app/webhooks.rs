@@ -210,3 +210,52 @@ pub async fn log(h: &Herald, account: u64, id: i64) -> Result<Vec<WebhookAttempt
         .await
         .map_err(crate::Error::from)?)
 }
+
+/// Owes endpoint `id` a test event of type `webhook.test` (it goes out with
+/// the next round, signed like any other). Returns the event's id.
+pub async fn send_test(h: &Herald, account: u64, id: i64) -> Result<String> {
+    let w = h
+        .events
+        .webhook(account, id)
+        .await
+        .map_err(crate::Error::from)?
+        .ok_or(Error::NotFound { what: "webhook" })?;
+    let now = h.clock.now();
+    let event_id = format!("evt_test_{}_{}", w.id, now.timestamp_millis());
+    let payload = serde_json::json!({
+        "id": event_id,
+        "type": "webhook.test",
+        "timestamp": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "data": {"account": account, "endpoint": w.id},
+    })
+    .to_string();
+    h.events
+        .owe_webhook_event(w.id, &event_id, &payload, now)
+        .await
+        .map_err(crate::Error::from)?;
+    Ok(event_id)
+}
+
+/// Owes endpoint `id` again every event of the log in `[from, to)` it wants
+/// (those retention has not pruned), with their own ids. Returns how many.
+pub async fn replay(
+    h: &Herald,
+    account: u64,
+    id: i64,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> Result<u64> {
+    if to <= from {
+        return Err(Error::invalid("to", "must be after `from`"));
+    }
+    let w = h
+        .events
+        .webhook(account, id)
+        .await
+        .map_err(crate::Error::from)?
+        .ok_or(Error::NotFound { what: "webhook" })?;
+    Ok(h.events
+        .replay_webhook(account, &w, from, to, h.clock.now())
+        .await
+        .map_err(crate::Error::from)?)
+}

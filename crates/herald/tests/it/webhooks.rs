@@ -243,3 +243,64 @@ async fn private_and_http_endpoints_are_refused_by_default() {
             .to_string();
     assert!(e.contains("url") || e.contains("kinds[0]"), "{e}");
 }
+
+/// A test event reaches only its endpoint; a replay of a time range delivers
+/// the range's events again with the same ids.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_events_and_replays() {
+    let rig = rig().await;
+    let h = &rig.herald;
+    let dir = scratch("receiver-replay");
+    let receiver = Receiver::start(&dir);
+    let w = herald::app::webhooks::create(h, 1, &receiver.url(), &["delivered".into()])
+        .await
+        .unwrap();
+    receiver.accept(&[&w.secret]);
+    let test_id = herald::app::webhooks::send_test(h, 1, w.webhook.id)
+        .await
+        .unwrap();
+    assert_eq!(herald::webhooks::deliver_due(h).await.unwrap(), 1);
+    let r = receiver.requests();
+    assert_eq!(r.len(), 1);
+    assert!(r[0].valid);
+    assert_eq!(r[0].events.as_deref(), Some(&[test_id][..]));
+    use EventKind::*;
+    h.events
+        .ingest(&events(&rig, &[Delivered, Open, Delivered]))
+        .await
+        .unwrap();
+    assert_eq!(herald::webhooks::deliver_due(h).await.unwrap(), 2);
+    let from = rig.now - chrono::Duration::seconds(1);
+    let to = rig.now + chrono::Duration::seconds(1);
+    assert_eq!(
+        herald::app::webhooks::replay(h, 1, w.webhook.id, from, to)
+            .await
+            .unwrap(),
+        2,
+        "the range's delivered events, not the open"
+    );
+    assert_eq!(herald::webhooks::deliver_due(h).await.unwrap(), 2);
+    let all = receiver.requests();
+    let ids: Vec<String> = all[1..]
+        .iter()
+        .flat_map(|r| r.events.clone().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        ["evt_1_1", "evt_1_3", "evt_1_1", "evt_1_3"],
+        "a replay carries the same ids"
+    );
+    assert!(
+        herald::app::webhooks::replay(h, 1, w.webhook.id, to, from)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("to:")
+    );
+    assert!(
+        herald::app::webhooks::send_test(h, 2, w.webhook.id)
+            .await
+            .is_err(),
+        "another account's"
+    );
+}
