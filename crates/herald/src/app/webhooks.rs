@@ -91,6 +91,15 @@ async fn checked_url(h: &Herald, url: &str) -> Result<String> {
     Ok(u.to_string())
 }
 
+/// Endpoint `id` of `account` as stored; not found when it is another account's.
+async fn endpoint(h: &Herald, account: u64, id: i64) -> Result<WebhookEndpoint> {
+    h.events
+        .webhook(account, id)
+        .await
+        .map_err(crate::Error::from)?
+        .ok_or(Error::NotFound { what: "webhook" })
+}
+
 fn secret() -> Result<String> {
     crate::webhooks::new_secret().map_err(|e| Error::Unavailable(e.to_string()))
 }
@@ -132,12 +141,7 @@ pub async fn list(h: &Herald, account: u64) -> Result<Vec<Webhook>> {
 
 /// Endpoint `id` of `account`.
 pub async fn get(h: &Herald, account: u64, id: i64) -> Result<Webhook> {
-    let w = h
-        .events
-        .webhook(account, id)
-        .await
-        .map_err(crate::Error::from)?
-        .ok_or(Error::NotFound { what: "webhook" })?;
+    let w = endpoint(h, account, id).await?;
     view(h, w).await
 }
 
@@ -214,12 +218,7 @@ pub async fn log(h: &Herald, account: u64, id: i64) -> Result<Vec<WebhookAttempt
 /// Owes endpoint `id` a test event of type `webhook.test` (it goes out with
 /// the next round, signed like any other). Returns the event's id.
 pub async fn send_test(h: &Herald, account: u64, id: i64) -> Result<String> {
-    let w = h
-        .events
-        .webhook(account, id)
-        .await
-        .map_err(crate::Error::from)?
-        .ok_or(Error::NotFound { what: "webhook" })?;
+    let w = endpoint(h, account, id).await?;
     let now = h.clock.now();
     let event_id = format!("evt_test_{}_{}", w.id, now.timestamp_millis());
     let payload = serde_json::json!({
@@ -248,12 +247,7 @@ pub async fn replay(
     if to <= from {
         return Err(Error::invalid("to", "must be after `from`"));
     }
-    let w = h
-        .events
-        .webhook(account, id)
-        .await
-        .map_err(crate::Error::from)?
-        .ok_or(Error::NotFound { what: "webhook" })?;
+    let w = endpoint(h, account, id).await?;
     Ok(h.events
         .replay_webhook(account, &w, from, to, h.clock.now())
         .await
