@@ -119,7 +119,7 @@ impl Outbox {
     /// Messages not yet finished, all sends and accounts: queued, claimed or deferred.
     pub async fn pending(&self) -> Result<u64> {
         let n: i64 = sqlx::query(
-            "SELECT COUNT(*) FROM herald_outbox WHERE state IN ('queued', 'claimed', 'deferred')",
+            "SELECT COUNT(*) FROM herald_outbox WHERE state IN ('queued', 'deferred', 'claimed')",
         )
         .fetch_one(&self.pool)
         .await?
