@@ -304,3 +304,74 @@ async fn test_events_and_replays() {
         "another account's"
     );
 }
+
+/// The retry schedule is followed with the clock moved by the test: an
+/// attempt is never made before its retry is due, and is made once it is;
+/// an endpoint still failing after `disable_after_days` is disabled.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_retry_schedule_is_followed_until_the_endpoint_is_disabled() {
+    let rig = rig().await;
+    let h = &rig.herald;
+    let dir = scratch("receiver-schedule");
+    let receiver = Receiver::start(&dir);
+    let w = herald::app::webhooks::create(h, 1, &receiver.url(), &[])
+        .await
+        .unwrap();
+    receiver.accept(&[&w.secret]);
+    receiver.answer(503);
+    h.events
+        .ingest(&events(&rig, &[EventKind::Delivered]))
+        .await
+        .unwrap();
+    let mut now = rig.now;
+    let mut attempts = 0;
+    let mut waits = Vec::new();
+    loop {
+        herald::webhooks::deliver_due(h).await.unwrap();
+        let made = receiver.requests().len();
+        if !herald::app::webhooks::get(h, 1, w.webhook.id)
+            .await
+            .unwrap()
+            .enabled
+        {
+            break;
+        }
+        assert_eq!(made, attempts + 1, "one attempt per due retry");
+        // Just before the earliest the next retry may be due (jitter −10%): none.
+        let wait = herald::webhooks::retry_delay(u32::try_from(attempts).unwrap(), 0.5);
+        let early = chrono::Duration::from_std(wait.mul_f64(0.89)).unwrap();
+        rig.clock.set(now + early);
+        herald::webhooks::deliver_due(h).await.unwrap();
+        assert_eq!(
+            receiver.requests().len(),
+            made,
+            "retry {attempts} came early"
+        );
+        // Just after the latest it may be due (+10%): made.
+        now += chrono::Duration::from_std(wait.mul_f64(1.11)).unwrap();
+        rig.clock.set(now);
+        waits.push(wait.as_secs());
+        attempts += 1;
+        assert!(attempts < 20, "never disabled");
+    }
+    let endpoint = herald::app::webhooks::get(h, 1, w.webhook.id)
+        .await
+        .unwrap();
+    let failing_for = now - endpoint.failing_since.unwrap();
+    println!(
+        "webhook retries: {} attempts, waits {waits:?} s, disabled after {} h: {:?}",
+        attempts + 1,
+        failing_for.num_hours(),
+        endpoint.disabled_reason
+    );
+    assert!(
+        failing_for >= chrono::Duration::days(5),
+        "disabled after {failing_for}"
+    );
+    assert!(
+        failing_for < chrono::Duration::days(7),
+        "disabled after {failing_for}"
+    );
+    assert!(endpoint.disabled_reason.unwrap().contains("5 days"));
+    assert_eq!(&waits[..4], &[5, 300, 1_800, 7_200]);
+}
