@@ -36,13 +36,8 @@ impl TryFrom<String> for Span {
         let n: u64 = n
             .parse()
             .map_err(|_| format!("`{s}`: a duration starts with a whole number"))?;
-        let secs = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            _ => return Err(format!("`{s}`: a duration's unit is s, m, h or d")),
-        };
+        let secs = herald_schedule::unit_seconds(unit)
+            .ok_or_else(|| format!("`{s}`: a duration's unit is s, m, h or d"))?;
         Ok(Span(Duration::from_secs(n.saturating_mul(secs))))
     }
 }

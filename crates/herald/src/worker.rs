@@ -553,7 +553,6 @@ pub async fn run(
             }
             last_recovery = std::time::Instant::now();
         }
-        let mut wake: Option<chrono::DateTime<chrono::Utc>> = None;
         'lanes: for (lane, set) in [(Lane::Individual, &mut individual), (Lane::Mass, &mut mass)] {
             while let Some(done) = set.try_join_next() {
                 task_done(done)?;
@@ -569,13 +568,8 @@ pub async fn run(
             }
             // A lane a rate holds back is not asked again before the rate lets
             // one go: a claim then would take nothing and cost a transaction.
-            let held = held_until[lane_index(lane)];
-            if let Some(at) = held
-                && at > herald.clock.now()
-            {
-                wake = Some(wake.map_or(at, |w: chrono::DateTime<chrono::Utc>| w.min(at)));
-            } else if free > 0 {
-                held_until[lane_index(lane)] = None;
+            let held = held_until[lane_index(lane)].is_some_and(|at| at > herald.clock.now());
+            if !held && free > 0 {
                 match herald
                     .outbox
                     .claim_batch(&options.id, lane, free, lease, herald.clock.now())
@@ -584,11 +578,7 @@ pub async fn run(
                     Ok(c) => {
                         claimed.extend(c.messages);
                         // A rate held some back: claim again when it lets one go.
-                        if let Some(at) = c.throttled_until {
-                            held_until[lane_index(lane)] = Some(at);
-                            wake =
-                                Some(wake.map_or(at, |w: chrono::DateTime<chrono::Utc>| w.min(at)));
-                        }
+                        held_until[lane_index(lane)] = c.throttled_until;
                     }
                     Err(e) => {
                         unstarted.extend(claimed);
@@ -638,8 +628,13 @@ pub async fn run(
         // Wait for shutdown, a finished message (a slot to refill), the time
         // a rate lets the next message go, or the poll.
         let idle = individual.is_empty() && mass.is_empty();
-        let nap = wake
-            .and_then(|at| (at - herald.clock.now()).to_std().ok())
+        let now = herald.clock.now();
+        let nap = held_until
+            .iter()
+            .flatten()
+            .filter(|at| **at > now)
+            .min()
+            .and_then(|at| (*at - now).to_std().ok())
             .map_or(poll, |w| w.min(poll));
         tokio::select! {
             () = &mut shutdown => break,

@@ -44,7 +44,7 @@ pub use outbox::{
 pub use rules::{RuleViolation, SendingRules, When};
 pub use sessions::{DashboardUser, Session, Sessions};
 pub use sites::{NewSite, RECENT_REPLIES, SiteAction, SiteLimits, SiteReply, SiteState, Sites};
-pub use throttle::{Gcra, Lane, Rate, RateError, Throttle, ThrottleConfig};
+pub use throttle::{Gcra, Lane, Rate, RateError, Throttle, ThrottleConfig, unit_seconds};
 
 /// Errors of this crate.
 #[non_exhaustive]

@@ -77,13 +77,8 @@ impl std::str::FromStr for Rate {
             n.parse()
                 .map_err(|_| fail("the period must be a whole number"))?
         };
-        let secs = match unit {
-            "s" => 1,
-            "m" => 60,
-            "h" => 3600,
-            "d" => 86_400,
-            _ => return Err(fail("the period's unit must be s, m, h or d")),
-        };
+        let secs =
+            unit_seconds(unit).ok_or_else(|| fail("the period's unit must be s, m, h or d"))?;
         if n == 0 {
             return Err(fail("the period must be longer than zero"));
         }
@@ -97,6 +92,18 @@ impl std::str::FromStr for Rate {
             period,
             burst,
         })
+    }
+}
+
+/// Seconds in one of a written duration's units: `s`, `m`, `h`, `d` (the
+/// units of rates here and of durations in Herald's other settings).
+pub fn unit_seconds(unit: &str) -> Option<u64> {
+    match unit {
+        "s" => Some(1),
+        "m" => Some(60),
+        "h" => Some(3600),
+        "d" => Some(86_400),
+        _ => None,
     }
 }
 
