@@ -233,6 +233,7 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 /// delivered or disabled) and the reason to disable the endpoint.
 async fn send_batch(
     herald: &Herald,
+    tls: &Result<rustls::ClientConfig, String>,
     endpoint: &WebhookEndpoint,
     batch: &[OwedDelivery],
 ) -> (
@@ -307,7 +308,7 @@ async fn send_batch(
         }
     };
     let host = url.host_str().unwrap_or_default().to_owned();
-    let client = match tls_config().and_then(|tls| {
+    let client = match tls.clone().and_then(|tls| {
         reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .redirect(reqwest::redirect::Policy::none())
@@ -405,18 +406,22 @@ pub async fn deliver_due(herald: &Arc<Herald>) -> Result<u64, crate::Error> {
     }
     let ids: Vec<i64> = by_endpoint.keys().copied().collect();
     let endpoints = herald.events.webhooks_by_id(&ids).await?;
+    // One TLS set-up a round (the root store is the costly part), each batch's
+    // client built on a copy of it with its checked address pinned.
+    let tls = Arc::new(tls_config());
     let mut tasks = tokio::task::JoinSet::new();
     for endpoint in endpoints {
         let Some(owed) = by_endpoint.remove(&endpoint.id) else {
             continue;
         };
         let herald = Arc::clone(herald);
+        let tls = Arc::clone(&tls);
         tasks.spawn(async move {
             let mut delivered = 0u64;
             let batches: Vec<&[OwedDelivery]> =
                 owed.chunks(herald.config.webhooks.batch_max.max(1)).collect();
             for (n, batch) in batches.iter().enumerate() {
-                let (attempt, retry_at, disable) = send_batch(&herald, &endpoint, batch).await;
+                let (attempt, retry_at, disable) = send_batch(&herald, &tls, &endpoint, batch).await;
                 let ids: Vec<i64> = batch.iter().map(|d| d.id).collect();
                 let ok = retry_at.is_none() && disable.is_none();
                 if let Some(reason) = &disable {
