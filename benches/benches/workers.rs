@@ -194,6 +194,7 @@ async fn accuracy(rate: &str, minutes: i64) -> usize {
     let throttle = ThrottleConfig {
         per_account: Some(rate.parse().unwrap()),
         global: None,
+        sms: None,
     };
     let rules = SendingRules {
         mass_min_lead_minutes: 0,

@@ -54,6 +54,8 @@ pub struct Campaign {
     pub starred: bool,
     /// Archived by the user.
     pub archived: bool,
+    /// Its texts, counted apart from its emails (`opted_out` is always 0 here).
+    pub sms: crate::SmsTotals,
 }
 
 /// `part / whole`, 0 when `whole` is 0.

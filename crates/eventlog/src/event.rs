@@ -30,11 +30,23 @@ pub enum EventKind {
     /// the platform limit with no fallback relay, a merge that cannot be
     /// rendered, …): nothing was sent; `reply` says why.
     Failed,
+    /// An SMS was accepted for sending (its first attempt at the gateway).
+    SmsProcessed,
+    /// The SMS gateway accepted the text.
+    SmsSent,
+    /// The gateway reported the text delivered to the handset.
+    SmsDelivered,
+    /// The gateway refused the text, or reported it undelivered, or Herald
+    /// gave up retrying it: `reply` says why.
+    SmsFailed,
+    /// The recipient opted out of SMS (a STOP reply the gateway reported, or
+    /// the CRM): the account sends no more texts to the number.
+    SmsOptOut,
 }
 
 impl EventKind {
     /// Every kind, in a stable order.
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::Processed,
         EventKind::Delivered,
         EventKind::Open,
@@ -45,6 +57,11 @@ impl EventKind {
         EventKind::SpamComplaint,
         EventKind::Unsubscribe,
         EventKind::Failed,
+        EventKind::SmsProcessed,
+        EventKind::SmsSent,
+        EventKind::SmsDelivered,
+        EventKind::SmsFailed,
+        EventKind::SmsOptOut,
     ];
 
     /// The name stored in the database.
@@ -60,7 +77,24 @@ impl EventKind {
             EventKind::SpamComplaint => "spam_complaint",
             EventKind::Unsubscribe => "unsubscribe",
             EventKind::Failed => "failed",
+            EventKind::SmsProcessed => "sms_processed",
+            EventKind::SmsSent => "sms_sent",
+            EventKind::SmsDelivered => "sms_delivered",
+            EventKind::SmsFailed => "sms_failed",
+            EventKind::SmsOptOut => "sms_opt_out",
         }
+    }
+
+    /// Whether it is an SMS event (`recipient` is then an E.164 number).
+    pub fn is_sms(self) -> bool {
+        matches!(
+            self,
+            EventKind::SmsProcessed
+                | EventKind::SmsSent
+                | EventKind::SmsDelivered
+                | EventKind::SmsFailed
+                | EventKind::SmsOptOut
+        )
     }
 
     /// The event of a bounce of this class.
@@ -111,6 +145,13 @@ pub struct NewEvent {
     pub reason: Option<herald_schedule::BounceReason>,
     /// Seconds from delivery to this event, when known (for bot rules).
     pub since_delivery_secs: Option<i64>,
+    /// For SMS events: the segments the text was sent as.
+    pub segments: Option<u32>,
+    /// For SMS events: what the gateway said the text cost, as it wrote it
+    /// (a decimal such as `0.0450`), when it reported one.
+    pub cost: Option<String>,
+    /// The currency of `cost` (ISO 4217, such as `EUR`).
+    pub currency: Option<String>,
 }
 
 impl NewEvent {
@@ -131,6 +172,9 @@ impl NewEvent {
             reply: None,
             reason: None,
             since_delivery_secs: None,
+            segments: None,
+            cost: None,
+            currency: None,
         }
     }
 }
@@ -181,4 +225,10 @@ pub struct Event {
     pub country: Option<String>,
     /// The IP's city.
     pub city: Option<String>,
+    /// For SMS events: the segments the text was sent as.
+    pub segments: Option<i64>,
+    /// For SMS events: the cost the gateway reported, as it wrote it.
+    pub cost: Option<String>,
+    /// The currency of `cost`.
+    pub currency: Option<String>,
 }

@@ -28,8 +28,8 @@ pub use report::{
     ReportQuery, Value,
 };
 pub use store::{
-    EventLog, OwedDelivery, StagedEvent, Suppressed, Totals, WebhookAttempt, WebhookEndpoint,
-    webhook_payload,
+    EventLog, OwedDelivery, SmsTotals, StagedEvent, Suppressed, Totals, WebhookAttempt,
+    WebhookEndpoint, webhook_payload,
 };
 
 /// The label of an unsubscribe from one campaign only ("stop this kind of

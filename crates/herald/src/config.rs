@@ -323,7 +323,7 @@ impl Config {
     /// Applies environment overrides, given as `(name, value)` pairs:
     /// `HERALD_DATABASE_URL`, `HERALD_TRACKING_SECRET`, `HERALD_TRACKING_BASE_URL`,
     /// `HERALD_SMTP_HOST`, `HERALD_SMTP_PORT`, `HERALD_SMTP_USERNAME`,
-    /// `HERALD_SMTP_PASSWORD`, `HERALD_WORKER_ID`, `HERALD_ADMIN_TOKEN`, `HERALD_DKIM_ENCRYPTION_KEY`, `HERALD_SMS_GATEWAY_URL`, `HERALD_SMS_AUTHORIZATION`, `HERALD_WORKER_CONCURRENCY`, `HERALD_WORKER_HEALTH_ADDR`,
+    /// `HERALD_SMTP_PASSWORD`, `HERALD_WORKER_ID`, `HERALD_ADMIN_TOKEN`, `HERALD_DKIM_ENCRYPTION_KEY`, `HERALD_SMS_GATEWAY_URL`, `HERALD_SMS_AUTHORIZATION`, `HERALD_SMS_REPORT_TOKEN`, `HERALD_WORKER_CONCURRENCY`, `HERALD_WORKER_HEALTH_ADDR`,
     /// `HERALD_THROTTLE_PER_ACCOUNT`, `HERALD_THROTTLE_GLOBAL`,
     /// `HERALD_DOMAINS_NAMESERVER` (`IP` or `IP:PORT`: the name server of
     /// domain checks, also for the quick start).
@@ -345,6 +345,7 @@ impl Config {
                 "HERALD_DKIM_ENCRYPTION_KEY" => self.domains.key_encryption_key = Some(value),
                 "HERALD_SMS_AUTHORIZATION" => self.sms.authorization = Some(value),
                 "HERALD_SMS_GATEWAY_URL" => self.sms.gateway_url = Some(value),
+                "HERALD_SMS_REPORT_TOKEN" => self.sms.report_token = Some(value),
                 "HERALD_DOMAINS_NAMESERVER" => {
                     self.domains.nameserver = Some(
                         value

@@ -25,10 +25,9 @@ pub struct Metrics {
     pub messages_queued: AtomicU64,
     /// Inbound bounce and complaint messages accepted.
     pub inbound: AtomicU64,
-    /// SMS texts the gateway accepted.
-    pub sms_sent: AtomicU64,
-    /// SMS texts the gateway refused or did not answer.
-    pub sms_failed: AtomicU64,
+    /// SMS texts queued by SMS sends (the worker's metrics count what the
+    /// gateway did with them).
+    pub sms_queued: AtomicU64,
 }
 
 impl Metrics {
@@ -87,16 +86,10 @@ impl Metrics {
             &self.inbound,
         );
         counter(
-            "herald_sms_sent_total",
-            "SMS texts the gateway accepted.",
+            "herald_sms_queued_total",
+            "SMS texts queued by SMS sends.",
             "",
-            &self.sms_sent,
-        );
-        counter(
-            "herald_sms_failed_total",
-            "SMS texts the gateway refused or did not answer.",
-            "",
-            &self.sms_failed,
+            &self.sms_queued,
         );
         let _ = writeln!(
             out,

@@ -39,6 +39,11 @@ use utoipa::{Modify, OpenApi};
         crate::api::get_send,
         crate::api::delete_send,
         crate::api::send_sms,
+        crate::api::get_sms,
+        crate::api::delete_sms,
+        crate::api::sms_reports,
+        crate::api::sms_opt_out,
+        crate::api::sms_opt_in,
         crate::api::list_events,
         crate::api::run_report,
         crate::api::report_persons,
@@ -75,6 +80,10 @@ impl Modify for Security {
         );
         components.add_security_scheme(
             "admin_token",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        components.add_security_scheme(
+            "sms_report_token",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
     }

@@ -34,6 +34,12 @@ pub struct Stats {
     /// STARTTLS, AUTH or MAIL FROM): a problem on the sending side, logged as
     /// a warning each time, never a bounce.
     pub refused_sessions: AtomicU64,
+    /// Texts the SMS gateway accepted.
+    pub sms_sent: AtomicU64,
+    /// Texts the gateway did not take this time (408, 429, 5xx, no answer): retried.
+    pub sms_deferred: AtomicU64,
+    /// Texts the gateway refused, or given up on.
+    pub sms_failed: AtomicU64,
     /// Whether the loop's last round reached the database (false from a
     /// storage error until a round succeeds again): the worker's readiness.
     pub ready: std::sync::atomic::AtomicBool,
@@ -65,6 +71,17 @@ impl Stats {
         ] {
             out.push_str(&format!(
                 "herald_worker_messages_total{{outcome=\"{what}\"}} {}\n",
+                v.load(Ordering::Relaxed)
+            ));
+        }
+        out.push_str("# HELP herald_worker_texts_total SMS texts by what the gateway did with them.\n# TYPE herald_worker_texts_total counter\n");
+        for (what, v) in [
+            ("sent", &self.sms_sent),
+            ("deferred", &self.sms_deferred),
+            ("failed", &self.sms_failed),
+        ] {
+            out.push_str(&format!(
+                "herald_worker_texts_total{{outcome=\"{what}\"}} {}\n",
                 v.load(Ordering::Relaxed)
             ));
         }
@@ -260,7 +277,7 @@ impl Backoff {
 /// Records a message's outcome, riding out a storage outage: the mail has
 /// been handed to SMTP, so giving up here would send it again after the
 /// lease. Tries for about a minute, then returns the error.
-async fn record_with_retries(
+pub(crate) async fn record_with_retries(
     herald: &Herald,
     worker: &str,
     id: i64,
@@ -354,7 +371,7 @@ async fn process(
 
 /// Records `events` and clears the outbox's debt for their messages in one
 /// transaction: either both happen or neither.
-async fn record_events(herald: &Herald, events: &[NewEvent]) -> Result<(), Error> {
+pub(crate) async fn record_events(herald: &Herald, events: &[NewEvent]) -> Result<(), Error> {
     let mut ids: Vec<i64> = events.iter().filter_map(|e| e.message).collect();
     ids.sort_unstable();
     ids.dedup();
@@ -399,12 +416,7 @@ pub async fn recover_events(herald: &Herald) -> Result<u64, Error> {
             let campaign = match campaigns.get(&p.send_id) {
                 Some(c) => *c,
                 None => {
-                    let c = herald
-                        .outbox
-                        .send(p.send_id)
-                        .await
-                        .ok()
-                        .and_then(|s| s.campaign);
+                    let c = herald.outbox.send_campaign(p.send_id).await?;
                     campaigns.insert(p.send_id, c);
                     c
                 }
@@ -416,13 +428,28 @@ pub async fn recover_events(herald: &Herald) -> Result<u64, Error> {
                 e.person = p.person.clone();
                 e
             };
+            let sms = p.channel == herald_schedule::Channel::Sms;
+            let event = |kind: EventKind| {
+                let mut e = event(kind);
+                e.segments = p.segments;
+                e
+            };
             if p.processed {
-                events.push(event(EventKind::Processed));
+                events.push(event(if sms {
+                    EventKind::SmsProcessed
+                } else {
+                    EventKind::Processed
+                }));
             }
-            let outcome = match (p.state, p.bounce_class) {
-                (herald_schedule::State::Delivered, _) => Some(EventKind::Delivered),
-                (herald_schedule::State::Bounced, Some(class)) => Some(EventKind::of_bounce(class)),
-                (herald_schedule::State::Failed, _) => Some(EventKind::Failed),
+            let outcome = match (p.state, p.bounce_class, sms) {
+                (herald_schedule::State::Delivered, _, true) => Some(EventKind::SmsSent),
+                (herald_schedule::State::Failed, _, true) => Some(EventKind::SmsFailed),
+                (_, _, true) => None,
+                (herald_schedule::State::Delivered, _, false) => Some(EventKind::Delivered),
+                (herald_schedule::State::Bounced, Some(class), false) => {
+                    Some(EventKind::of_bounce(class))
+                }
+                (herald_schedule::State::Failed, _, false) => Some(EventKind::Failed),
                 _ => None,
             };
             if let (true, Some(kind)) = (p.outcome, outcome) {
@@ -489,7 +516,18 @@ pub async fn run(
     // Webhooks: the deliveries recorded events owe, sent by every worker
     // (claims skip each other's rows).
     let (hooks_stop, hooks_stopped) = tokio::sync::watch::channel(false);
-    let hooks = tokio::spawn(crate::webhooks::run(Arc::clone(&herald), hooks_stopped));
+    let hooks = tokio::spawn(crate::webhooks::run(
+        Arc::clone(&herald),
+        hooks_stopped.clone(),
+    ));
+    // SMS: texts claimed under the SMS rate and posted to the gateway.
+    let texts = herald.sms.is_some().then(|| {
+        tokio::spawn(crate::sms::run(
+            Arc::clone(&herald),
+            Arc::clone(&stats),
+            hooks_stopped,
+        ))
+    });
     let flusher_herald = Arc::clone(&herald);
     let flusher = tokio::spawn(async move {
         while let Some(first) = events_rx.recv().await {
@@ -668,6 +706,9 @@ pub async fn run(
     flusher.await.map_err(|e| Error::Task(e.to_string()))?;
     let _ = hooks_stop.send(true);
     hooks.await.map_err(|e| Error::Task(e.to_string()))?;
+    if let Some(texts) = texts {
+        texts.await.map_err(|e| Error::Task(e.to_string()))?;
+    }
     tracing::info!(done = stats.done(), "delivery loop stopped");
     Ok(())
 }

@@ -37,9 +37,10 @@ pub use bounce::{
 };
 pub use delivery::{Attempt, RetryPolicy, Stage, outcome};
 pub use outbox::{
-    Accepted, Backend, BounceClass, Claimed, Claims, MessageValues, NewRecipient, NewSend,
-    NoSuppression, Outbox, Outcome, PendingEvents, ScheduledSend, SkipReason, State, StateCounts,
-    StaticSuppression, StoredMessage, StoredSend, Suppression, recipient_domain,
+    Accepted, AcceptedSms, Backend, BounceClass, Channel, Claimed, ClaimedSms, Claims,
+    MessageValues, NewRecipient, NewSend, NewSmsSend, NewText, NoSuppression, Outbox, Outcome,
+    PendingEvents, ScheduledSend, SkipReason, SmsClaims, SmsText, State, StateCounts,
+    StaticSuppression, StoredMessage, StoredSend, StoredSmsSend, Suppression, recipient_domain,
 };
 pub use rules::{RuleViolation, SendingRules, When};
 pub use sessions::{DashboardUser, Session, Sessions};

@@ -207,13 +207,26 @@ impl Rate {
     }
 }
 
-/// Throttle settings: per account (mass mail), global (all mail).
+/// Throttle settings: per account (mass mail), global (all mail), SMS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThrottleConfig {
     /// Each account's mass-mail rate. Default `6000/15m`.
     pub per_account: Option<Rate>,
     /// The whole installation's rate, all mail. Default none.
     pub global: Option<Rate>,
+    /// The whole installation's rate of texts to the SMS gateway, apart from
+    /// mail (texts never count against the mail rates). Default
+    /// `10/1s,burst=10`.
+    #[serde(default = "default_sms_rate")]
+    pub sms: Option<Rate>,
+}
+
+fn default_sms_rate() -> Option<Rate> {
+    Some(Rate {
+        count: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
+        period: Duration::from_secs(1),
+        burst: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
+    })
 }
 
 impl Default for ThrottleConfig {
@@ -225,6 +238,7 @@ impl Default for ThrottleConfig {
                 burst: NonZeroU32::MIN,
             }),
             global: None,
+            sms: default_sms_rate(),
         }
     }
 }
@@ -342,6 +356,7 @@ mod tests {
         let config = ThrottleConfig {
             per_account: Some("2/1s".parse().expect("rate")),
             global: None,
+            sms: None,
         };
         let t = Throttle::with_clock(&config, &clock);
         assert!(t.check(1, Lane::Mass).is_ok());
@@ -374,7 +389,7 @@ mod tests {
                 burst: NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN),
             };
             let clock = FakeRelativeClock::default();
-            let governor = Throttle::with_clock(&ThrottleConfig { per_account: None, global: Some(rate) }, &clock);
+            let governor = Throttle::with_clock(&ThrottleConfig { per_account: None, global: Some(rate), sms: None }, &clock);
             let gcra = rate.gcra();
             let (mut tat, mut now) = (0i64, 1_000_000i64);
             for gap in gaps {
@@ -418,6 +433,7 @@ mod tests {
         let config = ThrottleConfig {
             per_account: None,
             global: Some("10/1s,burst=3".parse().expect("rate")),
+            sms: None,
         };
         let t = Throttle::with_clock(&config, &clock);
         let mut passed = 0;

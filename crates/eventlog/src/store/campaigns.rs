@@ -3,8 +3,7 @@
 
 use super::*;
 
-const CAMPAIGN_COLUMNS: &str =
-    "id, name, first_subject, emails, delivered, opened, clicked, starred, archived";
+const CAMPAIGN_COLUMNS: &str = "id, name, first_subject, emails, delivered, opened, clicked, starred, archived, sms_processed, sms_sent, sms_delivered, sms_failed, sms_segments";
 
 fn campaign_row(r: &AnyRow) -> Result<Campaign> {
     let n = |c: &str| -> Result<u64> { stored_u64(r.try_get::<i64, _>(c)?) };
@@ -21,6 +20,14 @@ fn campaign_row(r: &AnyRow) -> Result<Campaign> {
         click_rate: rate(clicked, delivered),
         starred: r.try_get::<i64, _>("starred")? != 0,
         archived: r.try_get::<i64, _>("archived")? != 0,
+        sms: crate::SmsTotals {
+            processed: n("sms_processed")?,
+            sent: n("sms_sent")?,
+            delivered: n("sms_delivered")?,
+            failed: n("sms_failed")?,
+            segments: n("sms_segments")?,
+            opted_out: 0,
+        },
     })
 }
 
@@ -37,7 +44,7 @@ fn campaign_filter(cond: &mut Sql, account: i64, filter: &CampaignFilter) {
         cond.push(" AND starred = 1");
     }
     if filter.sent_only {
-        cond.push(" AND emails > 0");
+        cond.push(" AND (emails > 0 OR sms_processed > 0)");
     }
     if let Some(only) = &filter.only {
         cond.push(" AND id IN ").bind_list(only.iter().map(|c| c.0));

@@ -71,6 +71,11 @@ struct CampaignDelta {
     delivered: i64,
     opened: i64,
     clicked: i64,
+    sms_processed: i64,
+    sms_sent: i64,
+    sms_delivered: i64,
+    sms_failed: i64,
+    sms_segments: i64,
 }
 
 impl EventLog {
@@ -177,11 +182,11 @@ impl EventLog {
         origin: &[bots::Origin],
         next_seq: &mut BTreeMap<i64, i64>,
     ) -> Result<()> {
-        const ROWS: usize = 200;
+        const ROWS: usize = 150;
         for (chunk_no, chunk) in events.chunks(ROWS).enumerate() {
             let mut sql = Sql::new(self.backend);
             sql.push(
-                "INSERT INTO herald_events (account, kind, at, message, campaign, recipient, person, link, label, ip, user_agent, reply, reason, bot, seq, browser, os, device, country, city) VALUES ",
+                "INSERT INTO herald_events (account, kind, at, message, campaign, recipient, person, link, label, ip, user_agent, reply, reason, bot, seq, browser, os, device, country, city, segments, cost, currency) VALUES ",
             );
             for (i, e) in chunk.iter().enumerate() {
                 let account = account_i64(e.account)?;
@@ -219,6 +224,9 @@ impl EventLog {
                     ua.device.into(),
                     country.into(),
                     city.into(),
+                    e.segments.map(i64::from).into(),
+                    e.cost.clone().into(),
+                    e.currency.clone().into(),
                 ]);
                 *seq += 1;
             }
@@ -344,6 +352,48 @@ impl EventLog {
                 }
                 // Nothing was sent: no total moves; the event is the record.
                 EventKind::Failed => {}
+                EventKind::SmsProcessed => {
+                    let segments = e.segments.unwrap_or(0);
+                    t.sms.processed += 1;
+                    t.sms.segments += u64::from(segments);
+                    if let Some(c) = e.campaign {
+                        let d = campaigns.entry(c.0).or_default();
+                        d.sms_processed += 1;
+                        d.sms_segments += i64::from(segments);
+                    }
+                }
+                EventKind::SmsSent => {
+                    t.sms.sent += 1;
+                    if let Some(c) = e.campaign {
+                        campaigns.entry(c.0).or_default().sms_sent += 1;
+                    }
+                }
+                EventKind::SmsDelivered => {
+                    t.sms.delivered += 1;
+                    if let Some(c) = e.campaign {
+                        campaigns.entry(c.0).or_default().sms_delivered += 1;
+                    }
+                }
+                EventKind::SmsFailed => {
+                    t.sms.failed += 1;
+                    if let Some(c) = e.campaign {
+                        campaigns.entry(c.0).or_default().sms_failed += 1;
+                    }
+                }
+                EventKind::SmsOptOut => {
+                    // Counted once per number: a repeated STOP adds nothing.
+                    let new = self
+                        .suppress_in(
+                            tx,
+                            account,
+                            &e.recipient,
+                            Suppressed::SmsOptOut,
+                            e.at,
+                            e.reply.as_deref(),
+                        )
+                        .await?;
+                    t.sms.opted_out += u64::from(new);
+                }
                 EventKind::Unsubscribe
                     if e.label.as_deref() == Some(crate::UNSUBSCRIBE_CAMPAIGN) =>
                 {
@@ -410,19 +460,33 @@ impl EventLog {
     ) -> Result<()> {
         // All campaigns' deltas in one statement per 60 campaigns.
         let deltas: Vec<(&i64, &CampaignDelta)> = campaigns.iter().collect();
-        for chunk in deltas.chunks(200) {
+        for chunk in deltas.chunks(90) {
             let mut sql = Sql::new(self.backend);
-            sql.push("WITH d(id, emails, delivered, opened, clicked) AS (VALUES ");
+            sql.push("WITH d(id, emails, delivered, opened, clicked, sms_processed, sms_sent, sms_delivered, sms_failed, sms_segments) AS (VALUES ");
             for (i, (id, c)) in chunk.iter().enumerate() {
                 if i > 0 {
                     sql.push(", ");
                 }
-                sql.bind_list([**id, c.emails, c.delivered, c.opened, c.clicked]);
+                sql.bind_list([
+                    **id,
+                    c.emails,
+                    c.delivered,
+                    c.opened,
+                    c.clicked,
+                    c.sms_processed,
+                    c.sms_sent,
+                    c.sms_delivered,
+                    c.sms_failed,
+                    c.sms_segments,
+                ]);
             }
             sql.push(
                 ")
                  UPDATE herald_campaigns SET emails = herald_campaigns.emails + d.emails, delivered = herald_campaigns.delivered + d.delivered,
-                    opened = herald_campaigns.opened + d.opened, clicked = herald_campaigns.clicked + d.clicked
+                    opened = herald_campaigns.opened + d.opened, clicked = herald_campaigns.clicked + d.clicked,
+                    sms_processed = herald_campaigns.sms_processed + d.sms_processed, sms_sent = herald_campaigns.sms_sent + d.sms_sent,
+                    sms_delivered = herald_campaigns.sms_delivered + d.sms_delivered, sms_failed = herald_campaigns.sms_failed + d.sms_failed,
+                    sms_segments = herald_campaigns.sms_segments + d.sms_segments
                  FROM d WHERE herald_campaigns.id = d.id",
             );
             sql.query().execute(&mut **tx).await?;

@@ -53,9 +53,29 @@ pub struct Totals {
     /// Opens by privacy proxies that prefetch at delivery (Apple Mail Privacy
     /// Protection), counted apart from people's and bots'.
     pub prefetch_opens: u64,
+    /// SMS, counted apart from email.
+    pub sms: SmsTotals,
 }
 
-const TOTAL_COLUMNS: [&str; 11] = [
+/// The SMS totals of an account or a campaign, apart from email's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SmsTotals {
+    /// Texts processed (tried at the gateway).
+    pub processed: u64,
+    /// Texts the gateway accepted.
+    pub sent: u64,
+    /// Texts the gateway reported delivered.
+    pub delivered: u64,
+    /// Texts refused, undelivered or given up on.
+    pub failed: u64,
+    /// Segments of the processed texts (what a gateway bills).
+    pub segments: u64,
+    /// Numbers that opted out (accounts only; 0 in a campaign).
+    pub opted_out: u64,
+}
+
+const TOTAL_COLUMNS: [&str; 17] = [
     "processed",
     "delivered",
     "opened",
@@ -67,10 +87,16 @@ const TOTAL_COLUMNS: [&str; 11] = [
     "bot_opens",
     "bot_clicks",
     "prefetch_opens",
+    "sms_processed",
+    "sms_sent",
+    "sms_delivered",
+    "sms_failed",
+    "sms_segments",
+    "sms_opted_out",
 ];
 
 impl Totals {
-    fn values(&self) -> [u64; 11] {
+    fn values(&self) -> [u64; 17] {
         [
             self.processed,
             self.delivered,
@@ -83,6 +109,12 @@ impl Totals {
             self.bot_opens,
             self.bot_clicks,
             self.prefetch_opens,
+            self.sms.processed,
+            self.sms.sent,
+            self.sms.delivered,
+            self.sms.failed,
+            self.sms.segments,
+            self.sms.opted_out,
         ]
     }
 }
@@ -96,6 +128,8 @@ pub enum Suppressed {
     Unsubscribed,
     /// Complained: no mass mail.
     Complained,
+    /// Opted out of SMS (the "email" is the E.164 number): no texts.
+    SmsOptOut,
 }
 
 impl Suppressed {
@@ -104,6 +138,7 @@ impl Suppressed {
             Suppressed::Blocklist => "blocklist",
             Suppressed::Unsubscribed => "unsubscribed",
             Suppressed::Complained => "complained",
+            Suppressed::SmsOptOut => "sms_opt_out",
         }
     }
 }
@@ -240,6 +275,14 @@ impl EventLog {
             bot_opens: v(8)?,
             bot_clicks: v(9)?,
             prefetch_opens: v(10)?,
+            sms: SmsTotals {
+                processed: v(11)?,
+                sent: v(12)?,
+                delivered: v(13)?,
+                failed: v(14)?,
+                segments: v(15)?,
+                opted_out: v(16)?,
+            },
         })
     }
 
@@ -319,6 +362,9 @@ pub(crate) fn event_columns(prefix: &str) -> String {
         "device",
         "country",
         "city",
+        "segments",
+        "cost",
+        "currency",
     ]
     .iter()
     .map(|c| format!("{prefix}{c}"))
@@ -356,5 +402,8 @@ pub(crate) fn event_from_row(r: &AnyRow) -> Result<Event> {
         device: r.try_get("device")?,
         country: r.try_get("country")?,
         city: r.try_get("city")?,
+        segments: r.try_get("segments")?,
+        cost: r.try_get("cost")?,
+        currency: r.try_get("currency")?,
     })
 }

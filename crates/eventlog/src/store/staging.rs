@@ -73,6 +73,9 @@ fn unstage(c: Compact<'_>) -> NewEvent {
         // Staged events are tracking hits (opens, clicks): never a bounce reason.
         reason: None,
         since_delivery_secs: c.12,
+        segments: None,
+        cost: None,
+        currency: None,
     }
 }
 

@@ -58,6 +58,61 @@ impl Suppression for EventLog {
 }
 
 impl EventLog {
+    /// Which of `numbers` (E.164) opted out of `account`'s SMS.
+    pub async fn sms_opted_out(
+        &self,
+        account: u64,
+        numbers: &[&str],
+    ) -> Result<std::collections::HashSet<String>> {
+        let mut out = std::collections::HashSet::new();
+        let account = account_i64(account)?;
+        for chunk in numbers.chunks(500) {
+            let mut sql = Sql::new(self.backend());
+            sql.push("SELECT email FROM herald_suppressions WHERE account = ")
+                .bind(account)
+                .push(" AND reason = 'sms_opt_out' AND email IN ")
+                .bind_list(chunk.iter().copied());
+            for row in sql.query().fetch_all(&self.pool).await? {
+                out.insert(row.try_get(0)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Marks message `message` of `account` with `mark` inside `tx`, once:
+    /// true the first time, false when it was marked already. What makes a
+    /// gateway's repeated final report of a text one event.
+    pub async fn mark_once_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        account: u64,
+        message: i64,
+        mark: &str,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO herald_message_marks (account, message, mark) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        )
+        .bind(account_i64(account)?)
+        .bind(message)
+        .bind(mark.to_owned())
+        .execute(&mut **tx)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    /// Lets `account` text `number` again after an opt-out (the person opted
+    /// back in, through the CRM). Returns whether the number was opted out.
+    pub async fn sms_opt_in(&self, account: u64, number: &str) -> Result<bool> {
+        let r = sqlx::query(
+            "DELETE FROM herald_suppressions WHERE account = $1 AND email = $2 AND reason = 'sms_opt_out'",
+        )
+        .bind(account_i64(account)?)
+        .bind(number.to_owned())
+        .execute(&self.writer)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
     /// Why `email` is suppressed for `account`, if it is.
     pub async fn suppressions(&self, account: u64, email: &str) -> Result<Vec<Suppressed>> {
         let rows = sqlx::query("SELECT reason FROM herald_suppressions WHERE account = $1 AND email = $2 ORDER BY reason")
@@ -71,6 +126,7 @@ impl EventLog {
                 "blocklist" => Some(Suppressed::Blocklist),
                 "unsubscribed" => Some(Suppressed::Unsubscribed),
                 "complained" => Some(Suppressed::Complained),
+                "sms_opt_out" => Some(Suppressed::SmsOptOut),
                 _ => None,
             })
             .collect())

@@ -120,7 +120,7 @@ const ENDPOINT_COLUMNS: &str = "id, account, url, kinds, secret, previous_secret
 
 /// The event as a webhook delivers it: `{id, type, timestamp, data}`.
 pub fn webhook_payload(event_id: &str, e: &NewEvent) -> String {
-    let data = serde_json::json!({
+    let mut data = serde_json::json!({
         "account": e.account,
         "kind": e.kind.as_str(),
         "message": e.message,
@@ -132,9 +132,20 @@ pub fn webhook_payload(event_id: &str, e: &NewEvent) -> String {
         "reply": e.reply,
         "reason": e.reason.map(|r| r.as_str()),
     });
+    if e.kind.is_sms() {
+        data["segments"] = serde_json::json!(e.segments);
+        data["cost"] = serde_json::json!(e.cost);
+        data["currency"] = serde_json::json!(e.currency);
+    }
+    // `email.delivered`, `sms.sent`: the channel, then what happened.
+    let kind = e.kind.as_str();
+    let kind_type = match kind.strip_prefix("sms_") {
+        Some(k) => format!("sms.{k}"),
+        None => format!("email.{kind}"),
+    };
     serde_json::json!({
         "id": event_id,
-        "type": format!("email.{}", e.kind.as_str()),
+        "type": kind_type,
         "timestamp": e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "data": data,
     })

@@ -205,6 +205,11 @@ kind-blocked = Blockiert
 kind-spam-complaint = Spam-Beschwerde
 kind-unsubscribe = Abgemeldet
 kind-failed = Fehlgeschlagen
+kind-sms-processed = SMS verarbeitet
+kind-sms-sent = SMS gesendet
+kind-sms-delivered = SMS zugestellt
+kind-sms-failed = SMS fehlgeschlagen
+kind-sms-opt-out = SMS abbestellt
 
 ## Bounce-Gründe
 reason-user-unknown = Postfach existiert nicht

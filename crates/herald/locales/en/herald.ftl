@@ -206,6 +206,11 @@ kind-blocked = Blocked
 kind-spam-complaint = Spam complaint
 kind-unsubscribe = Unsubscribed
 kind-failed = Failed
+kind-sms-processed = SMS processed
+kind-sms-sent = SMS sent
+kind-sms-delivered = SMS delivered
+kind-sms-failed = SMS failed
+kind-sms-opt-out = SMS opt-out
 
 ## Bounce reasons
 reason-user-unknown = Mailbox does not exist

@@ -205,6 +205,11 @@ kind-blocked = Bloqueado
 kind-spam-complaint = Queja por spam
 kind-unsubscribe = Baja
 kind-failed = Fallido
+kind-sms-processed = SMS procesado
+kind-sms-sent = SMS enviado
+kind-sms-delivered = SMS entregado
+kind-sms-failed = SMS fallido
+kind-sms-opt-out = Baja de SMS
 
 ## Motivos de rebote
 reason-user-unknown = El buzón no existe

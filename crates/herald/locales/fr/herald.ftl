@@ -205,6 +205,11 @@ kind-blocked = Bloqué
 kind-spam-complaint = Plainte pour spam
 kind-unsubscribe = Désabonné
 kind-failed = Échec
+kind-sms-processed = SMS traité
+kind-sms-sent = SMS envoyé
+kind-sms-delivered = SMS remis
+kind-sms-failed = SMS en échec
+kind-sms-opt-out = Désinscription SMS
 
 ## Raisons des rebonds
 reason-user-unknown = La boîte aux lettres n’existe pas

@@ -193,6 +193,7 @@ impl From<crate::app::Error> for Problem {
             }
             E::NotFound { what } => Problem::not_found(what),
             E::Unavailable(detail) => Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail),
+            E::Unauthorized(detail) => Problem::new(StatusCode::UNAUTHORIZED, detail),
             E::Herald(e) => e.into(),
         }
     }
@@ -409,6 +410,10 @@ pub fn routes(herald: Arc<Herald>) -> Router {
         .route("/v1/sends/preview", post(preview_send))
         .route("/v1/sends/{id}", get(get_send).delete(delete_send))
         .route("/v1/sms", post(send_sms))
+        .route("/v1/sms/reports", post(sms_reports))
+        .route("/v1/sms/opt-outs", post(sms_opt_out))
+        .route("/v1/sms/opt-ins", post(sms_opt_in))
+        .route("/v1/sms/{id}", get(get_sms).delete(delete_sms))
         .route("/v1/events", get(list_events))
         .route("/v1/reports", post(run_report))
         .route("/v1/reports/persons", post(report_persons))

@@ -100,6 +100,9 @@ pub struct ScheduledSend {
     pub to: String,
     /// `In progress <sent>/<total>` once sending started, else `Scheduled`.
     pub status: String,
+    /// `email` or `sms` (an SMS send's subject is its text as written, its
+    /// recipient a number).
+    pub channel: String,
 }
 
 impl From<herald_schedule::ScheduledSend> for ScheduledSend {
@@ -118,6 +121,7 @@ impl From<herald_schedule::ScheduledSend> for ScheduledSend {
             } else {
                 "Scheduled".to_owned()
             },
+            channel: s.channel.as_str().to_owned(),
         }
     }
 }

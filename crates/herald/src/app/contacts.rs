@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 
 /// The person field holding the "block mass emails" flag.
 pub const BLOCK_MASS: &str = "block_mass_emails";
+/// The person field holding the "no SMS" flag (the person opted out of texts).
+pub const BLOCK_SMS: &str = "block_sms";
 /// The person field naming the person's organisation.
 pub const ORGANISATION_ID: &str = herald_eventlog::ORGANISATION_ID;
 
@@ -39,6 +41,9 @@ pub struct PersonInput {
     /// The "block mass emails" flag: no newsletters to this person.
     #[serde(default)]
     pub block_mass_emails: bool,
+    /// The "no SMS" flag: the person opted out of texts; SMS sends skip them.
+    #[serde(default)]
+    pub block_sms: bool,
     /// The person's organisation (upserted with `PUT /v1/organisations`):
     /// when `organisation` is empty, its fields are the organisation's.
     #[serde(default)]
@@ -74,12 +79,17 @@ pub struct PersonView {
     pub custom: BTreeMap<String, String>,
     /// "Block mass emails".
     pub block_mass_emails: bool,
+    /// "No SMS": opted out of texts.
+    pub block_sms: bool,
     /// The person's organisation.
     pub organisation_id: Option<String>,
     /// "Email bouncing": the address is on the blocklist (hard bounce).
     pub email_bouncing: bool,
     /// Unsubscribed or complained: no mass email.
     pub unsubscribed: bool,
+    /// The person's mobile number opted out of SMS (a STOP the gateway
+    /// reported, or `POST /v1/sms/opt-outs`): no texts.
+    pub sms_opted_out: bool,
 }
 
 impl PersonView {
@@ -90,6 +100,15 @@ impl PersonView {
             organisation: self.organisation.clone(),
             custom: self.custom.clone(),
         }
+    }
+
+    /// The number texts go to: `mobile`, else `phone`, in E.164 form; none
+    /// when neither is a number with country code.
+    pub fn mobile_number(&self) -> Option<String> {
+        ["mobile", "phone"]
+            .iter()
+            .filter_map(|f| self.person.get(*f))
+            .find_map(|n| crate::sms::normalize_number(n))
     }
 
     /// The name to put beside the address: `full_name`, else first and last name.
@@ -189,10 +208,10 @@ fn to_record(i: usize, p: &PersonInput) -> Result<PersonRecord> {
     ] {
         for (k, v) in map {
             check_field_name(&format!("persons[{i}].{label}"), k)?;
-            if ns == Namespace::Person && k == BLOCK_MASS {
+            if ns == Namespace::Person && (k == BLOCK_MASS || k == BLOCK_SMS) {
                 return Err(Error::invalid(
                     format!("persons[{i}].person.{k}"),
-                    "is a flag: set `block_mass_emails` on the person",
+                    format!("is a flag: set `{k}` on the person"),
                 ));
             }
             check_field_value(&format!("persons[{i}].{label}.{k}"), ns, k, v)?;
@@ -201,6 +220,9 @@ fn to_record(i: usize, p: &PersonInput) -> Result<PersonRecord> {
     }
     if p.block_mass_emails {
         fields.push((Namespace::Person, BLOCK_MASS.into(), "true".into()));
+    }
+    if p.block_sms {
+        fields.push((Namespace::Person, BLOCK_SMS.into(), "true".into()));
     }
     if let Some(org) = &p.organisation_id {
         check_id(&format!("persons[{i}].organisation_id"), org)?;
@@ -309,13 +331,16 @@ pub fn view_of(record: PersonRecord) -> PersonView {
         organisation: BTreeMap::new(),
         custom: BTreeMap::new(),
         block_mass_emails: false,
+        block_sms: false,
         organisation_id: None,
         email_bouncing: false,
         unsubscribed: false,
+        sms_opted_out: false,
     };
     for (ns, k, val) in record.fields {
         match ns {
             Namespace::Person if k == BLOCK_MASS => v.block_mass_emails = val == "true",
+            Namespace::Person if k == BLOCK_SMS => v.block_sms = val == "true",
             Namespace::Person if k == ORGANISATION_ID => v.organisation_id = Some(val),
             Namespace::Person if k == "email_bouncing" => {}
             Namespace::Person => {
@@ -356,9 +381,17 @@ pub async fn person(h: &Herald, account: u64, id: &str) -> Result<PersonView> {
         for s in h.events.suppressions(account, &email).await? {
             match s {
                 Suppressed::Blocklist => v.email_bouncing = true,
+                Suppressed::SmsOptOut => {}
                 _ => v.unsubscribed = true,
             }
         }
+    }
+    if let Some(number) = v.mobile_number() {
+        v.sms_opted_out = h
+            .events
+            .suppressions(account, &number)
+            .await?
+            .contains(&Suppressed::SmsOptOut);
     }
     Ok(v)
 }

@@ -832,6 +832,7 @@ mod tests {
             recipient: None,
             done,
             campaign: Some(CampaignId(campaign)),
+            channel: herald_schedule::Channel::Email,
         }
     }
 

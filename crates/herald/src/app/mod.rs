@@ -7,7 +7,7 @@
 //!
 //! - [`sends`]: email sends — recipients resolved, deduplicated and skipped
 //!   with a [`Skip`] reason, the campaign and the send written in one transaction.
-//! - [`sms`]: SMS sends through the gateway.
+//! - [`sms`]: SMS sends through the outbox, the gateway's delivery reports, opt-outs.
 //! - [`contacts`]: persons and organisations, validated once for every path.
 //! - [`domains`]: sending domains, their DKIM keys and checks.
 //! - [`accounts`]: accounts, the "enabled" rule, plans, API keys.
@@ -61,6 +61,10 @@ pub enum Error {
     /// A part the operation needs is not configured or not reachable.
     #[error("{0}")]
     Unavailable(String),
+    /// The caller did not prove who it is (a gateway's report without the
+    /// right token).
+    #[error("{0}")]
+    Unauthorized(String),
     /// A failure in a crate below (storage, sending rules, MIME, DKIM).
     #[error(transparent)]
     Herald(#[from] crate::Error),
@@ -110,6 +114,8 @@ pub enum Skip {
     UnusablePersonData,
     /// The stored person has no usable mobile or phone number (SMS).
     NoMobileNumber,
+    /// The person is flagged "no SMS", or their number opted out of SMS.
+    SmsOptOut,
     /// Flagged "block mass emails" (mass mail only).
     BlocksMassEmail,
     /// On the account's blocklist (hard bounce, R-EVT-5).
@@ -127,6 +133,7 @@ impl Skip {
             Skip::InvalidEmailAddress => "invalid email address",
             Skip::UnusablePersonData => "unusable person data",
             Skip::NoMobileNumber => "no mobile number",
+            Skip::SmsOptOut => "sms opt-out",
             Skip::BlocksMassEmail => herald_schedule::SkipReason::BlocksMassEmail.as_str(),
             Skip::Blocklisted => herald_schedule::SkipReason::Blocklisted.as_str(),
             Skip::Unsubscribed => herald_schedule::SkipReason::Unsubscribed.as_str(),

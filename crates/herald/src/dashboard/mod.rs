@@ -261,6 +261,7 @@ fn error_page(ctx: &Ctx, e: crate::app::Error) -> Response {
         E::NotFound { .. } => StatusCode::NOT_FOUND,
         E::NotEnabled | E::NotInPlan { .. } => StatusCode::FORBIDDEN,
         E::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        E::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         E::Herald(crate::Error::EventLog(herald_eventlog::Error::Invalid { .. }))
         | E::Herald(crate::Error::EventLog(herald_eventlog::Error::Limit { .. }))
         | E::Herald(crate::Error::Schedule(herald_schedule::Error::Invalid { .. })) => {

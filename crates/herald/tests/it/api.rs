@@ -984,27 +984,35 @@ async fn a_verified_domain_signs_with_its_own_key_and_has_no_sender() {
 }
 
 /// The test SMS gateway (tests/data/sms_gateway.py) on a loopback port.
-struct Gateway {
+pub struct Gateway {
     child: std::process::Child,
     log: std::path::PathBuf,
-    port: u16,
+    pub port: u16,
 }
 
 impl Gateway {
-    fn start() -> Gateway {
+    pub fn start() -> Gateway {
+        Gateway::start_with(0, None)
+    }
+
+    /// A gateway that answers its first `fail_first` requests 503 and, given
+    /// `report_token`, posts delivery reports back with it.
+    pub fn start_with(fail_first: usize, report_token: Option<&str>) -> Gateway {
         use std::io::BufRead;
         let log = crate::delivery::scratch("sms").join("gateway.jsonl");
         let script =
             std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/sms_gateway.py");
         // Port 0: the gateway binds a free port itself and prints it once it
         // listens, so no other test can take the port in between.
-        let mut child = std::process::Command::new("python3")
-            .arg(script)
+        let mut cmd = std::process::Command::new("python3");
+        cmd.arg(script)
             .arg("0")
             .arg(&log)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+            .arg(fail_first.to_string());
+        if let Some(t) = report_token {
+            cmd.arg(t);
+        }
+        let mut child = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
         let mut line = String::new();
         std::io::BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
@@ -1016,7 +1024,23 @@ impl Gateway {
         Gateway { child, log, port }
     }
 
-    fn received(&self) -> Vec<Value> {
+    /// The texts it received (each with the status it answered).
+    pub fn received(&self) -> Vec<Value> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l.get("sms").is_some())
+            .collect()
+    }
+
+    /// The delivery reports it posted back (each with Herald's answer).
+    pub fn reports(&self) -> Vec<Value> {
+        self.lines()
+            .into_iter()
+            .filter(|l| l.get("report").is_some())
+            .collect()
+    }
+
+    fn lines(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
@@ -1032,8 +1056,23 @@ impl Drop for Gateway {
     }
 }
 
+/// Runs SMS delivery rounds until none takes a text.
+pub async fn deliver_texts(rig: &Rig) {
+    let stats = std::sync::Arc::new(herald::worker::Stats::default());
+    for _ in 0..50 {
+        let round = herald::sms::deliver_due(&rig.herald, &stats).await.unwrap();
+        if round.attempted == 0 && round.throttled_until.is_none() {
+            return;
+        }
+        if let Some(t) = round.throttled_until {
+            rig.clock.set(t.max(herald::clock::Clock::now(&*rig.clock)));
+        }
+    }
+    panic!("texts still due after 50 rounds");
+}
+
 #[tokio::test]
-async fn sms_go_through_the_http_gateway_merged_with_their_segments() {
+async fn sms_are_queued_then_sent_through_the_http_gateway_merged_with_their_segments() {
     let gateway = Gateway::start();
     let port = gateway.port;
     let rig = Rig::start(Kind::Sqlite, "api-sms", &[], |c| {
@@ -1056,6 +1095,7 @@ async fn sms_go_through_the_http_gateway_merged_with_their_segments() {
             {"id": "s-2", "person": {"first_name": "Zoë", "phone": "0045 8765 4321"}},
             {"id": "s-3", "person": {"first_name": "Nobody"}},
             {"id": "s-4", "person": {"first_name": "Gone", "mobile": "+45 11 22 33 999"}},
+            {"id": "s-6", "block_sms": true, "person": {"first_name": "Quiet", "mobile": "+45 55 55 55 55"}},
         ]),
     )
     .await;
@@ -1065,23 +1105,38 @@ async fn sms_go_through_the_http_gateway_merged_with_their_segments() {
             "/v1/sms",
             k,
             json!({"text": "Hi {{person.first_name}}, your order has shipped.",
-                   "recipients": {"persons": ["s-1", "s-2", "s-3", "s-4", "s-5"]}}),
+                   "recipients": {"persons": ["s-1", "s-2", "s-3", "s-4", "s-5", "s-6"]}}),
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let v = r.json();
-    assert_eq!(v["sent"], 2, "{v}");
-    assert_eq!(v["failed"], 1);
+    assert_eq!(v["queued"], 3, "{v}");
     assert_eq!(v["skipped"]["no mobile number"], 1);
     assert_eq!(v["skipped"]["unknown person"], 1);
-    assert_eq!(v["results"][2]["status"], "failed");
-    assert_eq!(v["results"][2]["gateway_status"], 400);
-    assert!(
-        v["results"][2]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("unknown number")
+    assert_eq!(v["skipped"]["sms opt-out"], 1);
+    assert!(v["campaign"].as_str().unwrap().contains("SMS Hi"), "{v}");
+    // Answered at once: nothing has gone to the gateway yet.
+    assert!(gateway.received().is_empty());
+    let id = v["send_id"].as_i64().unwrap();
+    let listed = api.json("GET", "/v1/sends", k, Value::Null).await.json();
+    let line = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["id"] == id)
+        .unwrap_or_else(|| panic!("the SMS send is in the scheduled list: {listed}"));
+    assert_eq!(line["channel"], "sms");
+    assert_eq!(
+        line["subject"],
+        "Hi {{person.first_name}}, your order has shipped."
     );
+    deliver_texts(&api.rig).await;
+    let view = api
+        .json("GET", &format!("/v1/sms/{id}"), k, Value::Null)
+        .await;
+    assert_eq!(view.status, StatusCode::OK, "{}", view.text());
+    assert_eq!(view.json()["texts"]["delivered"], 2, "{}", view.text());
+    assert_eq!(view.json()["texts"]["failed"], 1, "{}", view.text());
     let got = gateway.received();
     assert_eq!(got.len(), 3);
     let ada = got
@@ -1094,6 +1149,13 @@ async fn sms_go_through_the_http_gateway_merged_with_their_segments() {
     assert_eq!(ada["sms"]["text"], "Hi Ada, your order has shipped.");
     assert_eq!(ada["sms"]["encoding"], "Gsm7");
     assert_eq!(ada["sms"]["segments"], 1);
+    assert!(
+        ada["sms"]["reference"]
+            .as_str()
+            .unwrap()
+            .parse::<i64>()
+            .is_ok()
+    );
     // "ë" is not in GSM-7: the whole text goes as UCS-2.
     let zoe = got
         .iter()
@@ -1101,6 +1163,17 @@ async fn sms_go_through_the_http_gateway_merged_with_their_segments() {
         .unwrap();
     assert_eq!(zoe["sms"]["text"], "Hi Zoë, your order has shipped.");
     assert_eq!(zoe["sms"]["encoding"], "Ucs2");
+    // The events: processed for each, sent for two, failed (400) for one;
+    // the totals count them apart from email.
+    let totals = api.json("GET", "/v1/account", k, Value::Null).await.json();
+    let sms = &totals["totals"]["sms"];
+    assert_eq!(sms["processed"], 3, "{totals}");
+    assert_eq!(sms["sent"], 2, "{totals}");
+    assert_eq!(sms["failed"], 1, "{totals}");
+    assert_eq!(
+        totals["totals"]["processed"], 0,
+        "no email counted: {totals}"
+    );
     // A long text by number is split into segments; bad numbers and senders are refused.
     let long = "x".repeat(200);
     let r = api
@@ -1121,9 +1194,47 @@ async fn sms_go_through_the_http_gateway_merged_with_their_segments() {
             json!({"text": "Once", "recipients": {"numbers": [{"phone": "+45 20 30 40 60"}, {"phone": "0045 2030 4060"}, {"phone": "+4520304060"}]}}),
         )
         .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json()["queued"], 1, "{}", r.text());
+    // An opted-out number is skipped and counted, until it opts back in.
+    let r = api
+        .json(
+            "POST",
+            "/v1/sms/opt-outs",
+            k,
+            json!({"phone": "+45 20 30 40 70"}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
-    assert_eq!(r.json()["sent"], 1, "{}", r.text());
-    assert_eq!(r.json()["results"].as_array().map(Vec::len), Some(1));
+    let body = json!({"text": "Hello", "recipients": {"numbers": [{"phone": "+4520304070"}, {"phone": "+4520304080"}]}});
+    let r = api.json("POST", "/v1/sms", k, body.clone()).await;
+    assert_eq!(r.json()["queued"], 1, "{}", r.text());
+    assert_eq!(r.json()["skipped"]["sms opt-out"], 1, "{}", r.text());
+    api.json(
+        "POST",
+        "/v1/sms/opt-ins",
+        k,
+        json!({"phone": "+4520304070"}),
+    )
+    .await;
+    let r = api.json("POST", "/v1/sms", k, body).await;
+    assert_eq!(r.json()["queued"], 2, "{}", r.text());
+    // A scheduled send is deletable before it goes.
+    let at = (herald::clock::Clock::now(&*api.rig.clock) + chrono::Duration::hours(2)).to_rfc3339();
+    let r = api
+        .json(
+            "POST",
+            "/v1/sms",
+            k,
+            json!({"text": "Later", "scheduled_at": at, "recipients": {"numbers": [{"phone": "+4520304090"}]}}),
+        )
+        .await;
+    let later = r.json()["send_id"].as_i64().unwrap();
+    let r = api
+        .json("DELETE", &format!("/v1/sms/{later}"), k, Value::Null)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["cancelled"], 1);
     for (body, field) in [
         (
             json!({"text": "x", "recipients": {"numbers": [{"phone": "12345"}]}}),
@@ -1137,15 +1248,20 @@ async fn sms_go_through_the_http_gateway_merged_with_their_segments() {
             json!({"text": "{{person.nope}}", "recipients": {"numbers": [{"phone": "+4520304050"}]}}),
             "text",
         ),
+        (
+            json!({"text": "  ", "recipients": {"numbers": [{"phone": "+4520304050"}]}}),
+            "text",
+        ),
     ] {
         let r = api.json("POST", "/v1/sms", k, body).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
         assert_eq!(problem(&r)["field"], field);
     }
+    deliver_texts(&api.rig).await;
     assert_eq!(
         gateway.received().len(),
-        5,
-        "nothing sent for refused requests"
+        3 + 1 + 1 + 1 + 2,
+        "each queued text sent once, nothing for refused or deleted sends"
     );
 }
 

@@ -19,6 +19,7 @@ mod inbound_mail;
 mod mx;
 mod sink;
 mod sites;
+mod sms;
 mod throttle;
 mod tracking;
 mod webhooks;

@@ -24,9 +24,11 @@ use std::collections::{HashMap, HashSet};
 mod enqueue;
 mod pending;
 mod queue;
+mod sms;
 mod suppression;
 mod types;
 mod views;
+pub use sms::*;
 pub use suppression::*;
 pub use types::*;
 
@@ -147,6 +149,7 @@ impl Outbox {
             throttle: crate::ThrottleConfig {
                 per_account: None,
                 global: None,
+                sms: None,
             },
         })
     }

@@ -45,7 +45,8 @@ impl Outbox {
     }
 }
 
-const PENDING_SELECT: &str = "SELECT id, account, recipient_email, send_id, state, bounce_class, bounce_reason, reply, events_pending, updated_at, person FROM herald_outbox
+const PENDING_SELECT: &str = "SELECT id, account, recipient_email, send_id, state, bounce_class, bounce_reason, reply, events_pending, updated_at, person, lane,
+                    CASE WHEN lane = 'sms' THEN merge_values END AS sms_text FROM herald_outbox
              WHERE events_pending <> 0 AND updated_at < $1";
 
 fn pending_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<PendingEvents>> {
@@ -73,6 +74,15 @@ fn pending_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<PendingEvents>> {
                 outcome: r.try_get::<i64, _>("events_pending")? & EVENTS_OUTCOME != 0,
                 at: from_millis(r.try_get("updated_at")?),
                 person: r.try_get("person")?,
+                channel: if r.try_get::<String, _>("lane")? == "sms" {
+                    Channel::Sms
+                } else {
+                    Channel::Email
+                },
+                segments: match r.try_get::<Option<String>, _>("sms_text")? {
+                    Some(t) => Some(serde_json::from_str::<SmsText>(&t)?.segments),
+                    None => None,
+                },
             })
         })
         .collect()

@@ -34,6 +34,14 @@ fn claimed_from_row(row: &AnyRow) -> Result<Claimed> {
 /// release ends it.
 pub(crate) const CANCELLED_IN_FLIGHT: i64 = i64::MAX;
 
+/// What one lane's claim took: the rows, the site of each, and when a rate
+/// lets the next one go.
+pub(super) struct TakenRows {
+    pub(super) rows: Vec<AnyRow>,
+    pub(super) site_of: HashMap<i64, Option<String>>,
+    pub(super) throttled_until: Option<DateTime<Utc>>,
+}
+
 /// One candidate row of a claim, before the throttle has had its say.
 struct Candidate {
     id: i64,
@@ -89,7 +97,6 @@ impl Outbox {
         lease: Duration,
         now: DateTime<Utc>,
     ) -> Result<Claims> {
-        let now_us = now.timestamp_micros();
         let lane_name = match lane {
             Lane::Individual => "individual",
             Lane::Mass => "mass",
@@ -99,6 +106,39 @@ impl Outbox {
             Lane::Individual => None,
         };
         let global = self.throttle.global.map(|r| r.gcra());
+        let taken = self
+            .claim_lane(worker, lane_name, per_account, global, limit, lease, now)
+            .await?;
+        let mut messages = Vec::with_capacity(taken.rows.len());
+        for row in &taken.rows {
+            let mut m = claimed_from_row(row)?;
+            m.site = taken.site_of.get(&m.id).cloned().flatten();
+            messages.push(m);
+        }
+        messages.sort_by_key(|c| c.id);
+        Ok(Claims {
+            messages,
+            throttled_until: taken.throttled_until,
+        })
+    }
+
+    /// The claim of one lane (see [`Outbox::claim_batch`]): `per_account`
+    /// is the GCRA of each account's rate in this lane, `global` that of the
+    /// lane's installation-wide rate (the row `global` for mail, `sms` for texts).
+    /// Returns the claimed rows (every outbox column a claim reads).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn claim_lane(
+        &self,
+        worker: &str,
+        lane_name: &str,
+        per_account: Option<crate::throttle::Gcra>,
+        global: Option<crate::throttle::Gcra>,
+        limit: usize,
+        lease: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<TakenRows> {
+        let global_name = if lane_name == "sms" { "sms" } else { "global" };
+        let now_us = now.timestamp_micros();
         let (lock, lock_throttle) = match self.backend {
             Backend::Postgres => (" FOR UPDATE OF o SKIP LOCKED", " FOR UPDATE"),
             Backend::Sqlite => ("", ""),
@@ -157,7 +197,7 @@ impl Outbox {
             let interval: Option<i64> = row.try_get("rate_interval")?;
             let mut need = Vec::new();
             if let Some(g) = global {
-                need.push(key_of("global".into(), None, None, g));
+                need.push(key_of(global_name.into(), None, None, g));
             }
             if let Some(g) = per_account {
                 need.push(key_of(format!("account:{account}"), Some(account), None, g));
@@ -264,7 +304,7 @@ impl Outbox {
                 throttled_until = Some(throttled_until.map_or(at, |t| t.min(at)));
             }
         }
-        let mut messages = Vec::with_capacity(taken.len());
+        let mut claimed_rows = Vec::new();
         if !taken.is_empty() {
             let mut update = Sql::new(self.backend);
             update.push("UPDATE herald_outbox SET state = 'claimed', worker = ");
@@ -278,9 +318,7 @@ impl Outbox {
             update.push(
                 " RETURNING id, send_id, account, lane, recipient_email, recipient_name, merge_values, attempts, first_attempt_at, person, recipient_domain",
             );
-            for row in &update.query().fetch_all(&mut *tx).await? {
-                messages.push(claimed_from_row(row)?);
-            }
+            claimed_rows = update.query().fetch_all(&mut *tx).await?;
         }
         tx.commit().await?;
         // The site each message's domain belonged to, from the candidates' read.
@@ -293,12 +331,9 @@ impl Outbox {
                 ))
             })
             .collect();
-        for m in &mut messages {
-            m.site = site_of.get(&m.id).cloned().flatten();
-        }
-        messages.sort_by_key(|c| c.id);
-        Ok(Claims {
-            messages,
+        Ok(TakenRows {
+            rows: claimed_rows,
+            site_of,
             throttled_until: throttled_until.and_then(DateTime::from_timestamp_micros),
         })
     }
@@ -336,7 +371,9 @@ impl Outbox {
             ),
             Outcome::Failed { reason } => (State::Failed, None, None, None, reason.clone()),
         };
-        // The events this outcome owes the event log (see `pending_events`).
+        // The events this outcome owes the event log (see `pending_events`): a
+        // text the gateway refused was still processed (an email that could
+        // not be built was not).
         let processed = i64::from(state != State::Failed) * EVENTS_PROCESSED;
         let terminal = i64::from(matches!(
             state,
@@ -345,7 +382,7 @@ impl Outbox {
         let result = sqlx::query(
             "UPDATE herald_outbox SET state = CASE WHEN due_at = $11 AND $1 = 'deferred' THEN 'cancelled' ELSE $1 END,
                 due_at = COALESCE($2, due_at), bounce_class = $3, bounce_reason = $4, reply = $5,
-                events_pending = events_pending | (CASE WHEN attempts = 0 THEN $6 ELSE 0 END) | $7,
+                events_pending = events_pending | (CASE WHEN attempts = 0 AND ($6 <> 0 OR lane = 'sms') THEN $12 ELSE 0 END) | $7,
                 attempts = attempts + 1, first_attempt_at = COALESCE(first_attempt_at, $8),
                 lease_until = NULL, worker = NULL, updated_at = $8
              WHERE id = $9 AND state = 'claimed' AND worker = $10",
@@ -361,6 +398,7 @@ impl Outbox {
         .bind(id)
         .bind(worker.to_owned())
         .bind(CANCELLED_IN_FLIGHT)
+        .bind(EVENTS_PROCESSED)
         .execute(&self.writer)
         .await?;
         Ok(result.rows_affected() == 1)

@@ -258,6 +258,9 @@ pub struct ScheduledSend {
     pub done: usize,
     /// The campaign its messages are counted in.
     pub campaign: Option<herald_message::CampaignId>,
+    /// Email or SMS (an SMS send's subject is its text as written, its
+    /// recipient a number).
+    pub channel: Channel,
 }
 
 /// A message whose outcome events the event log has not recorded yet.
@@ -287,6 +290,10 @@ pub struct PendingEvents {
     pub at: DateTime<Utc>,
     /// The CRM's person id.
     pub person: Option<String>,
+    /// Email or SMS: a text's events are the SMS kinds.
+    pub channel: Channel,
+    /// A text's segments (none for email).
+    pub segments: Option<u32>,
 }
 
 /// A message as the tracking endpoints and inbound mail map it back.

@@ -88,10 +88,11 @@ impl Outbox {
         Ok(out)
     }
 
-    /// The stored send `send_id` (its template and sender), whatever its account.
+    /// The stored email send `send_id` (its template and sender), whatever its
+    /// account; an SMS send is not found here ([`Outbox::sms_send`]).
     pub async fn send(&self, send_id: i64) -> Result<StoredSend> {
         let row = sqlx::query(
-            "SELECT id, account, kind, template, sender, campaign, attachments FROM herald_sends WHERE id = $1",
+            "SELECT id, account, kind, template, sender, campaign, attachments FROM herald_sends WHERE id = $1 AND channel = 'email'",
         )
         .bind(send_id)
         .fetch_optional(&self.pool)
@@ -101,6 +102,16 @@ impl Outbox {
             id: send_id,
         })?;
         stored_send(&row)
+    }
+
+    /// The campaign of send `send_id` (email or SMS), if it has one.
+    pub async fn send_campaign(&self, send_id: i64) -> Result<Option<CampaignId>> {
+        let c: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT campaign FROM herald_sends WHERE id = $1")
+                .bind(send_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(c.flatten().map(CampaignId))
     }
 
     /// The send `send_id` of `account`, to view its content (R-SND-5). Another
@@ -148,13 +159,13 @@ impl Outbox {
     /// go, soonest first.
     pub async fn scheduled(&self, account: u64) -> Result<Vec<ScheduledSend>> {
         let rows = sqlx::query(
-            "SELECT s.id, s.scheduled_at, s.created_at, s.total, s.user_name, s.user_email, s.subject, s.kind, s.campaign,
+            "SELECT s.id, s.scheduled_at, s.created_at, s.total, s.user_name, s.user_email, s.subject, s.kind, s.campaign, s.channel,
                     COUNT(CASE WHEN o.state IN ('delivered', 'bounced', 'failed') THEN 1 END) AS done,
                     COUNT(CASE WHEN o.state IN ('queued', 'claimed', 'deferred') THEN 1 END) AS pending,
                     MIN(o.recipient_email) AS one_recipient
              FROM herald_sends s JOIN herald_outbox o ON o.send_id = s.id
              WHERE s.account = $1 AND s.cancelled_at IS NULL
-             GROUP BY s.id, s.scheduled_at, s.created_at, s.total, s.user_name, s.user_email, s.subject, s.kind, s.campaign
+             GROUP BY s.id, s.scheduled_at, s.created_at, s.total, s.user_name, s.user_email, s.subject, s.kind, s.campaign, s.channel
              ORDER BY s.scheduled_at, s.id",
         )
         .bind(account_i64(account)?)
@@ -185,6 +196,7 @@ impl Outbox {
                 campaign: row
                     .try_get::<Option<i64>, _>("campaign")?
                     .map(herald_message::CampaignId),
+                channel: Channel::parse(&row.try_get::<String, _>("channel")?)?,
             });
         }
         Ok(out)
@@ -215,21 +227,33 @@ impl Outbox {
     /// Returns how many unsent messages were cancelled; an error when nothing is
     /// left to cancel.
     pub async fn delete(&self, account: u64, send_id: i64, now: DateTime<Utc>) -> Result<u64> {
-        let send = self.view(account, send_id).await?;
+        // Email or SMS: either kind of send is deleted the same way.
+        let owned: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM herald_sends WHERE id = $1 AND account = $2")
+                .bind(send_id)
+                .bind(account_i64(account)?)
+                .fetch_optional(&self.pool)
+                .await?;
+        let Some(id) = owned else {
+            return Err(Error::NotFound {
+                what: "send",
+                id: send_id,
+            });
+        };
         let mut tx = self.writer.begin().await?;
         let cancelled = sqlx::query(
             "UPDATE herald_outbox SET state = 'cancelled', updated_at = $1
              WHERE send_id = $2 AND (state IN ('queued', 'deferred') OR (state = 'claimed' AND lease_until <= $1))",
         )
         .bind(millis(now))
-        .bind(send.id)
+        .bind(id)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         let in_flight: i64 = sqlx::query(
             "SELECT COUNT(*) FROM herald_outbox WHERE send_id = $1 AND state = 'claimed'",
         )
-        .bind(send.id)
+        .bind(id)
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
@@ -239,11 +263,11 @@ impl Outbox {
         }
         if in_flight == 0 {
             sqlx::query("DELETE FROM herald_outbox WHERE send_id = $1")
-                .bind(send.id)
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("DELETE FROM herald_sends WHERE id = $1")
-                .bind(send.id)
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
         } else {
@@ -255,12 +279,12 @@ impl Outbox {
                 "UPDATE herald_outbox SET due_at = $1 WHERE send_id = $2 AND state = 'claimed'",
             )
             .bind(super::queue::CANCELLED_IN_FLIGHT)
-            .bind(send.id)
+            .bind(id)
             .execute(&mut *tx)
             .await?;
             sqlx::query("UPDATE herald_sends SET cancelled_at = $1 WHERE id = $2")
                 .bind(millis(now))
-                .bind(send.id)
+                .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }

@@ -169,6 +169,7 @@ both!(
         let throttle = ThrottleConfig {
             per_account: Some("600/1m,burst=5".parse().unwrap()),
             global: None,
+            sms: None,
         };
         let outboxes = workers(&db, throttle).await;
         enqueue(&outboxes[0], SendKind::Mass, 1, &addresses(1_000, "a.test")).await;
@@ -195,6 +196,7 @@ both!(
         let throttle = ThrottleConfig {
             per_account: Some("60/1m".parse().unwrap()),
             global: Some("1200/1m".parse().unwrap()),
+            sms: None,
         };
         let outboxes = workers(&db, throttle).await;
         enqueue(&outboxes[0], SendKind::Mass, 1, &addresses(100, "a.test")).await;
@@ -227,6 +229,7 @@ both!(
         let outbox = db.outbox(rules()).await.with_throttle(ThrottleConfig {
             per_account: Some("10/1s".parse().unwrap()),
             global: None,
+            sms: None,
         });
         enqueue(&outbox, SendKind::Mass, 7, &addresses(5, "a.test")).await;
         enqueue(&outbox, SendKind::Mass, 8, &addresses(5, "a.test")).await;
