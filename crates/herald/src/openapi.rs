@@ -60,7 +60,8 @@ use utoipa::{Modify, OpenApi};
         crate::api::rotate_webhook,
         crate::api::webhook_attempts,
         crate::api::test_webhook,
-        crate::api::replay_webhook
+        crate::api::replay_webhook,
+        crate::api::replay_webhook_attempt
     ),
     modifiers(&Security),
     tags(

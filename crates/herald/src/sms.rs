@@ -508,6 +508,50 @@ mod tests {
         assert_eq!(normalize_number("+1234567"), None, "too short");
     }
 
+    /// Gateway answers and what they make of a text (first attempt, the
+    /// default `[sms.retry]`: 30 s, give up after a day).
+    #[test]
+    fn gateway_answers_are_sent_retried_or_failed() {
+        use herald_schedule::Outcome;
+        let policy = SmsConfig::default().retry;
+        let now = chrono::DateTime::from_timestamp(1_764_000_000, 0).unwrap_or_default();
+        let reply = |status: Option<u16>, retry_after: Option<u64>| GatewayReply {
+            accepted: status.is_some_and(|s| (200..300).contains(&s)),
+            status,
+            detail: "x".into(),
+            retry_after,
+        };
+        // (status, Retry-After, expected: "sent" | "retry in N s" | "failed")
+        let cases: [(Option<u16>, Option<u64>, &str); 9] = [
+            (Some(200), None, "sent"),
+            (Some(202), None, "sent"),
+            (Some(503), None, "retry 30"),
+            (Some(503), Some(120), "retry 120"),
+            (Some(429), Some(5), "retry 30"),
+            (Some(408), None, "retry 30"),
+            (None, None, "retry 30"),
+            (Some(400), None, "failed"),
+            (Some(401), None, "failed"),
+        ];
+        for (status, retry_after, want) in cases {
+            let got = match text_outcome(&reply(status, retry_after), 0, None, now, &policy) {
+                Outcome::Delivered { .. } => "sent".to_owned(),
+                Outcome::Deferred { retry_at, .. } => {
+                    format!("retry {}", (retry_at - now).num_seconds())
+                }
+                Outcome::Failed { .. } => "failed".to_owned(),
+                Outcome::Bounced { .. } => "bounced".to_owned(),
+            };
+            assert_eq!(got, want, "{status:?} {retry_after:?}");
+        }
+        // Past the give-up age a retryable answer fails the text.
+        let first = now - chrono::Duration::hours(24);
+        assert!(matches!(
+            text_outcome(&reply(Some(503), None), 20, Some(first), now, &policy),
+            Outcome::Failed { .. }
+        ));
+    }
+
     #[test]
     fn sender_ids_are_short_names_or_numbers() {
         assert!(check_sender("from", "Shop").is_ok());

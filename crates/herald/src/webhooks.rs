@@ -265,6 +265,8 @@ async fn send_batch(
         latency_ms: 0,
         excerpt: String::new(),
         sequence,
+        id: 0,
+        event_ids: batch.iter().map(|d| d.event_id.clone()).collect(),
     };
     let attempts = batch.iter().map(|d| d.attempts).min().unwrap_or(0);
     let retry = |wait: Duration| {

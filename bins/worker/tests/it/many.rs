@@ -518,3 +518,174 @@ async fn webhook_events_survive_a_receiver_outage_and_a_killed_worker() {
             .unwrap();
     assert_eq!(delivered, 300);
 }
+
+/// SMS through `herald-worker` processes (issue 14): a newsletter of 300
+/// texts queued 30 minutes ahead is sent by a worker whose clock is moved
+/// forward (`HERALD_CLOCK_OFFSET_SECS`), through the test gateway process,
+/// which answers its first 20 requests 503; the worker is killed with
+/// SIGKILL mid-send and another finishes: every text is accepted, each
+/// recorded once as sent, the 503s retried.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_sms_newsletter_goes_out_through_a_killed_worker_with_its_clock_moved() {
+    use herald::message::sms::SmsEncoding;
+    use herald::schedule::{NewSmsSend, NewText, SmsText};
+    let dir = scratch("sms");
+    let db = db::TestDb::new(db::Kind::Postgres).await;
+    let port = free_port();
+    let _sink = Sink::start(port, &dir.join("sink"), &[]);
+    let log = dir.join("gateway.jsonl");
+    let mut gateway = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../crates/herald/tests/data/sms_gateway.py"
+        ))
+        .arg("0")
+        .arg(&log)
+        .arg("20")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let gw_port: u16 = {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(gateway.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        line.trim().parse().unwrap()
+    };
+    let config = config_for(&dir, &db.url, port, None);
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("[throttle]\n", "[throttle]\nsms = \"60/1s,burst=5\"\n");
+    std::fs::write(
+        &config,
+        format!("{text}\n[sms]\ngateway_url = \"http://127.0.0.1:{gw_port}/send\"\n[sms.retry]\ninitial_secs = 1\nmax_secs = 2\ngive_up_secs = 600\n"),
+    )
+    .unwrap();
+    let outbox = Outbox::connect(&db.url, 2, SendingRules::default())
+        .await
+        .unwrap();
+    outbox.migrate().await.unwrap();
+    let at = Utc::now() + chrono::Duration::minutes(30);
+    let texts = (0..300)
+        .map(|i| NewText {
+            to: format!("+4540{i:06}"),
+            person: Some(format!("p{i}")),
+            text: SmsText {
+                from: "Shop".into(),
+                text: format!("Hi P{i}, the sale starts now."),
+                segments: 1,
+                encoding: SmsEncoding::Gsm7,
+            },
+        })
+        .collect();
+    let accepted = outbox
+        .enqueue_sms(
+            NewSmsSend {
+                account: 1,
+                campaign: None,
+                when: When::At(at),
+                text: "Hi {{person.first_name}}, the sale starts now.".into(),
+                from: "Shop".into(),
+                user: None,
+                skipped: 0,
+            },
+            texts,
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(accepted.queued, 300);
+    let read = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    // A worker on today's clock sends nothing: the send is due in 30 minutes.
+    let mut early = vec![worker(&config, "w0")];
+    std::thread::sleep(Duration::from_secs(2));
+    stop(&mut early);
+    assert!(read().is_empty(), "nothing before its time");
+    let moved = |id: &str| {
+        Command::new(env!("CARGO_BIN_EXE_herald-worker"))
+            .arg("--config")
+            .arg(&config)
+            .env("HERALD_WORKER_ID", id)
+            .env("HERALD_CLOCK_OFFSET_SECS", "1860")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap()
+    };
+    let mut first = moved("w1");
+    wait_for("100 texts at the gateway", 60, || {
+        read().iter().filter(|r| r["status"] == 202).count() >= 100
+    });
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    let mut second = vec![moved("w2")];
+    let accepted_numbers = || -> HashMap<String, usize> {
+        let mut n: HashMap<String, usize> = HashMap::new();
+        for r in read().iter().filter(|r| r["status"] == 202) {
+            *n.entry(r["sms"]["to"].as_str().unwrap_or_default().to_owned())
+                .or_default() += 1;
+        }
+        n
+    };
+    wait_for("300 numbers texted", 120, || {
+        accepted_numbers().len() >= 300
+    });
+    let count = |sql: &'static str| {
+        let pool = outbox.pool().clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&pool)
+                .await
+                .unwrap()
+        }
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while count("SELECT COUNT(DISTINCT message) FROM herald_events WHERE kind = 'sms_sent'").await
+        < 300
+    {
+        assert!(Instant::now() < deadline, "sms_sent events missing");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    stop(&mut second);
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    let requests = read();
+    let numbers = accepted_numbers();
+    let duplicates: usize = numbers.values().map(|n| n - 1).sum();
+    println!(
+        "sms: {} gateway requests, {} numbers texted, {duplicates} texted twice after a SIGKILL",
+        requests.len(),
+        numbers.len()
+    );
+    assert_eq!(numbers.len(), 300);
+    let refused: Vec<&serde_json::Value> = requests.iter().filter(|r| r["status"] == 503).collect();
+    assert_eq!(refused.len(), 20);
+    for r in refused {
+        assert!(
+            numbers.contains_key(r["sms"]["to"].as_str().unwrap_or_default()),
+            "a 503'd text is retried until accepted"
+        );
+    }
+    assert_eq!(
+        count("SELECT COUNT(*) FROM herald_events WHERE kind = 'sms_sent'").await,
+        300,
+        "each text recorded as sent once"
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM herald_events WHERE kind = 'sms_processed'").await,
+        300
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM herald_outbox WHERE lane = 'sms' AND state = 'delivered'")
+            .await,
+        300
+    );
+}

@@ -70,6 +70,11 @@ pub struct WebhookAttempt {
     pub excerpt: String,
     /// The batch's sequence number at the endpoint.
     pub sequence: i64,
+    /// Its number in the log (0 before it is logged): what
+    /// [`EventLog::replay_webhook_attempt`] names.
+    pub id: i64,
+    /// The ids of the events it carried (`evt_<account>_<number>`, or a test event's).
+    pub event_ids: Vec<String>,
 }
 
 fn kinds_column(kinds: &[EventKind]) -> String {
@@ -115,6 +120,9 @@ fn endpoint_from_row(row: &AnyRow) -> Result<WebhookEndpoint> {
         created_at: from_millis(row.try_get("created_at")?)?,
     })
 }
+
+/// The event columns a replay rebuilds a payload from.
+const REPLAY_COLUMNS: &str = "kind, at, message, campaign, recipient, person, link, label, reply, reason, seq, segments, cost, currency";
 
 const ENDPOINT_COLUMNS: &str = "id, account, url, kinds, secret, previous_secret, previous_until, enabled, disabled_reason, failing_since, sequence, created_at";
 
@@ -460,8 +468,8 @@ impl EventLog {
         .execute(&mut *tx)
         .await?;
         sqlx::query(
-            "INSERT INTO herald_webhook_log (endpoint, at, events, status, latency_ms, excerpt, sequence)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO herald_webhook_log (endpoint, at, events, status, latency_ms, excerpt, sequence, event_ids)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(endpoint)
         .bind(millis(attempt.at))
@@ -470,6 +478,7 @@ impl EventLog {
         .bind(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX))
         .bind(attempt.excerpt.as_str())
         .bind(attempt.sequence)
+        .bind(attempt.event_ids.join(","))
         .execute(&mut *tx)
         .await?;
         // The log keeps 30 days.
@@ -505,7 +514,7 @@ impl EventLog {
         limit: usize,
     ) -> Result<Vec<WebhookAttempt>> {
         sqlx::query(
-            "SELECT l.at, l.events, l.status, l.latency_ms, l.excerpt, l.sequence FROM herald_webhook_log l
+            "SELECT l.id, l.at, l.events, l.status, l.latency_ms, l.excerpt, l.sequence, l.event_ids FROM herald_webhook_log l
              JOIN herald_webhook_endpoints w ON w.id = l.endpoint
              WHERE l.endpoint = $1 AND w.account = $2 ORDER BY l.id DESC LIMIT $3",
         )
@@ -526,6 +535,13 @@ impl EventLog {
                 latency_ms: u64::try_from(latency).unwrap_or(0),
                 excerpt: r.try_get("excerpt")?,
                 sequence: r.try_get("sequence")?,
+                id: r.try_get("id")?,
+                event_ids: r
+                    .try_get::<String, _>("event_ids")?
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
             })
         })
         .collect()
@@ -564,18 +580,73 @@ impl EventLog {
         to: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<u64> {
-        let rows = sqlx::query(
-            "SELECT kind, at, message, campaign, recipient, person, link, label, reply, reason, seq
-             FROM herald_events WHERE account = $1 AND at >= $2 AND at < $3 ORDER BY seq",
-        )
+        let rows = sqlx::query(&format!(
+            "SELECT {REPLAY_COLUMNS} FROM herald_events WHERE account = $1 AND at >= $2 AND at < $3 ORDER BY seq"
+        ))
         .bind(account_i64(account)?)
         .bind(millis(from))
         .bind(millis(to))
         .fetch_all(&self.pool)
         .await?;
+        self.owe_again(account, endpoint, &rows, now).await
+    }
+
+    /// Owes endpoint `endpoint` of `account` again the events that its
+    /// logged attempt `attempt` (a [`WebhookAttempt::id`]) carried, with
+    /// their own ids, rebuilt from the event log (events pruned since, and
+    /// test events, are not). Returns how many were queued; `None` when the
+    /// attempt is not this endpoint's.
+    pub async fn replay_webhook_attempt(
+        &self,
+        account: u64,
+        endpoint: &WebhookEndpoint,
+        attempt: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<u64>> {
+        let ids: Option<String> = sqlx::query_scalar(
+            "SELECT event_ids FROM herald_webhook_log WHERE id = $1 AND endpoint = $2",
+        )
+        .bind(attempt)
+        .bind(endpoint.id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(ids) = ids else {
+            return Ok(None);
+        };
+        let prefix = format!("evt_{account}_");
+        let seqs: Vec<i64> = ids
+            .split(',')
+            .filter_map(|id| id.strip_prefix(prefix.as_str())?.parse().ok())
+            .collect();
+        let mut rows = Vec::new();
+        for chunk in seqs.chunks(500) {
+            let mut sql = Sql::new(self.backend);
+            sql.push(&format!(
+                "SELECT {REPLAY_COLUMNS} FROM herald_events WHERE account = "
+            ))
+            .bind(account_i64(account)?)
+            .push(" AND seq IN ")
+            .bind_list(chunk.iter().copied())
+            .push(" ORDER BY seq");
+            rows.extend(sql.query().fetch_all(&self.pool).await?);
+        }
+        self.owe_again(account, endpoint, &rows, now)
+            .await
+            .map(Some)
+    }
+
+    /// Queues `rows` (of [`REPLAY_COLUMNS`]) for `endpoint` again, those of
+    /// the kinds it wants, each with its stable id.
+    async fn owe_again(
+        &self,
+        account: u64,
+        endpoint: &WebhookEndpoint,
+        rows: &[AnyRow],
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
         let mut queued = 0;
         let mut tx = self.writer.begin().await?;
-        for r in &rows {
+        for r in rows {
             let kind: String = r.try_get("kind")?;
             let kind = EventKind::parse(&kind)
                 .ok_or_else(|| Error::Corrupt(format!("event kind `{kind}`")))?;
@@ -596,6 +667,11 @@ impl EventLog {
                 .try_get::<Option<String>, _>("reason")?
                 .as_deref()
                 .and_then(herald_schedule::BounceReason::parse);
+            e.segments = r
+                .try_get::<Option<i64>, _>("segments")?
+                .and_then(|s| u32::try_from(s).ok());
+            e.cost = r.try_get("cost")?;
+            e.currency = r.try_get("currency")?;
             let seq: i64 = r.try_get("seq")?;
             let event_id = format!("evt_{account}_{seq}");
             sqlx::query(
@@ -621,5 +697,32 @@ impl EventLog {
                 .fetch_one(&self.pool)
                 .await?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_name_the_channel_and_texts_carry_segments_and_cost() {
+        let at = DateTime::from_timestamp_millis(1_764_000_000_000).unwrap_or_default();
+        let mail = NewEvent::new(EventKind::Delivered, at, 7, "Ann@Example.org");
+        let v: serde_json::Value =
+            serde_json::from_str(&webhook_payload("evt_7_1", &mail)).unwrap_or_default();
+        assert_eq!(v["type"], "email.delivered");
+        assert_eq!(v["data"]["recipient"], "ann@example.org");
+        assert!(v["data"].get("segments").is_none(), "{v}");
+        let mut text = NewEvent::new(EventKind::SmsDelivered, at, 7, "+4512345678");
+        text.segments = Some(2);
+        text.cost = Some("0.0900".into());
+        text.currency = Some("EUR".into());
+        let v: serde_json::Value =
+            serde_json::from_str(&webhook_payload("evt_7_2", &text)).unwrap_or_default();
+        assert_eq!(v["type"], "sms.delivered");
+        assert_eq!(v["data"]["kind"], "sms_delivered");
+        assert_eq!(v["data"]["segments"], 2);
+        assert_eq!(v["data"]["cost"], "0.0900");
+        assert_eq!(v["data"]["currency"], "EUR");
     }
 }

@@ -386,6 +386,10 @@ pub fn routes(herald: Arc<Herald>) -> Router {
         .route("/v1/webhooks/{id}/attempts", get(webhook_attempts))
         .route("/v1/webhooks/{id}/test", post(test_webhook))
         .route("/v1/webhooks/{id}/replay", post(replay_webhook))
+        .route(
+            "/v1/webhooks/{id}/attempts/{attempt}/replay",
+            post(replay_webhook_attempt),
+        )
         .route("/v1/dashboard/links", post(create_dashboard_link))
         .route(
             "/v1/account",

@@ -151,3 +151,13 @@ pub(crate) async fn replay_webhook(
     let queued = crate::app::webhooks::replay(&h, a, id, body.from, body.to).await?;
     Ok((StatusCode::ACCEPTED, Json(Replayed { queued })))
 }
+
+#[utoipa::path(post, path = "/v1/webhooks/{id}/attempts/{attempt}/replay", tag = "api", summary = "Deliver again what one logged attempt carried", params(("id" = i64, Path, description = "The endpoint's number"), ("attempt" = i64, Path, description = "The attempt's `id` in the delivery log")), responses((status = 202, description = "The attempt's events (those the log still keeps) are queued again, with their own ids", body = Replayed), Errors), security(("api_key" = [])))]
+pub(crate) async fn replay_webhook_attempt(
+    State(h): State<Arc<Herald>>,
+    Tenant(a): Tenant,
+    P((id, attempt)): P<(i64, i64)>,
+) -> ApiResult<(StatusCode, Json<Replayed>)> {
+    let queued = crate::app::webhooks::replay_attempt(&h, a, id, attempt).await?;
+    Ok((StatusCode::ACCEPTED, Json(Replayed { queued })))
+}

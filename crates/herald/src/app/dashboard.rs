@@ -637,6 +637,18 @@ pub async fn scheduled_send(h: &Herald, account: u64, id: i64) -> Result<Schedul
         .ok_or(Error::NotFound {
             what: "scheduled send",
         })?;
+    // A text is shown as written, from its sender id.
+    if send.channel == herald_schedule::Channel::Sms {
+        let stored = h.outbox.sms_send(account, id).await?;
+        return Ok(ScheduledContent {
+            send,
+            preview: herald_message::Preview {
+                subject: stored.from,
+                html: None,
+                text: Some(stored.text),
+            },
+        });
+    }
     let stored = h.outbox.view(account, id).await?;
     Ok(ScheduledContent {
         send,

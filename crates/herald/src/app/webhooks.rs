@@ -253,3 +253,17 @@ pub async fn replay(
         .await
         .map_err(crate::Error::from)?)
 }
+
+/// Delivers again what attempt `attempt` of endpoint `id` of `account` carried
+/// (a line of its delivery log, by its `id`): the same events, with their own
+/// ids, as the log still keeps them. Returns how many were queued.
+pub async fn replay_attempt(h: &Herald, account: u64, id: i64, attempt: i64) -> Result<u64> {
+    let w = endpoint(h, account, id).await?;
+    h.events
+        .replay_webhook_attempt(account, &w, attempt, h.clock.now())
+        .await
+        .map_err(crate::Error::from)?
+        .ok_or(Error::NotFound {
+            what: "webhook attempt",
+        })
+}

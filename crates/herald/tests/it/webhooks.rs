@@ -297,6 +297,37 @@ async fn test_events_and_replays() {
             .to_string()
             .contains("to:")
     );
+    // One logged attempt, replayed: the same events again, with the same ids.
+    let log = herald::app::webhooks::log(h, 1, w.webhook.id)
+        .await
+        .unwrap();
+    let last = log.first().unwrap();
+    assert_eq!(last.event_ids, ["evt_1_1", "evt_1_3"].map(String::from));
+    assert_eq!(
+        herald::app::webhooks::replay_attempt(h, 1, w.webhook.id, last.id)
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(herald::webhooks::deliver_due(h).await.unwrap(), 2);
+    let again = receiver.requests();
+    assert_eq!(
+        again.last().unwrap().events.as_deref(),
+        Some(&["evt_1_1".to_owned(), "evt_1_3".to_owned()][..]),
+        "the attempt's events, as it carried them"
+    );
+    assert!(
+        herald::app::webhooks::replay_attempt(h, 2, w.webhook.id, last.id)
+            .await
+            .is_err(),
+        "another account's endpoint"
+    );
+    assert!(
+        herald::app::webhooks::replay_attempt(h, 1, w.webhook.id, last.id + 1000)
+            .await
+            .is_err(),
+        "no such attempt"
+    );
     assert!(
         herald::app::webhooks::send_test(h, 2, w.webhook.id)
             .await
