@@ -228,22 +228,31 @@ pub async fn send(h: &Herald, account: u64, input: &SmsInput) -> Result<SmsAccep
     );
     let template = herald_message::sms::SmsTemplate::compile(&input.text, &schema)
         .map_err(|e| Error::invalid("text", e))?;
-    let texts: Vec<NewText> = targets
-        .into_iter()
-        .map(|(to, person, data)| {
-            let (text, length) = template.render(&template.resolve(&data));
-            NewText {
-                to,
-                person,
-                text: SmsText {
-                    from: from.clone(),
-                    text,
-                    segments: u32::try_from(length.segments).unwrap_or(u32::MAX),
-                    encoding: length.encoding,
-                },
-            }
-        })
-        .collect();
+    let mut texts: Vec<NewText> = Vec::with_capacity(targets.len());
+    for (to, person, data) in targets {
+        let (text, length) = template.render(&template.resolve(&data));
+        // A text that merges to nothing (its only field empty) is not sent.
+        if text.trim().is_empty() {
+            skipped.add(Skip::UnusablePersonData);
+            continue;
+        }
+        texts.push(NewText {
+            to,
+            person,
+            text: SmsText {
+                from: from.clone(),
+                text,
+                segments: u32::try_from(length.segments).unwrap_or(u32::MAX),
+                encoding: length.encoding,
+            },
+        });
+    }
+    if texts.is_empty() {
+        return Err(Error::invalid(
+            "recipients",
+            format!("no recipient left to text (skipped: {skipped})"),
+        ));
+    }
     let when = match input.scheduled_at {
         Some(at) => When::At(at),
         None => When::Now,

@@ -1252,6 +1252,11 @@ async fn sms_are_queued_then_sent_through_the_http_gateway_merged_with_their_seg
             json!({"text": "  ", "recipients": {"numbers": [{"phone": "+4520304050"}]}}),
             "text",
         ),
+        // A text that merges to nothing for its only recipient: nobody left.
+        (
+            json!({"text": "{{person.first_name}}", "recipients": {"numbers": [{"phone": "+4520304050"}]}}),
+            "recipients",
+        ),
     ] {
         let r = api.json("POST", "/v1/sms", k, body).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text());
