@@ -29,6 +29,8 @@ back-to-status = Zurück zur Statusseite
 
 ## Status
 status-title = Status
+sms-title = SMS
+sms-segments = Segmente
 total-processed = Verarbeitet
 total-delivered = Zugestellt
 total-opened = Geöffnet

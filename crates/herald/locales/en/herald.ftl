@@ -30,6 +30,8 @@ back-to-status = Back to the status page
 
 ## Status
 status-title = Status
+sms-title = SMS
+sms-segments = Segments
 total-processed = Processed
 total-delivered = Delivered
 total-opened = Opened

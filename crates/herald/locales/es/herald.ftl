@@ -29,6 +29,8 @@ back-to-status = Volver a la página de estado
 
 ## Estado
 status-title = Estado
+sms-title = SMS
+sms-segments = Segmentos
 total-processed = Procesados
 total-delivered = Entregados
 total-opened = Abiertos

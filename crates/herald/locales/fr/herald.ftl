@@ -29,6 +29,8 @@ back-to-status = Retour à la page de statut
 
 ## Statut
 status-title = Statut
+sms-title = SMS
+sms-segments = Segments
 total-processed = Traités
 total-delivered = Délivrés
 total-opened = Ouverts

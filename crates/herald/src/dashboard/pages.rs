@@ -234,6 +234,24 @@ pub(crate) fn status(ctx: &Ctx, account: &Account, t: &Totals) -> Markup {
                     tr data-metric="bot_clicks" { th scope="row" { (ctx.t("total-bot-clicks")) } td.num data-value=(t.bot_clicks) { (ctx.n(t.bot_clicks)) } }
                 }
             }
+            // Texts, apart from email, once the account has sent any.
+            @if t.sms.processed > 0 || t.sms.opted_out > 0 {
+                h2 { (ctx.t("sms-title")) }
+                table data-live="sms" {
+                    tbody {
+                        @for (metric, id, n) in [
+                            ("sms_processed", "kind-sms-processed", t.sms.processed),
+                            ("sms_sent", "kind-sms-sent", t.sms.sent),
+                            ("sms_delivered", "kind-sms-delivered", t.sms.delivered),
+                            ("sms_failed", "kind-sms-failed", t.sms.failed),
+                            ("sms_segments", "sms-segments", t.sms.segments),
+                            ("sms_opted_out", "kind-sms-opt-out", t.sms.opted_out),
+                        ] {
+                            tr data-metric=(metric) { th scope="row" { (ctx.t(id)) } td.num data-value=(n) { (ctx.n(n)) } }
+                        }
+                    }
+                }
+            }
             div #refresh .refresh data-seconds=(ctx.refresh_secs) data-label=(ctx.ta("refreshes-every", &[("seconds", ctx.n(u64::from(ctx.refresh_secs)))])) {
                 a href="/dashboard" { (ctx.t("refresh-now")) }
             }

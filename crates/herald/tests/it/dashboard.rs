@@ -699,3 +699,64 @@ async fn a_persons_page_shows_the_blocklist_and_email_bouncing_flags() {
         .text();
     assert!(!flag(&html, "blocklisted"), "{html}");
 }
+
+/// The status page shows texts apart from email once the account has any.
+#[tokio::test]
+async fn the_status_page_counts_texts_apart_from_email() {
+    use herald::eventlog::{EventKind, NewEvent};
+    let api = Api::start(Kind::Sqlite, "dash-sms").await;
+    let (account, key) = account_on(&api, "Shop", "plus").await;
+    let cookie = sign_in(&api, &link(&api, &key, "Ulla", None).await).await;
+    let html = page(&api, "GET", "/dashboard", Some(&cookie), "")
+        .await
+        .text();
+    assert!(!html.contains("data-live=\"sms\""), "no SMS section yet");
+    let mut events = Vec::new();
+    for (i, kind) in [
+        EventKind::SmsProcessed,
+        EventKind::SmsProcessed,
+        EventKind::SmsProcessed,
+        EventKind::SmsSent,
+        EventKind::SmsSent,
+        EventKind::SmsDelivered,
+        EventKind::SmsOptOut,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut e = NewEvent::new(kind, api.rig.now, account, &format!("+45200000{i:02}"));
+        e.message = Some(i as i64 + 1);
+        e.segments = Some(2);
+        events.push(e);
+    }
+    api.rig.herald.events.ingest(&events).await.unwrap();
+    let html = page(&api, "GET", "/dashboard", Some(&cookie), "")
+        .await
+        .text();
+    for (metric, value) in [
+        ("sms_processed", 3),
+        ("sms_sent", 2),
+        ("sms_delivered", 1),
+        ("sms_segments", 6),
+        ("sms_opted_out", 1),
+    ] {
+        let row = format!("data-metric=\"{metric}\"");
+        let at = html
+            .find(&row)
+            .unwrap_or_else(|| panic!("{metric}: {html}"));
+        let end = html[at..].find("</tr>").unwrap() + at;
+        assert!(
+            html[at..end].contains(&format!("data-value=\"{value}\"")),
+            "{metric} = {value}: {}",
+            &html[at..end]
+        );
+    }
+    // Email's cards are untouched by texts.
+    let at = html.find("data-metric=\"processed\"").unwrap();
+    let end = html[at..].find("</li>").unwrap() + at;
+    assert!(
+        html[at..end].contains("data-value=\"0\""),
+        "{}",
+        &html[at..end]
+    );
+}
