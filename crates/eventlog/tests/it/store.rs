@@ -631,3 +631,80 @@ both!(
         assert_eq!(log.campaign_breakdown(2, ids[0]).await.unwrap().events, 0);
     }
 );
+
+both!(
+    sms_events_are_counted_apart_from_mail_in_one_batch,
+    |db: TestDb| async move {
+        let (_o, log) = log(&db, 50_000).await;
+        let c = log.campaign_for(1, "Spring", "s", now()).await.unwrap();
+        let mut events = Vec::new();
+        // Mail and texts in one batch (one insert statement of mixed rows).
+        for m in 1..=3 {
+            let mut e = ev(EventKind::Processed, 1, m, &format!("p{m}@x.test"));
+            e.campaign = Some(c);
+            events.push(e);
+        }
+        for m in 10..=13 {
+            for kind in [EventKind::SmsProcessed, EventKind::SmsSent] {
+                let mut e = ev(kind, 1, m, &format!("+45200000{m}"));
+                e.campaign = Some(c);
+                e.segments = Some(2);
+                events.push(e);
+            }
+        }
+        let mut d = ev(EventKind::SmsDelivered, 1, 10, "+4520000010");
+        d.campaign = Some(c);
+        d.cost = Some("0.0900".into());
+        d.currency = Some("EUR".into());
+        events.push(d);
+        events.push(ev(EventKind::SmsOptOut, 1, 11, "+4520000011"));
+        events.push(ev(EventKind::SmsOptOut, 1, 11, "+4520000011"));
+        log.ingest(&events).await.unwrap();
+        let t = log.totals(1).await.unwrap();
+        assert_eq!(t.processed, 3, "mail");
+        assert_eq!(
+            t.sms,
+            SmsTotals {
+                processed: 4,
+                sent: 4,
+                delivered: 1,
+                failed: 0,
+                segments: 8,
+                opted_out: 1,
+            }
+        );
+        let campaign = log.campaign(1, c).await.unwrap().unwrap();
+        assert_eq!(campaign.emails, 3);
+        assert_eq!(campaign.sms.processed, 4);
+        assert_eq!(campaign.sms.delivered, 1);
+        assert_eq!(campaign.sms.segments, 8);
+        let stored = log
+            .events(1, Some(EventKind::SmsDelivered), 100, 0)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].cost.as_deref(), Some("0.0900"));
+        assert_eq!(stored[0].currency.as_deref(), Some("EUR"));
+        let mail = log
+            .events(1, Some(EventKind::Processed), 100, 0)
+            .await
+            .unwrap();
+        assert!(
+            mail.iter()
+                .all(|e| e.segments.is_none() && e.cost.is_none())
+        );
+        assert_eq!(
+            log.sms_opted_out(1, &["+4520000011", "+4520000012"])
+                .await
+                .unwrap(),
+            std::collections::HashSet::from(["+4520000011".to_owned()])
+        );
+        assert!(log.sms_opt_in(1, "+4520000011").await.unwrap());
+        assert!(
+            log.sms_opted_out(1, &["+4520000011"])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+);
