@@ -477,14 +477,14 @@ impl EventLog {
         // All campaigns' deltas in one statement per 200 campaigns; the SMS
         // columns only in batches that move them, so mail's statement stays
         // as small as it was.
-        let (email, sms): (Vec<(&i64, &CampaignDelta)>, Vec<(&i64, &CampaignDelta)>) =
-            campaigns.iter().partition(|(_, c)| {
-                c.sms_processed == 0
-                    && c.sms_sent == 0
-                    && c.sms_delivered == 0
-                    && c.sms_failed == 0
-                    && c.sms_segments == 0
-            });
+        type Deltas<'a> = Vec<(&'a i64, &'a CampaignDelta)>;
+        let (email, sms): (Deltas<'_>, Deltas<'_>) = campaigns.iter().partition(|(_, c)| {
+            c.sms_processed == 0
+                && c.sms_sent == 0
+                && c.sms_delivered == 0
+                && c.sms_failed == 0
+                && c.sms_segments == 0
+        });
         for chunk in email.chunks(200) {
             let mut sql = Sql::new(self.backend);
             sql.push("WITH d(id, emails, delivered, opened, clicked) AS (VALUES ");
