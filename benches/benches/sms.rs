@@ -41,20 +41,21 @@ async fn run_one(label: &str, db_url: &str, port: u16, rate: Option<&str>) {
         })
         .collect();
     let started = Instant::now();
+    let now = chrono::Utc::now();
     herald
         .outbox
         .enqueue_sms(
             NewSmsSend {
                 account: 1,
                 campaign: None,
-                when: When::Now,
+                when: When::At(now),
                 text: "Hi {{person.first_name}}, the spring sale starts today.".into(),
                 from: "Shop".into(),
                 user: None,
                 skipped: 0,
             },
             texts,
-            chrono::Utc::now(),
+            now,
         )
         .await
         .unwrap();

@@ -5,27 +5,29 @@ use super::*;
 
 const CAMPAIGN_COLUMNS: &str = "id, name, first_subject, emails, delivered, opened, clicked, starred, archived, sms_processed, sms_sent, sms_delivered, sms_failed, sms_segments";
 
+/// A row of [`CAMPAIGN_COLUMNS`], read by position (a list reads 1,000 of
+/// them; looking each column up by name cost more than the reading).
 fn campaign_row(r: &AnyRow) -> Result<Campaign> {
-    let n = |c: &str| -> Result<u64> { stored_u64(r.try_get::<i64, _>(c)?) };
-    let (delivered, opened, clicked) = (n("delivered")?, n("opened")?, n("clicked")?);
+    let n = |i: usize| -> Result<u64> { stored_u64(r.try_get::<i64, _>(i)?) };
+    let (delivered, opened, clicked) = (n(4)?, n(5)?, n(6)?);
     Ok(Campaign {
-        id: CampaignId(r.try_get("id")?),
-        name: r.try_get("name")?,
-        first_subject: r.try_get("first_subject")?,
-        emails: n("emails")?,
+        id: CampaignId(r.try_get(0)?),
+        name: r.try_get(1)?,
+        first_subject: r.try_get(2)?,
+        emails: n(3)?,
         delivered,
         opened,
         clicked,
         open_rate: rate(opened, delivered),
         click_rate: rate(clicked, delivered),
-        starred: r.try_get::<i64, _>("starred")? != 0,
-        archived: r.try_get::<i64, _>("archived")? != 0,
+        starred: r.try_get::<i64, _>(7)? != 0,
+        archived: r.try_get::<i64, _>(8)? != 0,
         sms: crate::SmsTotals {
-            processed: n("sms_processed")?,
-            sent: n("sms_sent")?,
-            delivered: n("sms_delivered")?,
-            failed: n("sms_failed")?,
-            segments: n("sms_segments")?,
+            processed: n(9)?,
+            sent: n(10)?,
+            delivered: n(11)?,
+            failed: n(12)?,
+            segments: n(13)?,
             opted_out: 0,
         },
     })
