@@ -356,6 +356,21 @@ async fn prepare(h: &Herald, account: u64, input: &SendInput) -> Result<Prepared
     })
 }
 
+/// A campaign name given with a send (email or SMS), trimmed: at most 200
+/// characters, no control characters; `None` when none (or a blank one) was given.
+pub(super) fn given_campaign_name(name: Option<&str>) -> Result<Option<String>> {
+    let Some(n) = name.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    if n.chars().any(char::is_control) || n.chars().count() > 200 {
+        return Err(Error::invalid(
+            "campaign",
+            "at most 200 characters, no control characters",
+        ));
+    }
+    Ok(Some(n.to_owned()))
+}
+
 /// The campaign a send counts in: the name given (at most 200 characters, no
 /// control characters), else "Emails YYYY MM" for individual mail and the
 /// date and subject for mass mail, in the account's time zone (R-EVT-4).
@@ -365,16 +380,8 @@ fn campaign_name(
     due: DateTime<Utc>,
     subject: &str,
 ) -> Result<String> {
-    if let Some(n) = input.campaign.as_deref().map(str::trim)
-        && !n.is_empty()
-    {
-        if n.chars().any(char::is_control) || n.chars().count() > 200 {
-            return Err(Error::invalid(
-                "campaign",
-                "at most 200 characters, no control characters",
-            ));
-        }
-        return Ok(n.to_owned());
+    if let Some(n) = given_campaign_name(input.campaign.as_deref())? {
+        return Ok(n);
     }
     let tz: chrono_tz::Tz = account.timezone.parse().unwrap_or(chrono_tz::UTC);
     Ok(match input.kind {

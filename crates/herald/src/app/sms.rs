@@ -103,16 +103,8 @@ fn campaign_name(
     due: DateTime<Utc>,
     texts: usize,
 ) -> Result<String> {
-    if let Some(n) = input.campaign.as_deref().map(str::trim)
-        && !n.is_empty()
-    {
-        if n.chars().any(char::is_control) || n.chars().count() > 200 {
-            return Err(Error::invalid(
-                "campaign",
-                "at most 200 characters, no control characters",
-            ));
-        }
-        return Ok(n.to_owned());
+    if let Some(n) = super::sends::given_campaign_name(input.campaign.as_deref())? {
+        return Ok(n);
     }
     let tz: chrono_tz::Tz = account.timezone.parse().unwrap_or(chrono_tz::UTC);
     if texts == 1 {
@@ -522,12 +514,7 @@ pub async fn report(h: &Herald, reports: &[SmsReport]) -> Result<ReportsRecorded
 /// an `sms_opt_out` event; the next SMS sends skip the number. Returns the
 /// number as stored.
 pub async fn opt_out(h: &Herald, account: u64, phone: &str) -> Result<String> {
-    let number = crate::sms::normalize_number(phone).ok_or_else(|| {
-        Error::invalid(
-            "phone",
-            format!("`{phone}` is not a number with country code (+4512345678)"),
-        )
-    })?;
+    let number = phone_field(phone)?;
     let mut e = NewEvent::new(EventKind::SmsOptOut, h.clock.now(), account, &number);
     e.reply = Some("opted out through the API".into());
     h.events.ingest(&[e]).await?;
@@ -537,11 +524,16 @@ pub async fn opt_out(h: &Herald, account: u64, phone: &str) -> Result<String> {
 /// Lets `account` text `phone` again (the person opted back in). Returns
 /// whether the number was opted out.
 pub async fn opt_in(h: &Herald, account: u64, phone: &str) -> Result<bool> {
-    let number = crate::sms::normalize_number(phone).ok_or_else(|| {
+    let number = phone_field(phone)?;
+    Ok(h.events.sms_opt_in(account, &number).await?)
+}
+
+/// The `phone` field of a request, in E.164 form, or the problem naming it.
+fn phone_field(phone: &str) -> Result<String> {
+    crate::sms::normalize_number(phone).ok_or_else(|| {
         Error::invalid(
             "phone",
             format!("`{phone}` is not a number with country code (+4512345678)"),
         )
-    })?;
-    Ok(h.events.sms_opt_in(account, &number).await?)
+    })
 }
