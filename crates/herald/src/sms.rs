@@ -271,21 +271,17 @@ pub fn text_outcome(
             reason: format!("the gateway refused the text: {}", reply.reply()),
         };
     }
-    let wait = policy.delay(attempts + 1).max(chrono::Duration::seconds(
+    let at_least = chrono::Duration::seconds(
         i64::try_from(reply.retry_after.unwrap_or(0).min(86_400)).unwrap_or(0),
-    ));
-    let retry_at = now + wait;
-    let give_up = first_attempt_at.unwrap_or(now)
-        + chrono::Duration::seconds(i64::try_from(policy.give_up_secs).unwrap_or(i64::MAX / 1000));
-    if retry_at <= give_up {
-        Outcome::Deferred {
+    );
+    match policy.retry_at(attempts, first_attempt_at, now, at_least) {
+        Some(retry_at) => Outcome::Deferred {
             retry_at,
             reply: reply.reply(),
-        }
-    } else {
-        Outcome::Failed {
+        },
+        None => Outcome::Failed {
             reason: format!("gave up after {} attempts: {}", attempts + 1, reply.reply()),
-        }
+        },
     }
 }
 

@@ -89,6 +89,23 @@ impl RetryPolicy {
             .min(self.max_secs.max(self.initial_secs));
         Duration::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000))
     }
+
+    /// When to try again after a temporary failure at `now` of a message with
+    /// `attempts` earlier attempts, the first at `first_attempt_at`: after
+    /// [`RetryPolicy::delay`], or `at_least` when that is longer (a server's
+    /// `Retry-After`); `None` once that is past the give-up age: give up.
+    pub fn retry_at(
+        &self,
+        attempts: u32,
+        first_attempt_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        at_least: Duration,
+    ) -> Option<DateTime<Utc>> {
+        let give_up = first_attempt_at.unwrap_or(now)
+            + Duration::seconds(i64::try_from(self.give_up_secs).unwrap_or(i64::MAX / 1000));
+        let retry_at = now + self.delay(attempts + 1).max(at_least);
+        (retry_at <= give_up).then_some(retry_at)
+    }
 }
 
 /// The outcome of an attempt on a message that has had `attempts` earlier
@@ -128,11 +145,7 @@ pub fn outcome(
         }
         Attempt::Unreachable { reason } => (true, reason.clone()),
     };
-    let first = first_attempt_at.unwrap_or(now);
-    let give_up =
-        first + Duration::seconds(i64::try_from(policy.give_up_secs).unwrap_or(i64::MAX / 1000));
-    let retry_at = now + policy.delay(attempts + 1);
-    if retry_at <= give_up {
+    if let Some(retry_at) = policy.retry_at(attempts, first_attempt_at, now, Duration::zero()) {
         Outcome::Deferred { retry_at, reply }
     } else if recipient_level {
         let verdict = BounceRules::builtin().judge(&Evidence {

@@ -121,10 +121,7 @@ pub(crate) async fn sms_reports(
     headers: axum::http::HeaderMap,
     Json(reports): Json<Reports>,
 ) -> ApiResult<Json<ReportsRecorded>> {
-    let auth = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    crate::app::sms::authorize_report(&h, auth)?;
+    crate::app::sms::authorize_report(&h, super::bearer(&headers))?;
     let reports = match reports {
         Reports::Many(r) => r,
         Reports::One(r) => vec![r],
