@@ -463,7 +463,7 @@ pub async fn report(h: &Herald, reports: &[SmsReport]) -> Result<ReportsRecorded
         let campaign = match campaigns.get(&m.send_id) {
             Some(c) => *c,
             None => {
-                let c = h.outbox.sms_send(m.account, m.send_id).await?.campaign;
+                let c = h.outbox.send_campaign(m.send_id).await?;
                 campaigns.insert(m.send_id, c);
                 c
             }
